@@ -1,0 +1,11 @@
+//! selfcast: a self-hosted live streaming server. RTMP in, HLS and chat out, one binary.
+//! See docs/DESIGN.md for the data flow and the module map.
+
+pub mod config;
+pub mod hls;
+pub mod ingest;
+pub mod media;
+pub mod pipeline;
+pub mod secrets;
+pub mod store;
+pub mod web;

@@ -1,0 +1,220 @@
+//! The `selfcast` binary: reads the config, starts RTMP ingest, the pipeline and the web server,
+//! prints where to point OBS and where to watch, and shuts down cleanly on Ctrl-C / SIGTERM
+//! (the live playlist gets EXT-X-ENDLIST and stays served for one segment so players see it).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use selfcast::config::Config;
+use selfcast::ingest::{self, IngestSettings};
+use selfcast::pipeline::{Pipeline, StreamStatus};
+use selfcast::secrets::{self, Secret};
+use selfcast::store::HlsStore;
+use selfcast::web::{self, ViewerCounter, WebState};
+
+const USAGE: &str = "\
+selfcast: a self-hosted live streaming server (RTMP in, HLS + web page out)
+
+Usage: selfcast [--config PATH]
+
+Options:
+  -c, --config PATH   configuration file (default: ./config.toml; built-in defaults if absent)
+  -h, --help          show this help
+  -V, --version       show the version
+
+Logging: set RUST_LOG (e.g. RUST_LOG=selfcast=debug).";
+
+fn main() {
+    let config_path = match parse_args() {
+        Ok(Some(path)) => path,
+        Ok(None) => return,
+        Err(message) => {
+            eprintln!("selfcast: {message}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(config_path) {
+        eprintln!("selfcast: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// `Ok(None)` when the arguments asked for help or the version (already printed).
+fn parse_args() -> Result<Option<Option<PathBuf>>, String> {
+    let mut args = std::env::args().skip(1);
+    let mut config = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("selfcast {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "-c" | "--config" => {
+                config = Some(PathBuf::from(args.next().ok_or("--config needs a path")?));
+            }
+            other => match other.strip_prefix("--config=") {
+                Some(path) => config = Some(PathBuf::from(path)),
+                None => return Err(format!("unknown argument `{other}`")),
+            },
+        }
+    }
+    Ok(Some(config))
+}
+
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(&path)?),
+        None => {
+            let default = PathBuf::from("config.toml");
+            if default.exists() {
+                Ok(Config::load(&default)?)
+            } else {
+                info!("no ./config.toml: using the built-in defaults");
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load_config(config_path)?;
+    let stream_key = match &config.rtmp.stream_key {
+        Some(key) => Secret::Existing(key.clone()),
+        None => secrets::load_or_generate(&config.server.data_dir, "stream_key")
+            .context("cannot set up the stream key")?,
+    };
+    ffmpeg_next::init().context("cannot initialise the FFmpeg libraries")?;
+    let avcodec = ffmpeg_next::codec::version();
+    info!(
+        "linked FFmpeg libavcodec {}.{}.{}",
+        avcodec >> 16,
+        (avcodec >> 8) & 0xff,
+        avcodec & 0xff
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, stream_key))
+}
+
+async fn serve(config: Config, stream_key: Secret) -> anyhow::Result<()> {
+    let store = Arc::new(HlsStore::new(config.hls.playlist_segments, config.hls.segment_seconds));
+    let status = Arc::new(StreamStatus::default());
+    let pipeline = Arc::new(Pipeline::new(Arc::clone(&store), Arc::clone(&status), config.hls.segment_seconds));
+
+    let rtmp_listener = tokio::net::TcpListener::bind(config.rtmp.listen)
+        .await
+        .with_context(|| format!("cannot listen for RTMP on {} ([rtmp] listen)", config.rtmp.listen))?;
+    let rtmp_addr = rtmp_listener.local_addr()?;
+
+    let (stop_ingest, ingest_stopped) = watch::channel(false);
+    let (stop_http, http_stopped) = watch::channel(false);
+    let web_state = Arc::new(WebState {
+        store: Arc::clone(&store),
+        status,
+        viewers: ViewerCounter::default(),
+        title: config.server.title.clone(),
+        static_dir: config.http.static_dir.clone(),
+    });
+    let (http_addr, http_server) = web::serve(config.http.listen, web_state, changed(http_stopped))
+        .with_context(|| format!("cannot listen for HTTP on {} ([http] listen)", config.http.listen))?;
+    let http_task = tokio::spawn(http_server);
+
+    let settings = IngestSettings { app: config.rtmp.app.clone(), stream_key: stream_key.value().to_owned() };
+    let ingest_task = tokio::spawn(ingest::serve(rtmp_listener, settings, Arc::clone(&pipeline), changed(ingest_stopped)));
+
+    print_banner(&config, rtmp_addr, http_addr, &stream_key);
+
+    shutdown_signal().await;
+    info!("shutting down: ending the live playlist (Ctrl-C again to quit at once)");
+    let _ = stop_ingest.send(true);
+    let finishing = Arc::clone(&pipeline);
+    let ended = tokio::task::spawn_blocking(move || finishing.shutdown());
+    // Players poll the playlist once per target duration: keep serving that long so they see
+    // EXT-X-ENDLIST instead of an error.
+    let grace = Duration::from_secs(u64::from(config.hls.segment_seconds));
+    tokio::select! {
+        _ = async { let _ = ended.await; tokio::time::sleep(grace).await } => {}
+        _ = shutdown_signal() => warn!("second signal: quitting now"),
+    }
+    let _ = stop_http.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = ingest_task.await;
+        let _ = http_task.await;
+    })
+    .await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves when the watched flag is set (or its sender is gone).
+async fn changed(mut flag: watch::Receiver<bool>) {
+    while !*flag.borrow() {
+        if flag.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM (what `docker stop` and systemd send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Where to point OBS and where to watch. The stream key is shown only when it was just
+/// generated (it is then in data_dir); it never goes to the log.
+fn print_banner(config: &Config, rtmp: std::net::SocketAddr, http: std::net::SocketAddr, key: &Secret) {
+    let host = |addr: std::net::SocketAddr| {
+        if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() }
+    };
+    let key_line = match key {
+        Secret::Generated(value) => format!(
+            "{value}\n                (generated and saved in {}; set [rtmp] stream_key to choose your own)",
+            config.server.data_dir.join("stream_key").display()
+        ),
+        Secret::Existing(_) if config.rtmp.stream_key.is_some() => "the stream_key in your config file".into(),
+        Secret::Existing(_) => format!("in {}", config.server.data_dir.join("stream_key").display()),
+    };
+    println!(
+        "\nselfcast {} is running.\n\n  OBS > Settings > Stream (Service: Custom...)\n    Server:     rtmp://{}/{}\n    Stream Key: {}\n\n  Watch:        http://{}/\n  HLS:          http://{}/hls/stream.m3u8\n\n  (use this machine's address instead of localhost from other computers; Ctrl-C to stop)\n",
+        env!("CARGO_PKG_VERSION"),
+        host(rtmp),
+        config.rtmp.app,
+        key_line,
+        host(http),
+        host(http),
+    );
+}

@@ -1,0 +1,47 @@
+//! Media types shared by every stage: what ingest hands to the pipeline and the pipeline to the
+//! HLS muxer. No codec library here: these are plain values parsed from the wire.
+//!
+//! Timestamps are in milliseconds, as RTMP/FLV carries them; the muxer converts them to its
+//! track timescales.
+
+pub mod aac;
+pub mod avc;
+pub mod flv;
+
+use bytes::Bytes;
+
+pub use aac::AudioSpecificConfig;
+pub use avc::{AvcDecoderConfig, Sps};
+
+/// Which elementary stream a packet belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+/// One compressed access unit.
+///
+/// Video `data` is AVCC framing (each NAL unit preceded by its 4-byte big-endian length), exactly
+/// as FLV and ISO BMFF `mdat` both carry it. Audio `data` is one raw AAC frame (no ADTS header).
+#[derive(Debug, Clone)]
+pub struct MediaPacket {
+    pub kind: TrackKind,
+    /// Decode timestamp, milliseconds.
+    pub dts_ms: i64,
+    /// Presentation timestamp, milliseconds (dts + FLV composition time for video).
+    pub pts_ms: i64,
+    /// A sync sample (IDR for video; every AAC frame is one).
+    pub keyframe: bool,
+    pub data: Bytes,
+}
+
+/// What one publish session sends downstream, in order.
+#[derive(Debug, Clone)]
+pub enum IngestEvent {
+    /// The H.264 sequence header arrived (or changed mid-stream).
+    VideoConfig(AvcDecoderConfig),
+    /// The AAC sequence header arrived (or changed mid-stream).
+    AudioConfig(AudioSpecificConfig),
+    Packet(MediaPacket),
+}

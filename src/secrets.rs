@@ -1,0 +1,99 @@
+//! Secrets that must never have a guessable default (the stream key, later the admin password):
+//! taken from the config when set, otherwise generated once from the OS's random source and kept
+//! in `data_dir` with owner-only permissions, so a restart keeps them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// 62 symbols: 32 of them carry about 190 bits, and they survive copy-paste into OBS.
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const GENERATED_LENGTH: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot use data_dir {dir}: {source}")]
+    DataDir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot read or write {file}: {source}")]
+    File { file: PathBuf, source: std::io::Error },
+    #[error("the operating system's random source failed: {0}")]
+    Random(getrandom::Error),
+}
+
+/// Whether a secret was just created, so start-up can print it once.
+pub enum Secret {
+    Existing(String),
+    Generated(String),
+}
+
+impl Secret {
+    pub fn value(&self) -> &str {
+        match self {
+            Secret::Existing(value) | Secret::Generated(value) => value,
+        }
+    }
+}
+
+/// The secret stored as `data_dir/name`, generated and saved there if absent.
+pub fn load_or_generate(data_dir: &Path, name: &str) -> Result<Secret, SecretError> {
+    let file = data_dir.join(name);
+    match std::fs::read_to_string(&file) {
+        Ok(text) if !text.trim().is_empty() => return Ok(Secret::Existing(text.trim().to_owned())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(SecretError::File { file, source }),
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|source| SecretError::DataDir { dir: data_dir.to_owned(), source })?;
+    let secret = random_token(GENERATED_LENGTH)?;
+    write_private(&file, &secret).map_err(|source| SecretError::File { file, source })?;
+    Ok(Secret::Generated(secret))
+}
+
+/// `length` symbols drawn uniformly from [`ALPHABET`] (rejection sampling, no modulo bias).
+pub fn random_token(length: usize) -> Result<String, SecretError> {
+    let limit = 256 - 256 % ALPHABET.len();
+    let mut token = String::with_capacity(length);
+    let mut buffer = [0u8; 64];
+    while token.len() < length {
+        getrandom::getrandom(&mut buffer).map_err(SecretError::Random)?;
+        for &byte in buffer.iter().filter(|&&b| (b as usize) < limit) {
+            if token.len() == length {
+                break;
+            }
+            token.push(ALPHABET[byte as usize % ALPHABET.len()] as char);
+        }
+    }
+    Ok(token)
+}
+
+fn write_private(file: &Path, value: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut handle = options.open(file)?;
+    writeln!(handle, "{value}")?;
+    handle.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_generate(dir.path(), "stream_key").unwrap();
+        assert!(matches!(first, Secret::Generated(_)));
+        assert_eq!(first.value().len(), GENERATED_LENGTH);
+        assert!(first.value().bytes().all(|b| ALPHABET.contains(&b)));
+        let again = load_or_generate(dir.path(), "stream_key").unwrap();
+        assert!(matches!(again, Secret::Existing(_)));
+        assert_eq!(first.value(), again.value());
+    }
+
+    #[test]
+    fn tokens_differ() {
+        assert_ne!(random_token(32).unwrap(), random_token(32).unwrap());
+    }
+}

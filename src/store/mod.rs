@@ -1,0 +1,246 @@
+//! The segment store: what viewers fetch. Holds, per variant, the rendered media playlist, its
+//! init segments and its newest segments in memory (cheap `Bytes` clones for the web server),
+//! plus the rendered master playlist. The pipeline thread writes; HTTP handlers read.
+//!
+//! File names carry a run id (the server's start time) so that a restarted server never reuses
+//! a segment URL that a browser or CDN may have cached as immutable.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tracing::warn;
+
+use crate::hls::playlist::{render_master, MediaPlaylist, PlaylistEntry, VariantAttributes};
+use crate::hls::{InitSegment, MediaSegment, MuxerOutput};
+
+/// Every variant's media playlist is at `/hls/<variant>/stream.m3u8`.
+pub const MEDIA_PLAYLIST_NAME: &str = "stream.m3u8";
+
+pub struct HlsStore {
+    run_id: String,
+    window: usize,
+    segment_seconds: u32,
+    state: RwLock<StoreState>,
+}
+
+#[derive(Default)]
+struct StoreState {
+    variants: BTreeMap<String, VariantState>,
+    master: Option<Bytes>,
+}
+
+struct VariantState {
+    playlist: MediaPlaylist,
+    rendered: Bytes,
+    /// Init and media segments by file name.
+    files: HashMap<String, Bytes>,
+    /// Segments that left the window, still served for one more window (RFC 8216 §6.2.2:
+    /// a client may have fetched the playlist just before they left): (segment, its init).
+    retired: VecDeque<(String, String)>,
+    current_init: Option<(u32, String)>,
+    attributes: Option<VariantAttributes>,
+    /// Bits per second of each listed segment, for BANDWIDTH / AVERAGE-BANDWIDTH.
+    bitrates: VecDeque<u64>,
+}
+
+/// What `/api/status` shows about a variant.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantSummary {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: Option<f64>,
+    pub codecs: String,
+    pub bitrate_kbps: u64,
+    pub segments: usize,
+}
+
+impl HlsStore {
+    pub fn new(window: usize, segment_seconds: u32) -> Self {
+        let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        Self { run_id: radix36(started), window, segment_seconds, state: RwLock::default() }
+    }
+
+    /// Record what the muxer of `variant` produced.
+    pub fn apply(&self, variant: &str, output: MuxerOutput) {
+        let mut state = self.write();
+        let variant_state = state.variants.entry(variant.to_owned()).or_insert_with(|| VariantState {
+            playlist: MediaPlaylist::new(self.window, u64::from(self.segment_seconds)),
+            rendered: Bytes::new(),
+            files: HashMap::new(),
+            retired: VecDeque::new(),
+            current_init: None,
+            attributes: None,
+            bitrates: VecDeque::new(),
+        });
+        match output {
+            MuxerOutput::Init(init) => self.add_init(variant, variant_state, init),
+            MuxerOutput::Segment(segment) => {
+                self.add_segment(variant, variant_state, segment);
+                state.master = render_master_playlist(&state.variants);
+            }
+        }
+    }
+
+    /// A clean shutdown: every playlist gets EXT-X-ENDLIST.
+    pub fn end_all(&self) {
+        let mut state = self.write();
+        for variant in state.variants.values_mut() {
+            variant.playlist.end();
+            variant.rendered = Bytes::from(variant.playlist.render());
+        }
+    }
+
+    /// The master playlist; `None` until a first segment exists.
+    pub fn master_playlist(&self) -> Option<Bytes> {
+        self.read().master.clone()
+    }
+
+    pub fn media_playlist(&self, variant: &str) -> Option<Bytes> {
+        self.read().variants.get(variant).filter(|v| !v.rendered.is_empty()).map(|v| v.rendered.clone())
+    }
+
+    /// An init or media segment by file name.
+    pub fn file(&self, variant: &str, name: &str) -> Option<Bytes> {
+        self.read().variants.get(variant)?.files.get(name).cloned()
+    }
+
+    pub fn summaries(&self) -> Vec<VariantSummary> {
+        self.read()
+            .variants
+            .iter()
+            .filter_map(|(name, variant)| {
+                let attributes = variant.attributes.as_ref()?;
+                Some(VariantSummary {
+                    name: name.clone(),
+                    width: attributes.width,
+                    height: attributes.height,
+                    frame_rate: attributes.frame_rate,
+                    codecs: attributes.codecs.clone(),
+                    bitrate_kbps: attributes.average_bandwidth / 1000,
+                    segments: variant.playlist.segments().count(),
+                })
+            })
+            .collect()
+    }
+
+    fn add_init(&self, variant: &str, state: &mut VariantState, init: InitSegment) {
+        let name = format!("init-{}-{}.mp4", self.run_id, init.generation);
+        let video = &init.tracks.video;
+        let mut codecs = video.codecs_string();
+        if let Some(audio) = &init.tracks.audio {
+            codecs = format!("{codecs},{}", audio.codecs_string());
+        }
+        let previous = state.attributes.take();
+        state.attributes = Some(VariantAttributes {
+            uri: format!("{variant}/{MEDIA_PLAYLIST_NAME}"),
+            bandwidth: previous.as_ref().map_or(0, |p| p.bandwidth),
+            average_bandwidth: previous.as_ref().map_or(0, |p| p.average_bandwidth),
+            width: video.sps.width,
+            height: video.sps.height,
+            frame_rate: video.sps.frame_rate,
+            codecs,
+        });
+        state.files.insert(name.clone(), init.data);
+        state.current_init = Some((init.generation, name));
+    }
+
+    fn add_segment(&self, variant: &str, state: &mut VariantState, segment: MediaSegment) {
+        let Some((generation, map_uri)) = state.current_init.clone() else {
+            warn!(variant, "segment without an init segment dropped");
+            return;
+        };
+        debug_assert_eq!(generation, segment.init_generation);
+        let sequence = state.playlist.next_sequence();
+        let uri = format!("seg-{}-{sequence}.m4s", self.run_id);
+        let seconds = segment.duration.as_secs_f64().max(0.001);
+        state.bitrates.push_back((segment.data.len() as f64 * 8.0 / seconds) as u64);
+        if let Some(attributes) = &mut state.attributes {
+            if attributes.frame_rate.is_none() && segment.video_frames > 1 {
+                // No timing in the SPS: measure it from the first whole segment.
+                attributes.frame_rate = Some((f64::from(segment.video_frames) / seconds * 1000.0).round() / 1000.0);
+            }
+        }
+        state.files.insert(uri.clone(), segment.data);
+        let (gone, grew) = state.playlist.push(PlaylistEntry {
+            sequence,
+            uri,
+            duration_seconds: seconds,
+            map_uri,
+            discontinuity: segment.discontinuity,
+            program_date_time: segment.program_date_time,
+        });
+        if grew {
+            warn!(
+                variant,
+                seconds = format!("{seconds:.2}"),
+                target = self.segment_seconds,
+                "a segment is longer than segment_seconds: set the encoder's keyframe interval to {} s",
+                self.segment_seconds
+            );
+        }
+        for entry in gone {
+            state.bitrates.pop_front();
+            state.retired.push_back((entry.uri, entry.map_uri));
+        }
+        while state.retired.len() > self.window {
+            if let Some((name, _)) = state.retired.pop_front() {
+                state.files.remove(&name);
+            }
+        }
+        Self::drop_unused_inits(state);
+        if let Some(attributes) = &mut state.attributes {
+            attributes.bandwidth = state.bitrates.iter().copied().max().unwrap_or(0);
+            attributes.average_bandwidth =
+                state.bitrates.iter().sum::<u64>() / state.bitrates.len().max(1) as u64;
+        }
+        state.rendered = Bytes::from(state.playlist.render());
+    }
+
+    /// Init segments are kept while a listed or retired segment may need them.
+    fn drop_unused_inits(state: &mut VariantState) {
+        let needed: Vec<String> = state
+            .playlist
+            .segments()
+            .map(|s| s.map_uri.clone())
+            .chain(state.retired.iter().map(|(_, map_uri)| map_uri.clone()))
+            .chain(state.current_init.as_ref().map(|(_, name)| name.clone()))
+            .collect();
+        state.files.retain(|name, _| !name.starts_with("init-") || needed.contains(name));
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, StoreState> {
+        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, StoreState> {
+        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn render_master_playlist(variants: &BTreeMap<String, VariantState>) -> Option<Bytes> {
+    let mut listed: Vec<VariantAttributes> =
+        variants.values().filter_map(|v| v.attributes.clone()).filter(|a| a.bandwidth > 0).collect();
+    if listed.is_empty() {
+        return None;
+    }
+    listed.sort_by(|a, b| b.bandwidth.cmp(&a.bandwidth));
+    Some(Bytes::from(render_master(&listed)))
+}
+
+fn radix36(mut value: u64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(value % 36) as usize]);
+        value /= 36;
+        if value == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}

@@ -1,0 +1,49 @@
+//! The HTTP side, all on one port with warp: the viewer page, the HLS playlists and segments,
+//! and the JSON API.
+//!
+//! | path                          | what                                                     |
+//! |-------------------------------|----------------------------------------------------------|
+//! | `/hls/stream.m3u8`            | master playlist                                          |
+//! | `/hls/<variant>/stream.m3u8`  | media playlist                                           |
+//! | `/hls/<variant>/<file>`       | init (`init-*.mp4`) and media (`seg-*.m4s`) segments     |
+//! | `/api/status`                 | stream status JSON                                       |
+//! | `/vendor/...`                 | vendored player libraries (hls.js)                       |
+//! | everything else               | the page: the owner's `static_dir`, else the built-in one |
+
+mod assets;
+mod hls;
+mod status;
+mod viewers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use warp::Filter;
+
+pub use viewers::ViewerCounter;
+
+use crate::pipeline::StreamStatus;
+use crate::store::HlsStore;
+
+/// What the handlers read.
+pub struct WebState {
+    pub store: Arc<HlsStore>,
+    pub status: Arc<StreamStatus>,
+    pub viewers: ViewerCounter,
+    pub title: String,
+    pub static_dir: Option<PathBuf>,
+}
+
+/// Serve until `shutdown` resolves; returns the bound address once listening.
+pub fn serve(
+    listen: SocketAddr,
+    state: Arc<WebState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
+    let routes = hls::routes(Arc::clone(&state))
+        .or(status::routes(Arc::clone(&state)))
+        .or(assets::routes(state))
+        .with(warp::trace::request());
+    warp::serve(routes).try_bind_with_graceful_shutdown(listen, shutdown)
+}
