@@ -41,9 +41,11 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // Request traces (warp) only when asked for: RUST_LOG=warp=info.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,warp=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = run(config_path) {
         eprintln!("selfcast: error: {e:#}");

@@ -227,7 +227,7 @@ fn render_master_playlist(variants: &BTreeMap<String, VariantState>) -> Option<B
     if listed.is_empty() {
         return None;
     }
-    listed.sort_by(|a, b| b.bandwidth.cmp(&a.bandwidth));
+    listed.sort_by_key(|variant| std::cmp::Reverse(variant.bandwidth));
     Some(Bytes::from(render_master(&listed)))
 }
 
@@ -243,4 +243,85 @@ fn radix36(mut value: u64) -> String {
     }
     out.reverse();
     String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::hls::segmenter::tests::{audio_config, video_config};
+    use crate::hls::TrackConfigs;
+
+    fn init(generation: u32) -> MuxerOutput {
+        MuxerOutput::Init(InitSegment {
+            generation,
+            data: Bytes::from_static(b"init"),
+            tracks: TrackConfigs { video: video_config(), audio: Some(audio_config()) },
+        })
+    }
+
+    fn segment(generation: u32, discontinuity: bool, bytes: usize) -> MuxerOutput {
+        MuxerOutput::Segment(MediaSegment {
+            data: Bytes::from(vec![0; bytes]),
+            init_generation: generation,
+            discontinuity,
+            start_ticks: 0,
+            duration: Duration::from_secs(2),
+            video_frames: 60,
+            program_date_time: SystemTime::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn master_appears_with_the_first_segment_and_describes_the_stream() {
+        let store = HlsStore::new(3, 2);
+        store.apply("0", init(0));
+        assert!(store.master_playlist().is_none(), "no segment yet");
+        store.apply("0", segment(0, false, 500_000)); // 2 Mbit/s over 2 s
+        store.apply("0", segment(0, false, 250_000));
+        let master = String::from_utf8(store.master_playlist().unwrap().to_vec()).unwrap();
+        assert!(
+            master.contains("BANDWIDTH=2000000,AVERAGE-BANDWIDTH=1500000,RESOLUTION=1280x720,FRAME-RATE=30.000,CODECS=\"avc1.64001f,mp4a.40.2\"\n0/stream.m3u8"),
+            "{master}"
+        );
+        let summary = &store.summaries()[0];
+        assert_eq!((summary.width, summary.height, summary.frame_rate), (1280, 720, Some(30.0)));
+    }
+
+    #[test]
+    fn old_segments_and_unused_inits_are_dropped() {
+        let store = HlsStore::new(3, 2);
+        store.apply("0", init(0));
+        store.apply("0", segment(0, false, 10));
+        let first_init = format!("init-{}-0.mp4", store.run_id);
+        let first_segment = format!("seg-{}-0.m4s", store.run_id);
+        store.apply("0", init(1));
+        for _ in 0..3 {
+            store.apply("0", segment(1, false, 10));
+        }
+        // Segment 0 left the window but is still served (retired) with its init.
+        assert!(store.file("0", &first_segment).is_some());
+        assert!(store.file("0", &first_init).is_some());
+        for _ in 0..3 {
+            store.apply("0", segment(1, false, 10));
+        }
+        assert!(store.file("0", &first_segment).is_none());
+        assert!(store.file("0", &first_init).is_none());
+        let playlist = String::from_utf8(store.media_playlist("0").unwrap().to_vec()).unwrap();
+        assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{playlist}");
+        for line in playlist.lines().filter(|l| !l.starts_with('#')) {
+            assert!(store.file("0", line).is_some(), "{line} is listed but not served");
+        }
+    }
+
+    #[test]
+    fn end_all_adds_endlist() {
+        let store = HlsStore::new(3, 2);
+        store.apply("0", init(0));
+        store.apply("0", segment(0, false, 10));
+        store.end_all();
+        let playlist = store.media_playlist("0").unwrap();
+        assert!(playlist.ends_with(b"#EXT-X-ENDLIST\n"));
+    }
 }
