@@ -140,40 +140,38 @@ fn write_empty_sample_tables(w: &mut BoxWriter) {
     w.close(stsz);
 }
 
-fn write_video_trak(w: &mut BoxWriter, avc: &AvcDecoderConfig) {
-    let (width, height) = (avc.sps.width, avc.sps.height);
+/// What differs between the video and the audio `trak`.
+struct TrakLayout<'a> {
+    track_id: u32,
+    /// tkhd volume: 0 for video, 1.0 (0x0100) for audio.
+    volume: u16,
+    width: u32,
+    height: u32,
+    timescale: u32,
+    handler: &'a [u8; 4],
+    name: &'a str,
+}
+
+/// `trak` with the boxes every track has; `media_header` writes vmhd/smhd and `sample_entry`
+/// the one entry of `stsd`.
+fn write_trak(
+    w: &mut BoxWriter,
+    layout: &TrakLayout,
+    media_header: impl FnOnce(&mut BoxWriter),
+    sample_entry: impl FnOnce(&mut BoxWriter),
+) {
     let trak = w.open(b"trak");
-    write_tkhd(w, VIDEO_TRACK_ID, 0, width, height);
+    write_tkhd(w, layout.track_id, layout.volume, layout.width, layout.height);
     let mdia = w.open(b"mdia");
-    write_mdhd(w, VIDEO_TIMESCALE);
-    write_hdlr(w, b"vide", "selfcast video");
+    write_mdhd(w, layout.timescale);
+    write_hdlr(w, layout.handler, layout.name);
     let minf = w.open(b"minf");
-    let vmhd = w.open_full(b"vmhd", 0, 1); // §12.1.2, flags 1 by definition
-    w.u16(0); // graphicsmode: copy
-    w.zeros(6); // opcolor
-    w.close(vmhd);
+    media_header(w);
     write_dinf(w);
     let stbl = w.open(b"stbl");
     let stsd = w.open_full(b"stsd", 0, 0);
     w.u32(1); // entry_count
-    // §12.1.3 VisualSampleEntry 'avc1' (ISO/IEC 14496-15 §5.4.2.1): parameter sets in avcC only.
-    let avc1 = w.open(b"avc1");
-    w.zeros(6); // SampleEntry reserved
-    w.u16(1); // data_reference_index
-    w.zeros(2 + 2 + 12); // pre_defined, reserved, pre_defined[3]
-    w.u16(width as u16);
-    w.u16(height as u16);
-    w.u32(0x0048_0000); // horizresolution 72 dpi
-    w.u32(0x0048_0000); // vertresolution 72 dpi
-    w.u32(0); // reserved
-    w.u16(1); // frame_count
-    w.zeros(32); // compressorname: empty Pascal string
-    w.u16(0x0018); // depth: colour, no alpha
-    w.u16(0xffff); // pre_defined = -1
-    let avcc = w.open(b"avcC");
-    w.bytes(&avc.record); // AVCDecoderConfigurationRecord as the encoder sent it
-    w.close(avcc);
-    w.close(avc1);
+    sample_entry(w);
     w.close(stsd);
     write_empty_sample_tables(w);
     w.close(stbl);
@@ -182,40 +180,78 @@ fn write_video_trak(w: &mut BoxWriter, avc: &AvcDecoderConfig) {
     w.close(trak);
 }
 
+fn write_video_trak(w: &mut BoxWriter, avc: &AvcDecoderConfig) {
+    let (width, height) = (avc.sps.width, avc.sps.height);
+    let layout = TrakLayout {
+        track_id: VIDEO_TRACK_ID,
+        volume: 0,
+        width,
+        height,
+        timescale: VIDEO_TIMESCALE,
+        handler: b"vide",
+        name: "selfcast video",
+    };
+    let media_header = |w: &mut BoxWriter| {
+        let vmhd = w.open_full(b"vmhd", 0, 1); // §12.1.2, flags 1 by definition
+        w.u16(0); // graphicsmode: copy
+        w.zeros(6); // opcolor
+        w.close(vmhd);
+    };
+    // §12.1.3 VisualSampleEntry 'avc1' (ISO/IEC 14496-15 §5.4.2.1): parameter sets in avcC only.
+    let sample_entry = |w: &mut BoxWriter| {
+        let avc1 = w.open(b"avc1");
+        w.zeros(6); // SampleEntry reserved
+        w.u16(1); // data_reference_index
+        w.zeros(2 + 2 + 12); // pre_defined, reserved, pre_defined[3]
+        w.u16(width as u16);
+        w.u16(height as u16);
+        w.u32(0x0048_0000); // horizresolution 72 dpi
+        w.u32(0x0048_0000); // vertresolution 72 dpi
+        w.u32(0); // reserved
+        w.u16(1); // frame_count
+        w.zeros(32); // compressorname: empty Pascal string
+        w.u16(0x0018); // depth: colour, no alpha
+        w.u16(0xffff); // pre_defined = -1
+        let avcc = w.open(b"avcC");
+        w.bytes(&avc.record); // AVCDecoderConfigurationRecord as the encoder sent it
+        w.close(avcc);
+        w.close(avc1);
+    };
+    write_trak(w, &layout, media_header, sample_entry);
+}
+
 fn write_audio_trak(w: &mut BoxWriter, aac: &AudioSpecificConfig) {
-    let trak = w.open(b"trak");
-    write_tkhd(w, AUDIO_TRACK_ID, 0x0100, 0, 0);
-    let mdia = w.open(b"mdia");
-    write_mdhd(w, aac.sample_rate);
-    write_hdlr(w, b"soun", "selfcast audio");
-    let minf = w.open(b"minf");
-    let smhd = w.open_full(b"smhd", 0, 0); // §12.2.2
-    w.u16(0); // balance: centre
-    w.u16(0); // reserved
-    w.close(smhd);
-    write_dinf(w);
-    let stbl = w.open(b"stbl");
-    let stsd = w.open_full(b"stsd", 0, 0);
-    w.u32(1); // entry_count
+    let layout = TrakLayout {
+        track_id: AUDIO_TRACK_ID,
+        volume: 0x0100,
+        width: 0,
+        height: 0,
+        timescale: aac.sample_rate,
+        handler: b"soun",
+        name: "selfcast audio",
+    };
+    let media_header = |w: &mut BoxWriter| {
+        let smhd = w.open_full(b"smhd", 0, 0); // §12.2.2
+        w.u16(0); // balance: centre
+        w.u16(0); // reserved
+        w.close(smhd);
+    };
     // §12.2.3 AudioSampleEntry 'mp4a' (ISO/IEC 14496-14 §6.7).
-    let mp4a = w.open(b"mp4a");
-    w.zeros(6); // SampleEntry reserved
-    w.u16(1); // data_reference_index
-    w.zeros(8); // reserved
-    w.u16(u16::from(aac.channels));
-    w.u16(16); // samplesize
-    w.u16(0); // pre_defined
-    w.u16(0); // reserved
-    // 16.16 fixed point; rates above 65535 Hz do not fit and decoders take the rate from esds.
-    w.u32(aac.sample_rate.min(0xffff) << 16);
-    write_esds(w, aac);
-    w.close(mp4a);
-    w.close(stsd);
-    write_empty_sample_tables(w);
-    w.close(stbl);
-    w.close(minf);
-    w.close(mdia);
-    w.close(trak);
+    let sample_entry = |w: &mut BoxWriter| {
+        let mp4a = w.open(b"mp4a");
+        w.zeros(6); // SampleEntry reserved
+        w.u16(1); // data_reference_index
+        w.zeros(8); // reserved
+        w.u16(u16::from(aac.channels));
+        w.u16(16); // samplesize
+        w.u16(0); // pre_defined
+        w.u16(0); // reserved
+        // 16.16 fixed point; rates above 65535 Hz do not fit and decoders take the rate from esds.
+        w.u32(aac.sample_rate.min(0xffff) << 16);
+        write_esds(w, aac);
+        w.close(mp4a);
+    };
+    write_trak(w, &layout, media_header, sample_entry);
 }
 
 /// ISO/IEC 14496-1 §7.2.6.5 ES_Descriptor inside an `esds` full box (14496-14 §5.6).

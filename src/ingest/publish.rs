@@ -374,12 +374,8 @@ pub(super) fn metadata_codec_warning(m: &StreamMetadata) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::test_bytes::hex;
 
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).expect("test hex"))
-            .collect()
-    }
 
     /// The first video tag ffmpeg/x264 sends for 1280x720 High@3.1: `17 00 000000` + avcC.
     fn avc_sequence_header() -> Bytes {

@@ -489,12 +489,8 @@ impl<'a> BitReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::test_bytes::hex;
 
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).expect("test hex"))
-            .collect()
-    }
 
     /// The avcC that `ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=30 -c:v libx264
     /// -profile:v high -level 3.1 -f flv` (x264 core 164) sends as its first video tag, after the

@@ -8,6 +8,14 @@ pub mod aac;
 pub mod avc;
 pub mod flv;
 
+#[cfg(test)]
+pub(crate) mod test_bytes {
+    /// Bytes written as hex pairs separated by whitespace, as in a hex dump: "01 64 00 1f".
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        s.split_whitespace().map(|b| u8::from_str_radix(b, 16).expect("test hex")).collect()
+    }
+}
+
 use bytes::Bytes;
 
 pub use aac::AudioSpecificConfig;
