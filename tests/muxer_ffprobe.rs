@@ -2,30 +2,33 @@
 //! with B-frames + AAC, the tags OBS sends over RTMP) is fed tag by tag through our FLV parsing
 //! and segmenter; init + segments, concatenated, must probe and decode cleanly with every frame.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bytes::Bytes;
+use common::{count_video_frames, ffmpeg_decode, ffprobe_json, fixture, stream_spans};
 use selfcast::hls::{MuxerOutput, Segmenter};
 use selfcast::media::flv::{parse_audio_tag, parse_video_tag, AudioTag, VideoTag};
 use selfcast::media::{AudioSpecificConfig, AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind};
 
-const SECONDS: u32 = 6;
-
-fn fixture() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let path = dir.join("muxer-720p30-bframes.flv");
+/// The shared test video (1280x720 30 fps H.264 High with B-frames, 2 s GOP, AAC) remuxed to
+/// FLV without re-encoding, as `ffmpeg -c copy -f flv` sends it over RTMP.
+fn fixture_as_flv() -> PathBuf {
+    let source = fixture();
+    let path = common::fixture_dir().join("fixture-copy.flv");
     if !path.exists() {
+        let tmp = path.with_extension(format!("tmp{}.flv", std::process::id()));
         let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-t", &SECONDS.to_string(), "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high"])
-            .args(["-bf", "2", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p"])
-            .args(["-c:a", "aac", "-ac", "2", "-b:a", "128k", "-f", "flv"])
-            .arg(&path)
+            .args(["-v", "error", "-nostdin", "-y", "-i"])
+            .arg(&source.path)
+            .args(["-c", "copy", "-f", "flv"])
+            .arg(&tmp)
             .status()
             .expect("ffmpeg runs");
-        assert!(status.success(), "ffmpeg could not make the fixture");
+        assert!(status.success(), "ffmpeg could not remux the fixture to FLV");
+        std::fs::rename(&tmp, &path).unwrap();
     }
     path
 }
@@ -80,20 +83,9 @@ fn events(tags: Vec<(u8, i64, Bytes)>) -> Vec<IngestEvent> {
     events
 }
 
-fn ffprobe_json(path: &Path, extra: &[&str]) -> serde_json::Value {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-of", "json"])
-        .args(extra)
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    assert!(output.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("ffprobe JSON")
-}
-
 #[test]
 fn segments_from_an_ffmpeg_flv_probe_and_decode_cleanly() {
-    let flv = std::fs::read(fixture()).unwrap();
+    let flv = std::fs::read(fixture_as_flv()).unwrap();
     let mut segmenter = Segmenter::new(2);
     segmenter.begin_session();
     let mut outputs = Vec::new();
@@ -113,29 +105,32 @@ fn segments_from_an_ffmpeg_flv_probe_and_decode_cleanly() {
             }
         }
     }
-    assert_eq!(durations.len(), (SECONDS / 2) as usize, "{durations:?}");
+    let source = fixture();
+    let expected_segments = (source.video_frames / u64::from(source.gop_frames)) as usize;
+    assert_eq!(durations.len(), expected_segments, "{durations:?}");
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("muxer-joined.mp4");
     std::fs::write(&path, &joined).unwrap();
 
-    let probe = ffprobe_json(&path, &["-show_streams", "-show_format", "-count_frames"]);
+    let probe = ffprobe_json(&path, &["-show_streams"]).unwrap();
     let streams = probe["streams"].as_array().unwrap();
     let video = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
     let audio = streams.iter().find(|s| s["codec_type"] == "audio").expect("an audio stream");
     assert_eq!(video["codec_name"], "h264");
     assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(1280), Some(720)));
-    assert_eq!(video["nb_read_frames"], (SECONDS * 30).to_string(), "every frame decodes");
+    assert_eq!(count_video_frames(&path).unwrap(), source.video_frames, "every frame decodes");
     assert_eq!(audio["codec_name"], "aac");
     assert_eq!(audio["sample_rate"], "48000");
     assert_eq!(audio["channels"], 2);
-    let probed: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let (video_span, _) = stream_spans(&path).unwrap();
+    let probed = video_span.expect("video packets").duration();
     let listed: f64 = durations.iter().sum();
     assert!((probed - listed).abs() / listed < 0.05, "ffprobe {probed} s vs EXTINF sum {listed} s");
 
-    let decode = Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&path).args(["-f", "null", "-"]).output().unwrap();
-    assert!(decode.status.success() && decode.stderr.is_empty(), "decode errors: {}", String::from_utf8_lossy(&decode.stderr));
+    let (status, errors) = ffmpeg_decode(&path);
+    assert!(status.success() && errors.is_empty(), "decode errors: {errors}");
 
     // Presentation order: frame pts strictly increase by one frame (B-frames reordered right).
-    let frames = ffprobe_json(&path, &["-select_streams", "v", "-show_entries", "frame=pts_time"]);
+    let frames = ffprobe_json(&path, &["-select_streams", "v", "-show_entries", "frame=pts_time"]).unwrap();
     let pts: Vec<f64> = frames["frames"].as_array().unwrap().iter().map(|f| f["pts_time"].as_str().unwrap().parse().unwrap()).collect();
     for pair in pts.windows(2) {
         assert!((pair[1] - pair[0] - 1.0 / 30.0).abs() < 0.002, "pts step {} → {}", pair[0], pair[1]);
