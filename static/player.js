@@ -40,6 +40,7 @@
     maxBufferLength: 20,             // don't buffer more than 20 s ahead
     enableWorker: true,              // demux/remux off the main thread
     lowLatencyMode: true,            // use LL-HLS parts when the playlist has them
+    autoStartLoad: false,            // we pick the start position first (startOfBroadcast below)
     // Right after a stream goes live its playlists may not exist yet (the first segment takes
     // a couple of seconds), so a 404 is retried too, for ~15 s (after 1, 2, 4, 8 s) before
     // hls.js gives up. After that the page starts over by itself (scheduleRetry below).
@@ -270,7 +271,15 @@
       var hls = new window.Hls(HLS_CONFIG);
       selfcast.hls = hls;
       hls.on(window.Hls.Events.ERROR, onHlsError);
-      hls.on(window.Hls.Events.MANIFEST_PARSED, function () { tryPlay(); });
+      hls.on(window.Hls.Events.MANIFEST_PARSED, function (event, data) {
+        var level = data.levels[hls.firstLevel] || data.levels[0];
+        startOfBroadcast(level ? level.url : null).then(function (position) {
+          if (selfcast.hls === hls) {
+            hls.startLoad(position);
+            tryPlay();
+          }
+        });
+      });
       hls.loadSource(url);
       hls.attachMedia(video);
     } else if (video.canPlayType(PLAYLIST_MIME)) {
@@ -285,6 +294,34 @@
       els.spinner.hidden = true;
       els.overlay.hidden = false;
     }
+  }
+
+  // After the streamer reconnects, the live playlist still lists the end of the previous
+  // broadcast for a few segments (so that viewers who stayed on the page play straight through
+  // the break). A viewer who arrives now should start at the first segment of the current
+  // broadcast, not in the old one: that is the last EXT-X-DISCONTINUITY, when it is closer to
+  // the live edge than hls.js's usual start. Resolves to a position for hls.startLoad (-1: the
+  // usual live start).
+  function startOfBroadcast(mediaPlaylistUrl) {
+    if (!mediaPlaylistUrl) {
+      return Promise.resolve(-1);
+    }
+    return fetch(mediaPlaylistUrl, { cache: 'no-store' })
+      .then(function (response) { return response.ok ? response.text() : ''; })
+      .then(function (text) {
+        var elapsed = 0, broadcastStart = 0, target = 0;
+        text.split('\n').forEach(function (line) {
+          if (line.indexOf('#EXT-X-TARGETDURATION:') === 0) {
+            target = parseFloat(line.slice(22));
+          } else if (line.indexOf('#EXT-X-DISCONTINUITY') === 0 && line.indexOf('SEQUENCE') < 0) {
+            broadcastStart = elapsed;
+          } else if (line.indexOf('#EXTINF:') === 0) {
+            elapsed += parseFloat(line.slice(8)) || 0;
+          }
+        });
+        var usualStart = elapsed - HLS_CONFIG.liveSyncDurationCount * target;
+        return broadcastStart > usualStart ? broadcastStart : -1;
+      }, function () { return -1; });
   }
 
   function stopPlayback() {

@@ -81,9 +81,18 @@ struct SegmentBuilder {
 }
 
 /// Maps one session's RTMP milliseconds onto the output timeline.
+///
+/// Presentation times keep their distance to audio (lip sync); video *decode* times are moved
+/// later by the encoder's reordering delay (the first keyframe's composition time, 67 ms for
+/// x264 with 2 B-frames at 30 fps) so that each keyframe, and so each segment, starts at its
+/// presentation time: `tfdt` is where the segment's picture starts, with no hole before it.
+/// Frames displayed before their decode time then get negative composition offsets (`trun`
+/// version 1).
 struct SessionClock {
-    /// Output ticks = dts_ms * 90 + offset.
+    /// Output presentation ticks = pts_ms * 90 + offset (audio: pts == dts).
     offset_ticks: i64,
+    /// Video decode times are this much later than the mapped RTMP dts.
+    video_delay_ticks: i64,
     /// Wall clock and output time of the session's first keyframe.
     wall_anchor: SystemTime,
     ticks_anchor: u64,
@@ -192,9 +201,7 @@ impl Segmenter {
         if self.init.is_none() && !self.start_init(out) {
             return;
         }
-        let dts = self.video_ticks(packet.dts_ms);
-        let composition_offset = ((packet.pts_ms - packet.dts_ms) * TICKS_PER_MS)
-            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let (dts, composition_offset) = self.video_ticks(&packet);
         if let Some(previous) = self.pending.take() {
             let duration = (dts - previous.dts) as u32;
             self.last_frame_ticks = duration;
@@ -222,30 +229,36 @@ impl Segmenter {
         self.pending = Some(PendingFrame { dts, composition_offset, keyframe: packet.keyframe, data: packet.data });
     }
 
-    /// Output ticks for a video dts; keeps decode times strictly increasing by re-anchoring
-    /// the session clock when the publisher's timestamps jump or go backwards.
-    fn video_ticks(&mut self, dts_ms: i64) -> u64 {
+    /// Output decode ticks and composition offset of a video frame; keeps decode times
+    /// strictly increasing by re-anchoring the session clock when the publisher's timestamps
+    /// jump or go backwards.
+    fn video_ticks(&mut self, packet: &MediaPacket) -> (u64, i32) {
+        let composition_ms = packet.pts_ms - packet.dts_ms;
         let clock = match &mut self.clock {
             Some(clock) => clock,
             None => {
+                // The session starts here: this keyframe's picture continues the timeline.
                 let clock = SessionClock {
-                    offset_ticks: self.timeline_end as i64 - dts_ms * TICKS_PER_MS,
+                    offset_ticks: self.timeline_end as i64 - packet.pts_ms * TICKS_PER_MS,
+                    video_delay_ticks: composition_ms.clamp(0, 1000) * TICKS_PER_MS,
                     wall_anchor: SystemTime::now(),
                     ticks_anchor: self.timeline_end,
                 };
                 self.clock.insert(clock)
             }
         };
-        let ticks = dts_ms * TICKS_PER_MS + clock.offset_ticks;
-        let Some(previous) = &self.pending else { return ticks.max(0) as u64 };
+        let composition_offset = (composition_ms * TICKS_PER_MS - clock.video_delay_ticks)
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let ticks = packet.dts_ms * TICKS_PER_MS + clock.offset_ticks + clock.video_delay_ticks;
+        let Some(previous) = &self.pending else { return (ticks.max(0) as u64, composition_offset) };
         let step = ticks - previous.dts as i64;
         if step <= 0 || step > MAX_FRAME_INTERVAL_TICKS {
             warn!(step_ms = step / TICKS_PER_MS, "video timestamps jumped: re-anchoring the timeline");
             let wanted = previous.dts as i64 + i64::from(self.last_frame_ticks);
             clock.offset_ticks += wanted - ticks;
-            return wanted as u64;
+            return (wanted as u64, composition_offset);
         }
-        ticks as u64
+        (ticks as u64, composition_offset)
     }
 
     fn push_audio(&mut self, packet: MediaPacket) {
@@ -255,8 +268,13 @@ impl Segmenter {
         let Some(audio) = &tracks.audio else { return };
         let rate = u64::from(audio.sample_rate);
         let frame = u64::from(audio.frame_length);
-        let ticks_90k = (packet.dts_ms * TICKS_PER_MS + clock.offset_ticks).max(0) as u64;
-        let from_timestamp = ticks_90k * rate / u64::from(VIDEO_TIMESCALE);
+        let ticks_90k = packet.dts_ms * TICKS_PER_MS + clock.offset_ticks;
+        if self.audio_next.is_none() && ticks_90k < clock.ticks_anchor as i64 {
+            // Sound from before the session's first picture: the previous session (or
+            // nothing) plays there.
+            return;
+        }
+        let from_timestamp = ticks_90k.max(0) as u64 * rate / u64::from(VIDEO_TIMESCALE);
         let decode_time = match self.audio_next {
             // A gap (lost audio, a timestamp jump forward) of more than 100 ms: follow the
             // timestamps. Anything else: stay contiguous, never go backwards.

@@ -3,7 +3,9 @@
 //! Ingest (async, tokio) calls [`Pipeline::begin_publish`] when a publisher is accepted and gets a
 //! [`Publisher`]; it pushes [`IngestEvent`]s into it without ever blocking. A dedicated OS thread
 //! per session drains the bounded channel into the HLS muxer. Dropping the `Publisher` ends the
-//! session: the thread flushes the last segment and the stream goes offline.
+//! session: the thread flushes the last segment and the stream goes offline. The stream is
+//! announced online when the session's first segment is in the playlist, not before: until
+//! then the playlist only holds what an earlier session left.
 //!
 //! One [`Segmenter`] outlives the sessions, so a reconnecting publisher continues the same
 //! playlist (behind a discontinuity). Session threads run one after the other: each joins its
@@ -20,7 +22,7 @@ use tracing::{error, info, warn};
 
 pub use status::{StatusSnapshot, StreamStatus};
 
-use crate::hls::Segmenter;
+use crate::hls::{MuxerOutput, Segmenter};
 use crate::media::{IngestEvent, TrackKind};
 use crate::store::HlsStore;
 
@@ -153,7 +155,7 @@ impl Pipeline {
                 if let Some(previous) = predecessor {
                     let _ = previous.join();
                 }
-                run_session(&shared, &incoming, &stopped);
+                run_session(&shared, session, &incoming, &stopped);
             });
         match thread {
             Ok(handle) => slot.last_thread = Some(handle),
@@ -163,8 +165,7 @@ impl Pipeline {
             }
         }
         slot.live = Some(LiveSession { session, peer });
-        self.shared.status.went_online();
-        info!(%peer, "stream online");
+        info!(%peer, "publish started");
         Ok(Publisher { session, events, awaiting_keyframe: false, pipeline: Arc::clone(&self.shared) })
     }
 
@@ -192,19 +193,35 @@ impl Shared {
     fn lock_slot(&self) -> MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// The session's first segment is in the playlist: viewers can watch it now. Until then
+    /// the playlist holds only what an earlier session left, so the page keeps waiting.
+    fn announce_online(&self, session: u64) {
+        let slot = self.lock_slot();
+        if slot.live.as_ref().is_some_and(|live| live.session == session) {
+            self.status.went_online();
+            info!("stream online");
+        }
+    }
 }
 
 /// One session: events into the segmenter, its output into the store, until the publisher
 /// goes away or the server stops.
-fn run_session(shared: &Shared, incoming: &Receiver<IngestEvent>, stopped: &Receiver<()>) {
+fn run_session(shared: &Shared, session: u64, incoming: &Receiver<IngestEvent>, stopped: &Receiver<()>) {
     let mut segmenter = shared.segmenter.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     segmenter.begin_session();
+    let mut online = false;
     loop {
         crossbeam_channel::select! {
             recv(incoming) -> event => match event {
                 Ok(event) => {
                     for output in segmenter.push(event) {
+                        let is_segment = matches!(output, MuxerOutput::Segment(_));
                         shared.store.apply(SOURCE_VARIANT, output);
+                        if is_segment && !online {
+                            online = true;
+                            shared.announce_online(session);
+                        }
                     }
                 }
                 Err(_) => break, // the publisher went away
