@@ -496,6 +496,8 @@ pub struct ServerOptions {
     pub title: String,
     /// `None`: a fresh `data` dir inside the server's temp dir.
     pub data_dir: Option<PathBuf>,
+    /// `[http] static_dir`: the owner's page files.
+    pub static_dir: Option<PathBuf>,
     /// More TOML, appended at the end of the config.
     pub extra_toml: String,
 }
@@ -510,6 +512,7 @@ impl Default for ServerOptions {
             stream_key: Some(TEST_KEY.to_string()),
             title: "selfcast integration test".to_string(),
             data_dir: None,
+            static_dir: None,
             extra_toml: String::new(),
         }
     }
@@ -591,6 +594,9 @@ impl Server {
         }
         cfg.push_str("\n[http]\n");
         cfg.push_str(&format!("listen = \"127.0.0.1:{http_port}\"\n"));
+        if let Some(static_dir) = &opts.static_dir {
+            cfg.push_str(&format!("static_dir = {}\n", toml_str(&static_dir.to_string_lossy())));
+        }
         cfg.push_str("\n[hls]\n");
         cfg.push_str(&format!("segment_seconds = {}\n", opts.segment_seconds));
         cfg.push_str(&format!("playlist_segments = {}\n", opts.playlist_segments));
