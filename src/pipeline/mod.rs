@@ -165,7 +165,6 @@ impl Pipeline {
             }
         }
         slot.live = Some(LiveSession { session, peer });
-        info!(%peer, "publish started");
         Ok(Publisher { session, events, awaiting_keyframe: false, pipeline: Arc::clone(&self.shared) })
     }
 
