@@ -101,6 +101,7 @@
   var lastStatus = null;
   var playing = false;         // a source is attached (hls.js or native) and we want it to play
   var retryTimer = null;
+  var endTimer = null;         // set while the end of a broadcast plays out after going offline
   var retryDelay = RETRY_MIN_MS;
   var lastMediaErrorAt = 0;
   var cannotPlay = false;      // this browser has neither MSE nor native HLS
@@ -164,7 +165,13 @@
       return;                  // the overlay already says why
     }
     if (online) {
-      if (!wasOnline || (playing && url !== selfcast.streamUrl)) {
+      if (endTimer !== null) {
+        // Back before the end of the last broadcast finished playing: the same player carries
+        // on into the new one (the playlist continues behind a discontinuity).
+        clearTimeout(endTimer);
+        endTimer = null;
+      }
+      if ((!wasOnline && !isVideoPlaying()) || (playing && url !== selfcast.streamUrl)) {
         retryDelay = RETRY_MIN_MS;
         startPlayback(url);
       } else if (!playing && retryTimer === null) {
@@ -174,12 +181,45 @@
       } else if (selfcast.state === 'unreachable') {
         setState(isVideoPlaying() ? 'playing' : 'connecting');
       }
+    } else if (isVideoPlaying() && bufferedAhead() > 0.5) {
+      playOutThenGoOffline();
     } else {
       if (wasOnline || playing || retryTimer !== null) {
         stopPlayback();
       }
       setState('offline');
     }
+  }
+
+  // The streamer stopped, but the last seconds of the broadcast are still buffered (the player
+  // runs a few seconds behind live): let them play, then show the offline state.
+  function playOutThenGoOffline() {
+    if (endTimer !== null) {
+      return;
+    }
+    endTimer = setTimeout(function () {
+      endTimer = null;
+      if (online) {
+        return;
+      }
+      if (isVideoPlaying() && bufferedAhead() > 0.5) {
+        playOutThenGoOffline();   // more arrived meanwhile
+        return;
+      }
+      stopPlayback();
+      setState('offline');
+    }, bufferedAhead() * 1000);
+  }
+
+  // Seconds of video buffered ahead of the playback position.
+  function bufferedAhead() {
+    var ranges = video.buffered;
+    for (var i = 0; i < ranges.length; i++) {
+      if (ranges.start(i) <= video.currentTime + 0.1 && video.currentTime < ranges.end(i)) {
+        return ranges.end(i) - video.currentTime;
+      }
+    }
+    return 0;
   }
 
   // ---- Overlay: what the viewer sees while there is no video ---------------------------------
@@ -328,6 +368,10 @@
     if (retryTimer !== null) {
       clearTimeout(retryTimer);
       retryTimer = null;
+    }
+    if (endTimer !== null) {
+      clearTimeout(endTimer);
+      endTimer = null;
     }
     if (selfcast.hls) {
       selfcast.hls.destroy();   // also detaches it from the <video>

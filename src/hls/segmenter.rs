@@ -78,6 +78,20 @@ struct SegmentBuilder {
     audio: Vec<Sample>,
     audio_base: u64,
     video_frames: u32,
+    /// Where the segment's pictures end: the latest decode or presentation end of its frames
+    /// (with B-frames the last frame decoded is not the last one shown).
+    end_ticks: u64,
+}
+
+impl SegmentBuilder {
+    /// Append a video frame decoded at `dts`.
+    fn add_video(&mut self, dts: u64, sample: Sample) {
+        let decoded_until = dts + u64::from(sample.duration);
+        let shown_until = decoded_until as i64 + i64::from(sample.composition_offset);
+        self.end_ticks = self.end_ticks.max(decoded_until).max(shown_until.max(0) as u64);
+        self.video.push(sample);
+        self.video_frames += 1;
+    }
 }
 
 /// Maps one session's RTMP milliseconds onto the output timeline.
@@ -207,13 +221,12 @@ impl Segmenter {
             self.last_frame_ticks = duration;
             // A pending frame always belongs to the open segment.
             if let Some(segment) = &mut self.segment {
-                segment.video.push(Sample {
+                segment.add_video(previous.dts, Sample {
                     duration,
                     composition_offset: previous.composition_offset,
                     keyframe: previous.keyframe,
                     data: previous.data,
                 });
-                segment.video_frames += 1;
             }
         }
         let cut = self
@@ -318,23 +331,22 @@ impl Segmenter {
             audio: Vec::new(),
             audio_base: 0,
             video_frames: 0,
+            end_ticks: start_ticks,
         });
     }
 
     /// Close the open segment, including a frame still waiting for its duration.
     fn finish_segment(&mut self, out: &mut Vec<MuxerOutput>) {
         let Some(mut segment) = self.segment.take() else { return };
-        let mut end = segment.video_base + segment.video.iter().map(|s| u64::from(s.duration)).sum::<u64>();
         if let Some(last) = self.pending.take() {
-            segment.video.push(Sample {
+            segment.add_video(last.dts, Sample {
                 duration: self.last_frame_ticks,
                 composition_offset: last.composition_offset,
                 keyframe: last.keyframe,
                 data: last.data,
             });
-            segment.video_frames += 1;
-            end = last.dts + u64::from(self.last_frame_ticks);
         }
+        let end = segment.end_ticks;
         self.fragment_sequence = flush_fragment(&mut segment, self.fragment_sequence);
         self.timeline_end = self.timeline_end.max(end);
         let (Some((generation, _)), Some(clock)) = (&self.init, &self.clock) else { return };
@@ -512,6 +524,23 @@ pub(crate) mod tests {
         let segments = segments(&out);
         assert_eq!(segments.len(), 2);
         assert!(segments[1].discontinuity && segments[1].init_generation == 1);
+    }
+
+    #[test]
+    fn the_last_segment_lasts_until_its_last_picture_is_shown() {
+        // I P B (decode order) at 25 fps, the publisher gone before the second B: the P frame
+        // is shown last, at 160 ms, although it is decoded second.
+        let mut segmenter = Segmenter::new(2);
+        segmenter.begin_session();
+        segmenter.push(IngestEvent::VideoConfig(video_config()));
+        for (dts, pts, keyframe) in [(0, 40, true), (40, 160, false), (80, 80, false)] {
+            let packet = MediaPacket { kind: TrackKind::Video, dts_ms: dts, pts_ms: pts, keyframe, data: Bytes::from_static(&[0, 0, 0, 1, 0x65]) };
+            segmenter.push(IngestEvent::Packet(packet));
+        }
+        let out = segmenter.end_session();
+        let segments = segments(&out);
+        // Shown from 40 ms to 160 + 40 ms: 160 ms, not the 3 × 40 ms of decode times.
+        assert_eq!(segments[0].duration.as_millis(), 160);
     }
 
     #[test]

@@ -165,6 +165,7 @@ impl Pipeline {
             }
         }
         slot.live = Some(LiveSession { session, peer });
+        self.shared.status.publisher_connected();
         Ok(Publisher { session, events, awaiting_keyframe: false, pipeline: Arc::clone(&self.shared) })
     }
 

@@ -22,11 +22,15 @@ impl StreamStatus {
         self.lock().clone()
     }
 
-    pub(super) fn went_online(&self) {
+    /// A publisher was accepted (the stream is online once its first segment is listed).
+    pub(super) fn publisher_connected(&self) {
         let mut status = self.lock();
-        status.online = true;
         status.last_connect_time = Some(SystemTime::now());
         status.dropped_packets = 0;
+    }
+
+    pub(super) fn went_online(&self) {
+        self.lock().online = true;
     }
 
     pub(super) fn went_offline(&self) {
