@@ -1127,24 +1127,25 @@ fn garbage(port: u16, bytes: &[u8], linger: Duration) {
 }
 
 /// Does a plain RTMP handshake (C0 C1, read S0 S1 S2, send C2) and then sends `after`.
-fn handshake_then(port: u16, rng: &mut XorShift, after: &[u8]) {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return;
-    };
+/// A completed RTMP handshake (C0 C1 → S0 S1 S2 → C2) on a new connection.
+fn rtmp_handshake(port: u16, rng: &mut XorShift) -> Option<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(3)));
     let mut c0c1 = vec![3u8];
     c0c1.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
     c0c1.extend(rng.bytes(1528));
-    if s.write_all(&c0c1).is_err() {
-        return;
-    }
+    s.write_all(&c0c1).ok()?;
     let mut s0s1s2 = vec![0u8; 1 + 1536 + 1536];
-    if s.read_exact(&mut s0s1s2).is_err() {
+    s.read_exact(&mut s0s1s2).ok()?;
+    s.write_all(&s0s1s2[1..1537]).ok()?;
+    Some(s)
+}
+
+fn handshake_then(port: u16, rng: &mut XorShift, after: &[u8]) {
+    let Some(mut s) = rtmp_handshake(port, rng) else {
         return;
-    }
-    let c2 = s0s1s2[1..1537].to_vec();
-    let _ = s.write_all(&c2);
+    };
     let _ = s.write_all(after);
     let mut buf = [0u8; 8192];
     let t0 = Instant::now();
@@ -1154,6 +1155,38 @@ fn handshake_then(port: u16, rng: &mut XorShift, after: &[u8]) {
             Ok(_) => {}
         }
     }
+}
+
+/// Before a publish is accepted (before the stream key is checked) a peer cannot make the
+/// server buffer a big message: it is disconnected after a few hundred KiB.
+#[test]
+fn unauthenticated_peer_cannot_send_much() {
+    let server = Server::start(ServerOptions::default());
+    let mut rng = XorShift::from_time();
+    let mut s = rtmp_handshake(server.rtmp_port, &mut rng).expect("RTMP handshake");
+    // Set Chunk Size 0x7fffffff (chunk stream 2, message type 1), then one chunk that starts
+    // an AMF0 command message (type 20) announced as 16 MiB.
+    let mut start = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff];
+    start.extend_from_slice(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0]);
+    s.write_all(&start).expect("write the message start");
+    let block = rng.bytes(64 * 1024);
+    let mut sent = 0usize;
+    let cut_off = poll_until(Duration::from_secs(20), Duration::from_millis(1), || {
+        match s.write_all(&block) {
+            Ok(()) => {
+                sent += block.len();
+                (sent >= 16 * 1024 * 1024).then_some(false)
+            }
+            Err(_) => Some(true),
+        }
+    });
+    assert_eq!(cut_off, Some(true), "the server accepted {sent} bytes from a peer that never published");
+    assert!(sent < 4 * 1024 * 1024, "cut off only after {sent} bytes");
+    let log = poll_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        let log = server.stderr();
+        log.contains("without publishing").then_some(log)
+    });
+    assert!(log.is_some(), "no log line saying why:\n{}", server.stderr());
 }
 
 #[test]

@@ -6,6 +6,11 @@
 //! [`PUBLISH_START_TIMEOUT`] after connecting (or after its last publish ended): a connection
 //! slot is not held by someone who only talks. A peer that does not read what we send within
 //! [`WRITE_TIMEOUT`] is dropped too.
+//!
+//! Memory: rml_rtmp assembles messages of up to 16 MiB before we see them. Before a publish is
+//! accepted (so before the stream key is checked) a peer may send at most
+//! [`PRE_PUBLISH_BYTES`]: connect, createStream and publish take a few hundred bytes, so an
+//! unauthenticated peer cannot make the server buffer large messages.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +35,8 @@ pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// lost to a TCP reset, which closing with unread input would cause.
 const LINGER: Duration = Duration::from_secs(2);
 const READ_BUFFER: usize = 64 * 1024;
+/// What a peer may send while not publishing (OBS and ffmpeg need under 2 KiB).
+pub(super) const PRE_PUBLISH_BYTES: u64 = 256 * 1024;
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +55,8 @@ enum Ended {
     Idle,
     #[error("connected for {}s without publishing", PUBLISH_START_TIMEOUT.as_secs())]
     NotPublishing,
+    #[error("sent more than {} KiB without publishing", PRE_PUBLISH_BYTES / 1024)]
+    TooMuchBeforePublish,
     #[error("peer did not read our data for {}s", WRITE_TIMEOUT.as_secs())]
     WriteTimeout,
     #[error("RTMP protocol error: {0}")]
@@ -86,6 +95,7 @@ pub(super) async fn run(
         | Ended::HandshakeTimeout
         | Ended::Idle
         | Ended::NotPublishing
+        | Ended::TooMuchBeforePublish
         | Ended::WriteTimeout => {
             info!(
                 bytes_received = conn.bytes_in,
@@ -162,6 +172,7 @@ impl Connection {
         let mut input = leftover;
         let mut was_publishing = false;
         let mut not_publishing_since = Instant::now();
+        let mut bytes_when_not_publishing = self.bytes_in;
         loop {
             if !input.is_empty() {
                 out.clear();
@@ -180,8 +191,12 @@ impl Connection {
             if was_publishing && !publishing {
                 // A publish just ended: the "start publishing" clock starts again.
                 not_publishing_since = Instant::now();
+                bytes_when_not_publishing = self.bytes_in;
             }
             was_publishing = publishing;
+            if !publishing && self.bytes_in - bytes_when_not_publishing > PRE_PUBLISH_BYTES {
+                return Ended::TooMuchBeforePublish;
+            }
 
             let idle_deadline = Instant::now() + IDLE_TIMEOUT;
             let publish_deadline = not_publishing_since + PUBLISH_START_TIMEOUT;
