@@ -30,7 +30,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("data"), title: "selfcast".into() }
+        Self {
+            data_dir: PathBuf::from("data"),
+            title: "selfcast".into(),
+        }
     }
 }
 
@@ -46,7 +49,11 @@ pub struct RtmpConfig {
 
 impl Default for RtmpConfig {
     fn default() -> Self {
-        Self { listen: ([0, 0, 0, 0], 1935).into(), app: "live".into(), stream_key: None }
+        Self {
+            listen: ([0, 0, 0, 0], 1935).into(),
+            app: "live".into(),
+            stream_key: None,
+        }
     }
 }
 
@@ -60,7 +67,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: ([0, 0, 0, 0], 8080).into(), static_dir: None }
+        Self {
+            listen: ([0, 0, 0, 0], 8080).into(),
+            static_dir: None,
+        }
     }
 }
 
@@ -75,7 +85,10 @@ pub struct HlsConfig {
 
 impl Default for HlsConfig {
     fn default() -> Self {
-        Self { segment_seconds: 2, playlist_segments: 6 }
+        Self {
+            segment_seconds: 2,
+            playlist_segments: 6,
+        }
     }
 }
 
@@ -98,16 +111,26 @@ pub enum StorageKind {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {file}: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}:{line}: {key}: {message}")]
-    Invalid { file: PathBuf, line: usize, key: String, message: String },
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
 }
 
 impl Config {
     /// Read and check `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { file: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -120,7 +143,11 @@ impl Config {
                 ConfigError::Invalid {
                     file: file.to_owned(),
                     line: inner.span().map_or(0, |span| line_of(text, span.start)),
-                    key: if key == "." { "(top level)".into() } else { key },
+                    key: if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
                     message: inner.message().trim().to_owned(),
                 }
             })?;
@@ -139,7 +166,10 @@ impl Config {
         if !(1..=30).contains(&self.hls.segment_seconds) {
             return Err(invalid(
                 "hls.segment_seconds",
-                format!("{} is out of range: use 1 to 30 (2 is usual)", self.hls.segment_seconds),
+                format!(
+                    "{} is out of range: use 1 to 30 (2 is usual)",
+                    self.hls.segment_seconds
+                ),
             ));
         }
         if !(3..=100).contains(&self.hls.playlist_segments) {
@@ -152,7 +182,11 @@ impl Config {
             ));
         }
         if let Some(key) = &self.rtmp.stream_key {
-            if key.len() < 8 || !key.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != '?') {
+            if key.len() < 8
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '/' && c != '?')
+            {
                 return Err(invalid(
                     "rtmp.stream_key",
                     "must be at least 8 printable characters without '/', '?' or spaces; \
@@ -163,7 +197,10 @@ impl Config {
         }
         let app = self.rtmp.app.trim_matches('/');
         if app.is_empty() || app.contains('/') {
-            return Err(invalid("rtmp.app", "must be one path segment, like \"live\"".into()));
+            return Err(invalid(
+                "rtmp.app",
+                "must be one path segment, like \"live\"".into(),
+            ));
         }
         Ok(())
     }
@@ -171,19 +208,28 @@ impl Config {
 
 /// 1-based line number of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Best-effort line of `section.key` for errors found after parsing (0 when not written).
 fn line_of_key(text: &str, dotted: &str) -> usize {
-    let Some((section, key)) = dotted.rsplit_once('.') else { return 0 };
+    let Some((section, key)) = dotted.rsplit_once('.') else {
+        return 0;
+    };
     let mut in_section = false;
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.starts_with('[') {
             in_section = line.trim_matches(|c| c == '[' || c == ']').trim() == section;
         } else if in_section
-            && line.split('=').next().is_some_and(|name| name.trim() == key)
+            && line
+                .split('=')
+                .next()
+                .is_some_and(|name| name.trim() == key)
         {
             return index + 1;
         }
@@ -201,8 +247,11 @@ mod tests {
 
     #[test]
     fn the_shipped_config_is_the_default() {
-        let shipped = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")))
-            .expect("shipped config.toml parses");
+        let shipped = Config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config.toml"
+        )))
+        .expect("shipped config.toml parses");
         let default = Config::default();
         assert_eq!(shipped.rtmp.listen, default.rtmp.listen);
         assert_eq!(shipped.http.listen, default.http.listen);
@@ -214,33 +263,57 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_key() {
-        let err = parse("[hls]\nsegment_seconds = 2\nsegment_second = 4\n").unwrap_err().to_string();
-        assert!(err.starts_with("config.toml:3: hls.segment_second: unknown field `segment_second`"), "{err}");
+        let err = parse("[hls]\nsegment_seconds = 2\nsegment_second = 4\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config.toml:3: hls.segment_second: unknown field `segment_second`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_type_names_line_and_key() {
-        let err = parse("[hls]\n\nplaylist_segments = \"six\"\n").unwrap_err().to_string();
-        assert!(err.starts_with("config.toml:3: hls.playlist_segments: invalid type"), "{err}");
+        let err = parse("[hls]\n\nplaylist_segments = \"six\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config.toml:3: hls.playlist_segments: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_address_names_line_and_key() {
-        let err = parse("[http]\nlisten = \"nonsense\"\n").unwrap_err().to_string();
-        assert!(err.starts_with("config.toml:2: http.listen: invalid socket address"), "{err}");
+        let err = parse("[http]\nlisten = \"nonsense\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config.toml:2: http.listen: invalid socket address"),
+            "{err}"
+        );
     }
 
     #[test]
     fn out_of_range_values_are_refused() {
-        let err = parse("[hls]\nplaylist_segments = 1\n").unwrap_err().to_string();
-        assert!(err.starts_with("config.toml:2: hls.playlist_segments: 1 is out of range"), "{err}");
-        let err = parse("[rtmp]\nstream_key = \"abc\"\n").unwrap_err().to_string();
+        let err = parse("[hls]\nplaylist_segments = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config.toml:2: hls.playlist_segments: 1 is out of range"),
+            "{err}"
+        );
+        let err = parse("[rtmp]\nstream_key = \"abc\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("config.toml:2: rtmp.stream_key:"), "{err}");
     }
 
     #[test]
     fn unsupported_storage_kind_is_refused() {
-        let err = parse("[storage]\nkind = \"ftp\"\n").unwrap_err().to_string();
+        let err = parse("[storage]\nkind = \"ftp\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("storage.kind: unknown variant `ftp`"), "{err}");
     }
 }

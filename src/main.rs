@@ -118,13 +118,25 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, stream_key: Secret) -> anyhow::Result<()> {
-    let store = Arc::new(HlsStore::new(config.hls.playlist_segments, config.hls.segment_seconds));
+    let store = Arc::new(HlsStore::new(
+        config.hls.playlist_segments,
+        config.hls.segment_seconds,
+    ));
     let status = Arc::new(StreamStatus::default());
-    let pipeline = Arc::new(Pipeline::new(Arc::clone(&store), Arc::clone(&status), config.hls.segment_seconds));
+    let pipeline = Arc::new(Pipeline::new(
+        Arc::clone(&store),
+        Arc::clone(&status),
+        config.hls.segment_seconds,
+    ));
 
     let rtmp_listener = tokio::net::TcpListener::bind(config.rtmp.listen)
         .await
-        .with_context(|| format!("cannot listen for RTMP on {} ([rtmp] listen)", config.rtmp.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen for RTMP on {} ([rtmp] listen)",
+                config.rtmp.listen
+            )
+        })?;
     let rtmp_addr = rtmp_listener.local_addr()?;
 
     let (stop_ingest, ingest_stopped) = watch::channel(false);
@@ -137,11 +149,24 @@ async fn serve(config: Config, stream_key: Secret) -> anyhow::Result<()> {
         static_dir: config.http.static_dir.clone(),
     });
     let (http_addr, http_server) = web::serve(config.http.listen, web_state, changed(http_stopped))
-        .with_context(|| format!("cannot listen for HTTP on {} ([http] listen)", config.http.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen for HTTP on {} ([http] listen)",
+                config.http.listen
+            )
+        })?;
     let http_task = tokio::spawn(http_server);
 
-    let settings = IngestSettings { app: config.rtmp.app.clone(), stream_key: stream_key.value().to_owned() };
-    let ingest_task = tokio::spawn(ingest::serve(rtmp_listener, settings, Arc::clone(&pipeline), changed(ingest_stopped)));
+    let settings = IngestSettings {
+        app: config.rtmp.app.clone(),
+        stream_key: stream_key.value().to_owned(),
+    };
+    let ingest_task = tokio::spawn(ingest::serve(
+        rtmp_listener,
+        settings,
+        Arc::clone(&pipeline),
+        changed(ingest_stopped),
+    ));
 
     print_banner(&config, rtmp_addr, http_addr, &stream_key);
 
@@ -180,13 +205,14 @@ async fn changed(mut flag: watch::Receiver<bool>) {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -198,9 +224,18 @@ async fn shutdown_signal() {
 
 /// Where to point OBS and where to watch. The stream key is shown only when it was just
 /// generated (it is then in data_dir); it never goes to the log.
-fn print_banner(config: &Config, rtmp: std::net::SocketAddr, http: std::net::SocketAddr, key: &Secret) {
+fn print_banner(
+    config: &Config,
+    rtmp: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    key: &Secret,
+) {
     let host = |addr: std::net::SocketAddr| {
-        if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() }
+        if addr.ip().is_unspecified() {
+            format!("localhost:{}", addr.port())
+        } else {
+            addr.to_string()
+        }
     };
     let key_line = match key {
         Secret::Generated(value) => format!(

@@ -12,9 +12,15 @@ const GENERATED_LENGTH: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("cannot use data_dir {dir}: {source}")]
-    DataDir { dir: PathBuf, source: std::io::Error },
+    DataDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read or write {file}: {source}")]
-    File { file: PathBuf, source: std::io::Error },
+    File {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the operating system's random source failed: {0}")]
     Random(getrandom::Error),
 }
@@ -42,8 +48,10 @@ pub fn load_or_generate(data_dir: &Path, name: &str) -> Result<Secret, SecretErr
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => return Err(SecretError::File { file, source }),
     }
-    std::fs::create_dir_all(data_dir)
-        .map_err(|source| SecretError::DataDir { dir: data_dir.to_owned(), source })?;
+    std::fs::create_dir_all(data_dir).map_err(|source| SecretError::DataDir {
+        dir: data_dir.to_owned(),
+        source,
+    })?;
     let secret = random_token(GENERATED_LENGTH)?;
     write_private(&file, &secret).map_err(|source| SecretError::File { file, source })?;
     Ok(Secret::Generated(secret))

@@ -560,14 +560,7 @@ fn wrong_key_is_refused() {
     // The right key works.
     let mut p = Publisher::start("right key", &fx.path, &server.publish_url(), &["-t", "4"]);
     server.wait_online(true, Duration::from_secs(10));
-    let st = p
-        .wait(Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("publisher did not finish\n{}", p.log()));
-    assert!(
-        st.success(),
-        "publishing with the right key: {st}\n{}",
-        p.log()
-    );
+    p.expect_success(Duration::from_secs(30), "publishing with the right key");
     server.assert_running();
 }
 
@@ -1095,13 +1088,9 @@ fn generated_stream_key_is_persisted() {
     );
     let st = server.wait_online(true, Duration::from_secs(15));
     assert_eq!(st["online"], true);
-    let pst = p
-        .wait(Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("publisher did not finish\n{}", p.log()));
-    assert!(
-        pst.success(),
-        "publishing with the persisted key after a restart: {pst}\n{}",
-        p.log()
+    p.expect_success(
+        Duration::from_secs(30),
+        "publishing with the persisted key after a restart",
     );
     server.assert_running();
 }
@@ -1166,27 +1155,39 @@ fn unauthenticated_peer_cannot_send_much() {
     let mut s = rtmp_handshake(server.rtmp_port, &mut rng).expect("RTMP handshake");
     // Set Chunk Size 0x7fffffff (chunk stream 2, message type 1), then one chunk that starts
     // an AMF0 command message (type 20) announced as 16 MiB.
-    let mut start = vec![0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff];
+    let mut start = vec![
+        0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff,
+    ];
     start.extend_from_slice(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0]);
     s.write_all(&start).expect("write the message start");
     let block = rng.bytes(64 * 1024);
     let mut sent = 0usize;
-    let cut_off = poll_until(Duration::from_secs(20), Duration::from_millis(1), || {
-        match s.write_all(&block) {
+    let cut_off = poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(1),
+        || match s.write_all(&block) {
             Ok(()) => {
                 sent += block.len();
                 (sent >= 16 * 1024 * 1024).then_some(false)
             }
             Err(_) => Some(true),
-        }
-    });
-    assert_eq!(cut_off, Some(true), "the server accepted {sent} bytes from a peer that never published");
+        },
+    );
+    assert_eq!(
+        cut_off,
+        Some(true),
+        "the server accepted {sent} bytes from a peer that never published"
+    );
     assert!(sent < 4 * 1024 * 1024, "cut off only after {sent} bytes");
     let log = poll_until(Duration::from_secs(5), Duration::from_millis(100), || {
         let log = server.stderr();
         log.contains("without publishing").then_some(log)
     });
-    assert!(log.is_some(), "no log line saying why:\n{}", server.stderr());
+    assert!(
+        log.is_some(),
+        "no log line saying why:\n{}",
+        server.stderr()
+    );
 }
 
 #[test]

@@ -27,7 +27,10 @@ fn fixture_as_flv() -> PathBuf {
             .arg(&tmp)
             .status()
             .expect("ffmpeg runs");
-        assert!(status.success(), "ffmpeg could not remux the fixture to FLV");
+        assert!(
+            status.success(),
+            "ffmpeg could not remux the fixture to FLV"
+        );
         std::fs::rename(&tmp, &path).unwrap();
     }
     path
@@ -41,8 +44,17 @@ fn flv_tags(data: &[u8]) -> Vec<(u8, i64, Bytes)> {
     while at + 11 <= data.len() {
         let kind = data[at] & 0x1f;
         let size = u32::from_be_bytes([0, data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        let timestamp = i64::from(u32::from_be_bytes([data[at + 7], data[at + 4], data[at + 5], data[at + 6]]));
-        tags.push((kind, timestamp, Bytes::copy_from_slice(&data[at + 11..at + 11 + size])));
+        let timestamp = i64::from(u32::from_be_bytes([
+            data[at + 7],
+            data[at + 4],
+            data[at + 5],
+            data[at + 6],
+        ]));
+        tags.push((
+            kind,
+            timestamp,
+            Bytes::copy_from_slice(&data[at + 11..at + 11 + size]),
+        ));
         at += 11 + size + 4;
     }
     tags
@@ -53,10 +65,14 @@ fn events(tags: Vec<(u8, i64, Bytes)>) -> Vec<IngestEvent> {
     for (kind, dts_ms, body) in tags {
         match kind {
             9 => match parse_video_tag(&body).expect("valid video tag") {
-                VideoTag::SequenceHeader(record) => {
-                    events.push(IngestEvent::VideoConfig(AvcDecoderConfig::parse(record).unwrap()))
-                }
-                VideoTag::Frame { keyframe, composition_time_ms, data } => events.push(IngestEvent::Packet(MediaPacket {
+                VideoTag::SequenceHeader(record) => events.push(IngestEvent::VideoConfig(
+                    AvcDecoderConfig::parse(record).unwrap(),
+                )),
+                VideoTag::Frame {
+                    keyframe,
+                    composition_time_ms,
+                    data,
+                } => events.push(IngestEvent::Packet(MediaPacket {
                     kind: TrackKind::Video,
                     dts_ms,
                     pts_ms: dts_ms + i64::from(composition_time_ms),
@@ -66,9 +82,9 @@ fn events(tags: Vec<(u8, i64, Bytes)>) -> Vec<IngestEvent> {
                 VideoTag::EndOfSequence => {}
             },
             8 => match parse_audio_tag(&body).expect("valid audio tag") {
-                AudioTag::SequenceHeader(raw) => {
-                    events.push(IngestEvent::AudioConfig(AudioSpecificConfig::parse(raw).unwrap()))
-                }
+                AudioTag::SequenceHeader(raw) => events.push(IngestEvent::AudioConfig(
+                    AudioSpecificConfig::parse(raw).unwrap(),
+                )),
                 AudioTag::Frame(data) => events.push(IngestEvent::Packet(MediaPacket {
                     kind: TrackKind::Audio,
                     dts_ms,
@@ -113,26 +129,59 @@ fn segments_from_an_ffmpeg_flv_probe_and_decode_cleanly() {
 
     let probe = ffprobe_json(&path, &["-show_streams"]).unwrap();
     let streams = probe["streams"].as_array().unwrap();
-    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
-    let audio = streams.iter().find(|s| s["codec_type"] == "audio").expect("an audio stream");
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("a video stream");
+    let audio = streams
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .expect("an audio stream");
     assert_eq!(video["codec_name"], "h264");
-    assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(1280), Some(720)));
-    assert_eq!(count_video_frames(&path).unwrap(), source.video_frames, "every frame decodes");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
+    assert_eq!(
+        count_video_frames(&path).unwrap(),
+        source.video_frames,
+        "every frame decodes"
+    );
     assert_eq!(audio["codec_name"], "aac");
     assert_eq!(audio["sample_rate"], "48000");
     assert_eq!(audio["channels"], 2);
     let (video_span, _) = stream_spans(&path).unwrap();
     let probed = video_span.expect("video packets").duration();
     let listed: f64 = durations.iter().sum();
-    assert!((probed - listed).abs() / listed < 0.05, "ffprobe {probed} s vs EXTINF sum {listed} s");
+    assert!(
+        (probed - listed).abs() / listed < 0.05,
+        "ffprobe {probed} s vs EXTINF sum {listed} s"
+    );
 
     let (status, errors) = ffmpeg_decode(&path);
-    assert!(status.success() && errors.is_empty(), "decode errors: {errors}");
+    assert!(
+        status.success() && errors.is_empty(),
+        "decode errors: {errors}"
+    );
 
     // Presentation order: frame pts strictly increase by one frame (B-frames reordered right).
-    let frames = ffprobe_json(&path, &["-select_streams", "v", "-show_entries", "frame=pts_time"]).unwrap();
-    let pts: Vec<f64> = frames["frames"].as_array().unwrap().iter().map(|f| f["pts_time"].as_str().unwrap().parse().unwrap()).collect();
+    let frames = ffprobe_json(
+        &path,
+        &["-select_streams", "v", "-show_entries", "frame=pts_time"],
+    )
+    .unwrap();
+    let pts: Vec<f64> = frames["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pts_time"].as_str().unwrap().parse().unwrap())
+        .collect();
     for pair in pts.windows(2) {
-        assert!((pair[1] - pair[0] - 1.0 / 30.0).abs() < 0.002, "pts step {} → {}", pair[0], pair[1]);
+        assert!(
+            (pair[1] - pair[0] - 1.0 / 30.0).abs() < 0.002,
+            "pts step {} → {}",
+            pair[0],
+            pair[1]
+        );
     }
 }

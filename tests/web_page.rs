@@ -11,9 +11,15 @@ fn built_in_page_and_vendored_player_are_served() {
     let server = Server::start(ServerOptions::default());
     let page = http_get(&server.url("/")).unwrap();
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     let html = page.text();
-    assert!(html.contains("/vendor/hls.js/hls.min.js"), "the page loads the vendored hls.js");
+    assert!(
+        html.contains("/vendor/hls.js/hls.min.js"),
+        "the page loads the vendored hls.js"
+    );
     let hls = http_get(&server.url("/vendor/hls.js/hls.min.js")).unwrap();
     assert_eq!(hls.status, 200);
     assert!(hls.header("content-type").unwrap().contains("javascript"));
@@ -33,22 +39,46 @@ fn built_in_page_and_vendored_player_are_served() {
 #[test]
 fn owner_files_override_the_built_in_page_one_by_one() {
     let owner = tempfile::tempdir().unwrap();
-    std::fs::write(owner.path().join("index.html"), "<h1>my own stream page</h1>").unwrap();
+    std::fs::write(
+        owner.path().join("index.html"),
+        "<h1>my own stream page</h1>",
+    )
+    .unwrap();
     std::fs::write(owner.path().join("logo.svg"), "<svg/>").unwrap();
-    let secret = owner.path().parent().unwrap().join("selfcast-secret-outside.txt");
+    let secret = owner
+        .path()
+        .parent()
+        .unwrap()
+        .join("selfcast-secret-outside.txt");
     std::fs::write(&secret, "not for the web").unwrap();
-    let server = Server::start(ServerOptions { static_dir: Some(owner.path().to_path_buf()), ..ServerOptions::default() });
+    let server = Server::start(ServerOptions {
+        static_dir: Some(owner.path().to_path_buf()),
+        ..ServerOptions::default()
+    });
 
-    assert_eq!(http_get(&server.url("/")).unwrap().text(), "<h1>my own stream page</h1>");
+    assert_eq!(
+        http_get(&server.url("/")).unwrap().text(),
+        "<h1>my own stream page</h1>"
+    );
     let logo = http_get(&server.url("/logo.svg")).unwrap();
     assert_eq!(logo.header("content-type"), Some("image/svg+xml"));
     // Not overridden: still the built-in one.
     assert_eq!(http_get(&server.url("/player.js")).unwrap().status, 200);
     // Raw requests: an HTTP client library would normalise these paths before sending them.
-    for escape in ["/../selfcast-secret-outside.txt", "/%2e%2e/selfcast-secret-outside.txt", "/.hidden"] {
+    for escape in [
+        "/../selfcast-secret-outside.txt",
+        "/%2e%2e/selfcast-secret-outside.txt",
+        "/.hidden",
+    ] {
         let response = raw_get(server.http_port, escape);
-        assert!(!response.contains("not for the web"), "{escape} escaped static_dir");
-        assert!(!response.starts_with("HTTP/1.1 200"), "{escape}: {response}");
+        assert!(
+            !response.contains("not for the web"),
+            "{escape} escaped static_dir"
+        );
+        assert!(
+            !response.starts_with("HTTP/1.1 200"),
+            "{escape}: {response}"
+        );
     }
     let _ = std::fs::remove_file(secret);
 }
@@ -57,8 +87,14 @@ fn owner_files_override_the_built_in_page_one_by_one() {
 fn raw_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response

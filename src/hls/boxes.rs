@@ -15,7 +15,9 @@ pub struct OpenBox(usize);
 
 impl BoxWriter {
     pub fn with_capacity(capacity: usize) -> Self {
-        Self { buf: Vec::with_capacity(capacity) }
+        Self {
+            buf: Vec::with_capacity(capacity),
+        }
     }
 
     /// Start a box (§4.2 `Box`): a size placeholder then the four-character type.

@@ -54,7 +54,11 @@ const NON_SYNC_SAMPLE_FLAGS: u32 = 0x0101_0000;
 /// Write `moof` + `mdat` for the given runs (runs without samples are left out).
 pub fn write_fragment(sequence_number: u32, runs: &[TrackRun]) -> Vec<u8> {
     let runs: Vec<&TrackRun> = runs.iter().filter(|run| !run.samples.is_empty()).collect();
-    let data_len: usize = runs.iter().flat_map(|run| run.samples).map(|s| s.data.len()).sum();
+    let data_len: usize = runs
+        .iter()
+        .flat_map(|run| run.samples)
+        .map(|s| s.data.len())
+        .sum();
     let sample_count: usize = runs.iter().map(|run| run.samples.len()).sum();
     // Headers: a few boxes per run plus at most 16 bytes of trun entry per sample.
     let mut w = BoxWriter::with_capacity(data_len + 64 + 64 * runs.len() + 16 * sample_count);
@@ -84,7 +88,11 @@ pub fn write_fragment(sequence_number: u32, runs: &[TrackRun]) -> Vec<u8> {
             w.u32(sample.duration);
             w.u32(sample.data.len() as u32);
             if run.per_sample_flags {
-                w.u32(if sample.keyframe { SYNC_SAMPLE_FLAGS } else { NON_SYNC_SAMPLE_FLAGS });
+                w.u32(if sample.keyframe {
+                    SYNC_SAMPLE_FLAGS
+                } else {
+                    NON_SYNC_SAMPLE_FLAGS
+                });
                 w.i32(sample.composition_offset);
             }
         }
@@ -114,15 +122,40 @@ mod tests {
     #[test]
     fn fragment_bytes_by_hand() {
         let video = [
-            Sample { duration: 3000, composition_offset: 6000, keyframe: true, data: Bytes::from_static(&[0xaa, 0xbb]) },
-            Sample { duration: 3000, composition_offset: -3000, keyframe: false, data: Bytes::from_static(&[0xcc]) },
+            Sample {
+                duration: 3000,
+                composition_offset: 6000,
+                keyframe: true,
+                data: Bytes::from_static(&[0xaa, 0xbb]),
+            },
+            Sample {
+                duration: 3000,
+                composition_offset: -3000,
+                keyframe: false,
+                data: Bytes::from_static(&[0xcc]),
+            },
         ];
-        let audio = [Sample { duration: 1024, composition_offset: 0, keyframe: true, data: Bytes::from_static(&[0xdd]) }];
+        let audio = [Sample {
+            duration: 1024,
+            composition_offset: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0xdd]),
+        }];
         let bytes = write_fragment(
             5,
             &[
-                TrackRun { track_id: 1, base_decode_time: 0x1_0000_0002, samples: &video, per_sample_flags: true },
-                TrackRun { track_id: 2, base_decode_time: 48000, samples: &audio, per_sample_flags: false },
+                TrackRun {
+                    track_id: 1,
+                    base_decode_time: 0x1_0000_0002,
+                    samples: &video,
+                    per_sample_flags: true,
+                },
+                TrackRun {
+                    track_id: 2,
+                    base_decode_time: 48000,
+                    samples: &audio,
+                    per_sample_flags: false,
+                },
             ],
         );
         #[rustfmt::skip]
@@ -151,12 +184,27 @@ mod tests {
 
     #[test]
     fn empty_runs_are_left_out() {
-        let audio = [Sample { duration: 1024, composition_offset: 0, keyframe: true, data: Bytes::from_static(&[1]) }];
+        let audio = [Sample {
+            duration: 1024,
+            composition_offset: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[1]),
+        }];
         let bytes = write_fragment(
             1,
             &[
-                TrackRun { track_id: 1, base_decode_time: 0, samples: &[], per_sample_flags: true },
-                TrackRun { track_id: 2, base_decode_time: 0, samples: &audio, per_sample_flags: false },
+                TrackRun {
+                    track_id: 1,
+                    base_decode_time: 0,
+                    samples: &[],
+                    per_sample_flags: true,
+                },
+                TrackRun {
+                    track_id: 2,
+                    base_decode_time: 0,
+                    samples: &audio,
+                    per_sample_flags: false,
+                },
             ],
         );
         // moof(8) + mfhd(16) + one traf(8 + 16 + 20 + 28) = 96, then mdat.

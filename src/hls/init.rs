@@ -161,7 +161,13 @@ fn write_trak(
     sample_entry: impl FnOnce(&mut BoxWriter),
 ) {
     let trak = w.open(b"trak");
-    write_tkhd(w, layout.track_id, layout.volume, layout.width, layout.height);
+    write_tkhd(
+        w,
+        layout.track_id,
+        layout.volume,
+        layout.width,
+        layout.height,
+    );
     let mdia = w.open(b"mdia");
     write_mdhd(w, layout.timescale);
     write_hdlr(w, layout.handler, layout.name);
@@ -246,7 +252,7 @@ fn write_audio_trak(w: &mut BoxWriter, aac: &AudioSpecificConfig) {
         w.u16(16); // samplesize
         w.u16(0); // pre_defined
         w.u16(0); // reserved
-        // 16.16 fixed point; rates above 65535 Hz do not fit and decoders take the rate from esds.
+                  // 16.16 fixed point; rates above 65535 Hz do not fit and decoders take the rate from esds.
         w.u32(aac.sample_rate.min(0xffff) << 16);
         write_esds(w, aac);
         w.close(mp4a);
@@ -260,7 +266,8 @@ fn write_esds(w: &mut BoxWriter, aac: &AudioSpecificConfig) {
     // DecoderSpecificInfo (tag 5) = the AudioSpecificConfig.
     let decoder_specific_len = asc.len();
     // DecoderConfigDescriptor (tag 4): 13 fixed bytes + DecoderSpecificInfo.
-    let decoder_config_len = 13 + descriptor_header_len(decoder_specific_len) + decoder_specific_len;
+    let decoder_config_len =
+        13 + descriptor_header_len(decoder_specific_len) + decoder_specific_len;
     // SLConfigDescriptor (tag 6) with predefined = 2: 3 bytes.
     let es_len = 3 + descriptor_header_len(decoder_config_len) + decoder_config_len + 3;
 
@@ -296,7 +303,11 @@ fn write_descriptor_header(w: &mut BoxWriter, tag: u8, len: usize) {
 }
 
 fn descriptor_header_len(len: usize) -> usize {
-    if len < 0x80 { 2 } else { 5 }
+    if len < 0x80 {
+        2
+    } else {
+        5
+    }
 }
 
 /// §8.8.3 Track extends: fragments name their track; no defaults beyond the sample entry.
@@ -317,11 +328,16 @@ mod tests {
 
     /// Walks a box tree; returns (path, payload) of every box, checking that sizes nest exactly.
     fn walk<'a>(data: &'a [u8], path: &str, out: &mut Vec<(String, &'a [u8])>) {
-        const CONTAINERS: [&str; 9] = ["moov", "trak", "mdia", "minf", "dinf", "stbl", "mvex", "moof", "traf"];
+        const CONTAINERS: [&str; 9] = [
+            "moov", "trak", "mdia", "minf", "dinf", "stbl", "mvex", "moof", "traf",
+        ];
         let mut rest = data;
         while !rest.is_empty() {
             let size = u32::from_be_bytes(rest[0..4].try_into().unwrap()) as usize;
-            assert!(size >= 8 && size <= rest.len(), "{path}: bad box size {size}");
+            assert!(
+                size >= 8 && size <= rest.len(),
+                "{path}: bad box size {size}"
+            );
             let kind = std::str::from_utf8(&rest[4..8]).unwrap();
             let here = format!("{path}/{kind}");
             let payload = &rest[8..size];
@@ -334,19 +350,34 @@ mod tests {
     }
 
     fn find<'a>(boxes: &[(String, &'a [u8])], path: &str) -> &'a [u8] {
-        boxes.iter().find(|(p, _)| p == path).unwrap_or_else(|| panic!("no {path}")).1
+        boxes
+            .iter()
+            .find(|(p, _)| p == path)
+            .unwrap_or_else(|| panic!("no {path}"))
+            .1
     }
 
     #[test]
     fn init_segment_tree_and_sample_entries() {
-        let init = write_init_segment(&TrackConfigs { video: video_config(), audio: Some(audio_config()) });
+        let init = write_init_segment(&TrackConfigs {
+            video: video_config(),
+            audio: Some(audio_config()),
+        });
         let mut boxes = Vec::new();
         walk(&init, "", &mut boxes);
         let paths: Vec<&str> = boxes.iter().map(|(p, _)| p.as_str()).collect();
         for expected in [
-            "/ftyp", "/moov/mvhd", "/moov/trak/tkhd", "/moov/trak/mdia/mdhd", "/moov/trak/mdia/hdlr",
-            "/moov/trak/mdia/minf/vmhd", "/moov/trak/mdia/minf/smhd", "/moov/trak/mdia/minf/dinf/dref",
-            "/moov/trak/mdia/minf/stbl/stsd", "/moov/trak/mdia/minf/stbl/stts", "/moov/mvex/trex",
+            "/ftyp",
+            "/moov/mvhd",
+            "/moov/trak/tkhd",
+            "/moov/trak/mdia/mdhd",
+            "/moov/trak/mdia/hdlr",
+            "/moov/trak/mdia/minf/vmhd",
+            "/moov/trak/mdia/minf/smhd",
+            "/moov/trak/mdia/minf/dinf/dref",
+            "/moov/trak/mdia/minf/stbl/stsd",
+            "/moov/trak/mdia/minf/stbl/stts",
+            "/moov/mvex/trex",
         ] {
             assert!(paths.contains(&expected), "missing {expected} in {paths:?}");
         }
@@ -359,13 +390,26 @@ mod tests {
         assert_eq!(&stsd[12..16], b"avc1");
         assert_eq!(&stsd[16 + 24..16 + 28], &[0x05, 0x00, 0x02, 0xd0]);
         let avcc_at = stsd.windows(4).position(|w| w == b"avcC").unwrap();
-        assert_eq!(&stsd[avcc_at + 4..avcc_at + 4 + AVCC_720P.len()], &AVCC_720P);
+        assert_eq!(
+            &stsd[avcc_at + 4..avcc_at + 4 + AVCC_720P.len()],
+            &AVCC_720P
+        );
 
         // Audio: mdhd timescale 48000, then mp4a with 2 channels, 16 bits, 48000 << 16, and
         // an esds whose descriptors are sized by hand below.
-        let mdhd_audio = boxes.iter().filter(|(p, _)| p == "/moov/trak/mdia/mdhd").nth(1).unwrap().1;
+        let mdhd_audio = boxes
+            .iter()
+            .filter(|(p, _)| p == "/moov/trak/mdia/mdhd")
+            .nth(1)
+            .unwrap()
+            .1;
         assert_eq!(&mdhd_audio[12..16], &48_000u32.to_be_bytes());
-        let audio_stsd = boxes.iter().filter(|(p, _)| p == "/moov/trak/mdia/minf/stbl/stsd").nth(1).unwrap().1;
+        let audio_stsd = boxes
+            .iter()
+            .filter(|(p, _)| p == "/moov/trak/mdia/minf/stbl/stsd")
+            .nth(1)
+            .unwrap()
+            .1;
         let esds_at = audio_stsd.windows(4).position(|w| w == b"esds").unwrap();
         #[rustfmt::skip]
         let esds: &[u8] = &[
@@ -377,24 +421,44 @@ mod tests {
             0x05, 2, 0x11, 0x90,        // DecoderSpecificInfo: the AudioSpecificConfig
             0x06, 1, 0x02,              // SLConfigDescriptor predefined 2
         ];
-        assert_eq!(&audio_stsd[esds_at - 4..esds_at], &(8 + esds.len() as u32).to_be_bytes());
+        assert_eq!(
+            &audio_stsd[esds_at - 4..esds_at],
+            &(8 + esds.len() as u32).to_be_bytes()
+        );
         assert_eq!(&audio_stsd[esds_at + 4..esds_at + 4 + esds.len()], esds);
         let mp4a_at = audio_stsd.windows(4).position(|w| w == b"mp4a").unwrap();
-        assert_eq!(&audio_stsd[mp4a_at + 4 + 16..mp4a_at + 4 + 20], &[0, 2, 0, 16]);
-        assert_eq!(&audio_stsd[mp4a_at + 4 + 24..mp4a_at + 4 + 28], &[0xbb, 0x80, 0, 0]);
+        assert_eq!(
+            &audio_stsd[mp4a_at + 4 + 16..mp4a_at + 4 + 20],
+            &[0, 2, 0, 16]
+        );
+        assert_eq!(
+            &audio_stsd[mp4a_at + 4 + 24..mp4a_at + 4 + 28],
+            &[0xbb, 0x80, 0, 0]
+        );
 
         // Two trex, for track 1 and 2.
-        let trex: Vec<&[u8]> = boxes.iter().filter(|(p, _)| p == "/moov/mvex/trex").map(|(_, b)| *b).collect();
+        let trex: Vec<&[u8]> = boxes
+            .iter()
+            .filter(|(p, _)| p == "/moov/mvex/trex")
+            .map(|(_, b)| *b)
+            .collect();
         assert_eq!(trex.len(), 2);
         assert_eq!(&trex[1][4..8], &[0, 0, 0, 2]);
     }
 
     #[test]
     fn video_only_init_has_one_track() {
-        let init = write_init_segment(&TrackConfigs { video: video_config(), audio: None });
+        let init = write_init_segment(&TrackConfigs {
+            video: video_config(),
+            audio: None,
+        });
         let mut boxes = Vec::new();
         walk(&init, "", &mut boxes);
         assert_eq!(boxes.iter().filter(|(p, _)| p == "/moov/trak").count(), 1);
-        assert_eq!(&find(&boxes, "/moov/mvhd")[96..100], &[0, 0, 0, 2], "next_track_ID");
+        assert_eq!(
+            &find(&boxes, "/moov/mvhd")[96..100],
+            &[0, 0, 0, 2],
+            "next_track_ID"
+        );
     }
 }

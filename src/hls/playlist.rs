@@ -111,7 +111,11 @@ impl MediaPlaylist {
         let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", self.target_duration);
         let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", self.removed);
         if self.discontinuity_sequence > 0 {
-            let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", self.discontinuity_sequence);
+            let _ = writeln!(
+                out,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                self.discontinuity_sequence
+            );
         }
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
         let mut current_map: Option<&str> = None;
@@ -130,7 +134,11 @@ impl MediaPlaylist {
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
                 humantime::format_rfc3339_millis(segment.program_date_time)
             );
-            let _ = writeln!(out, "#EXTINF:{:.3},\n{}", segment.duration_seconds, segment.uri);
+            let _ = writeln!(
+                out,
+                "#EXTINF:{:.3},\n{}",
+                segment.duration_seconds, segment.uri
+            );
         }
         if self.ended {
             out.push_str("#EXT-X-ENDLIST\n");
@@ -183,7 +191,8 @@ mod tests {
             duration_seconds: duration,
             map_uri: map.into(),
             discontinuity,
-            program_date_time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + sequence * 2000),
+            program_date_time: UNIX_EPOCH
+                + Duration::from_millis(1_700_000_000_000 + sequence * 2000),
         }
     }
 
@@ -212,11 +221,17 @@ mod tests {
         let text = playlist.render();
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{text}");
         assert!(!text.contains("DISCONTINUITY-SEQUENCE"), "{text}");
-        assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\""), "{text}");
+        assert!(
+            text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\""),
+            "{text}"
+        );
         // The discontinuity leaves the window: counted in the discontinuity sequence.
         playlist.push(entry(5, 2.0, false, "init-1.mp4"));
         let text = playlist.render();
-        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
+        assert!(
+            text.contains("#EXT-X-MEDIA-SEQUENCE:3\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n"),
+            "{text}"
+        );
         assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
         assert!(text.starts_with("#EXTM3U"));
         assert_eq!(text.matches("#EXT-X-MAP").count(), 1, "{text}");

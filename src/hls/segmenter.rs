@@ -88,7 +88,10 @@ impl SegmentBuilder {
     fn add_video(&mut self, dts: u64, sample: Sample) {
         let decoded_until = dts + u64::from(sample.duration);
         let shown_until = decoded_until as i64 + i64::from(sample.composition_offset);
-        self.end_ticks = self.end_ticks.max(decoded_until).max(shown_until.max(0) as u64);
+        self.end_ticks = self
+            .end_ticks
+            .max(decoded_until)
+            .max(shown_until.max(0) as u64);
         self.video.push(sample);
         self.video_frames += 1;
     }
@@ -176,14 +179,20 @@ impl Segmenter {
         let mut out = Vec::new();
         match event {
             IngestEvent::VideoConfig(config) => {
-                let changed = self.video_config.as_ref().is_some_and(|old| old.record != config.record);
+                let changed = self
+                    .video_config
+                    .as_ref()
+                    .is_some_and(|old| old.record != config.record);
                 self.video_config = Some(config);
                 if changed {
                     self.restart_on_new_config(&mut out, "video");
                 }
             }
             IngestEvent::AudioConfig(config) => {
-                let changed = self.audio_config.as_ref().is_some_and(|old| old.raw != config.raw);
+                let changed = self
+                    .audio_config
+                    .as_ref()
+                    .is_some_and(|old| old.raw != config.raw);
                 self.audio_config = Some(config);
                 if changed {
                     self.restart_on_new_config(&mut out, "audio");
@@ -201,7 +210,10 @@ impl Segmenter {
     /// init segment behind a discontinuity.
     fn restart_on_new_config(&mut self, out: &mut Vec<MuxerOutput>, which: &str) {
         if self.init.is_some() {
-            info!(which, "codec parameters changed mid-stream: new init segment");
+            info!(
+                which,
+                "codec parameters changed mid-stream: new init segment"
+            );
             self.finish_segment(out);
             self.init = None;
             self.discontinuity_pending = true;
@@ -221,25 +233,32 @@ impl Segmenter {
             self.last_frame_ticks = duration;
             // A pending frame always belongs to the open segment.
             if let Some(segment) = &mut self.segment {
-                segment.add_video(previous.dts, Sample {
-                    duration,
-                    composition_offset: previous.composition_offset,
-                    keyframe: previous.keyframe,
-                    data: previous.data,
-                });
+                segment.add_video(
+                    previous.dts,
+                    Sample {
+                        duration,
+                        composition_offset: previous.composition_offset,
+                        keyframe: previous.keyframe,
+                        data: previous.data,
+                    },
+                );
             }
         }
-        let cut = self
-            .segment
-            .as_ref()
-            .is_some_and(|s| packet.keyframe && dts + CUT_TOLERANCE_TICKS >= s.start_ticks + self.target_ticks);
+        let cut = self.segment.as_ref().is_some_and(|s| {
+            packet.keyframe && dts + CUT_TOLERANCE_TICKS >= s.start_ticks + self.target_ticks
+        });
         if cut {
             self.finish_segment(out);
         }
         if self.segment.is_none() {
             self.open_segment(dts);
         }
-        self.pending = Some(PendingFrame { dts, composition_offset, keyframe: packet.keyframe, data: packet.data });
+        self.pending = Some(PendingFrame {
+            dts,
+            composition_offset,
+            keyframe: packet.keyframe,
+            data: packet.data,
+        });
     }
 
     /// Output decode ticks and composition offset of a video frame; keeps decode times
@@ -261,12 +280,18 @@ impl Segmenter {
             }
         };
         let composition_offset = (composition_ms * TICKS_PER_MS - clock.video_delay_ticks)
-            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX))
+            as i32;
         let ticks = packet.dts_ms * TICKS_PER_MS + clock.offset_ticks + clock.video_delay_ticks;
-        let Some(previous) = &self.pending else { return (ticks.max(0) as u64, composition_offset) };
+        let Some(previous) = &self.pending else {
+            return (ticks.max(0) as u64, composition_offset);
+        };
         let step = ticks - previous.dts as i64;
         if step <= 0 || step > MAX_FRAME_INTERVAL_TICKS {
-            warn!(step_ms = step / TICKS_PER_MS, "video timestamps jumped: re-anchoring the timeline");
+            warn!(
+                step_ms = step / TICKS_PER_MS,
+                "video timestamps jumped: re-anchoring the timeline"
+            );
             let wanted = previous.dts as i64 + i64::from(self.last_frame_ticks);
             clock.offset_ticks += wanted - ticks;
             return (wanted as u64, composition_offset);
@@ -275,7 +300,9 @@ impl Segmenter {
     }
 
     fn push_audio(&mut self, packet: MediaPacket) {
-        let (Some(segment), Some(clock), Some((_, tracks))) = (&mut self.segment, &self.clock, &self.init) else {
+        let (Some(segment), Some(clock), Some((_, tracks))) =
+            (&mut self.segment, &self.clock, &self.init)
+        else {
             return; // audio before the first keyframe has nothing to play against
         };
         let Some(audio) = &tracks.audio else { return };
@@ -303,7 +330,12 @@ impl Segmenter {
         if segment.audio.is_empty() {
             segment.audio_base = decode_time;
         }
-        segment.audio.push(Sample { duration: frame as u32, composition_offset: 0, keyframe: true, data: packet.data });
+        segment.audio.push(Sample {
+            duration: frame as u32,
+            composition_offset: 0,
+            keyframe: true,
+            data: packet.data,
+        });
         self.audio_next = Some(decode_time + frame);
     }
 
@@ -312,11 +344,18 @@ impl Segmenter {
         let Some(video) = self.video_config.clone() else {
             return false;
         };
-        let tracks = TrackConfigs { video, audio: self.audio_config.clone() };
+        let tracks = TrackConfigs {
+            video,
+            audio: self.audio_config.clone(),
+        };
         let generation = self.next_generation;
         self.next_generation += 1;
         let data = Bytes::from(write_init_segment(&tracks));
-        out.push(MuxerOutput::Init(InitSegment { generation, data, tracks: tracks.clone() }));
+        out.push(MuxerOutput::Init(InitSegment {
+            generation,
+            data,
+            tracks: tracks.clone(),
+        }));
         self.init = Some((generation, tracks));
         true
     }
@@ -337,19 +376,26 @@ impl Segmenter {
 
     /// Close the open segment, including a frame still waiting for its duration.
     fn finish_segment(&mut self, out: &mut Vec<MuxerOutput>) {
-        let Some(mut segment) = self.segment.take() else { return };
+        let Some(mut segment) = self.segment.take() else {
+            return;
+        };
         if let Some(last) = self.pending.take() {
-            segment.add_video(last.dts, Sample {
-                duration: self.last_frame_ticks,
-                composition_offset: last.composition_offset,
-                keyframe: last.keyframe,
-                data: last.data,
-            });
+            segment.add_video(
+                last.dts,
+                Sample {
+                    duration: self.last_frame_ticks,
+                    composition_offset: last.composition_offset,
+                    keyframe: last.keyframe,
+                    data: last.data,
+                },
+            );
         }
         let end = segment.end_ticks;
         self.fragment_sequence = flush_fragment(&mut segment, self.fragment_sequence);
         self.timeline_end = self.timeline_end.max(end);
-        let (Some((generation, _)), Some(clock)) = (&self.init, &self.clock) else { return };
+        let (Some((generation, _)), Some(clock)) = (&self.init, &self.clock) else {
+            return;
+        };
         let since_anchor = segment.start_ticks.saturating_sub(clock.ticks_anchor);
         out.push(MuxerOutput::Segment(MediaSegment {
             data: Bytes::from(segment.fragments),
@@ -371,12 +417,26 @@ fn flush_fragment(segment: &mut SegmentBuilder, sequence: u32) -> u32 {
     let fragment = write_fragment(
         sequence,
         &[
-            TrackRun { track_id: VIDEO_TRACK_ID, base_decode_time: segment.video_base, samples: &segment.video, per_sample_flags: true },
-            TrackRun { track_id: AUDIO_TRACK_ID, base_decode_time: segment.audio_base, samples: &segment.audio, per_sample_flags: false },
+            TrackRun {
+                track_id: VIDEO_TRACK_ID,
+                base_decode_time: segment.video_base,
+                samples: &segment.video,
+                per_sample_flags: true,
+            },
+            TrackRun {
+                track_id: AUDIO_TRACK_ID,
+                base_decode_time: segment.audio_base,
+                samples: &segment.audio,
+                per_sample_flags: false,
+            },
         ],
     );
     segment.fragments.extend_from_slice(&fragment);
-    segment.video_base += segment.video.iter().map(|s| u64::from(s.duration)).sum::<u64>();
+    segment.video_base += segment
+        .video
+        .iter()
+        .map(|s| u64::from(s.duration))
+        .sum::<u64>();
     segment.video.clear();
     // The audio base is set again by the next audio sample pushed.
     segment.audio.clear();
@@ -421,7 +481,13 @@ pub(crate) mod tests {
     }
 
     fn audio(dts_ms: i64) -> IngestEvent {
-        IngestEvent::Packet(MediaPacket { kind: TrackKind::Audio, dts_ms, pts_ms: dts_ms, keyframe: true, data: Bytes::from_static(&[0x21]) })
+        IngestEvent::Packet(MediaPacket {
+            kind: TrackKind::Audio,
+            dts_ms,
+            pts_ms: dts_ms,
+            keyframe: true,
+            data: Bytes::from_static(&[0x21]),
+        })
     }
 
     /// `seconds` of 30 fps video with a keyframe every 2 s and 48 kHz AAC, timestamps rounded
@@ -443,7 +509,16 @@ pub(crate) mod tests {
     }
 
     fn segments(outputs: &[MuxerOutput]) -> Vec<&MediaSegment> {
-        outputs.iter().filter_map(|o| if let MuxerOutput::Segment(s) = o { Some(s) } else { None }).collect()
+        outputs
+            .iter()
+            .filter_map(|o| {
+                if let MuxerOutput::Segment(s) = o {
+                    Some(s)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     /// baseMediaDecodeTime of the first traf (video) of a segment's first fragment:
@@ -459,7 +534,9 @@ pub(crate) mod tests {
         segmenter.begin_session();
         let mut out = session(&mut segmenter, 1000, 6);
         out.extend(segmenter.end_session());
-        assert!(matches!(&out[0], MuxerOutput::Init(init) if init.generation == 0 && init.tracks.audio.is_some()));
+        assert!(
+            matches!(&out[0], MuxerOutput::Init(init) if init.generation == 0 && init.tracks.audio.is_some())
+        );
         let segments = segments(&out);
         assert_eq!(segments.len(), 3);
         for (index, segment) in segments.iter().enumerate() {
@@ -468,7 +545,10 @@ pub(crate) mod tests {
             assert_eq!(segment.start_ticks, index as u64 * 180_000);
             assert_eq!(first_video_tfdt(segment), index as u64 * 180_000);
             let millis = segment.duration.as_millis();
-            assert!((1999..=2001).contains(&millis), "segment {index}: {millis} ms");
+            assert!(
+                (1999..=2001).contains(&millis),
+                "segment {index}: {millis} ms"
+            );
         }
     }
 
@@ -478,7 +558,11 @@ pub(crate) mod tests {
         segmenter.begin_session();
         let mut out = session(&mut segmenter, 0, 4);
         out.extend(segmenter.end_session());
-        let first_end = segments(&out).iter().map(|s| s.start_ticks + (s.duration.as_nanos() * 9 / 100_000) as u64).max().unwrap();
+        let first_end = segments(&out)
+            .iter()
+            .map(|s| s.start_ticks + (s.duration.as_nanos() * 9 / 100_000) as u64)
+            .max()
+            .unwrap();
         // The new publisher's clock starts at 0 again.
         segmenter.begin_session();
         let mut out = session(&mut segmenter, 0, 4);
@@ -497,15 +581,29 @@ pub(crate) mod tests {
         segmenter.begin_session();
         segmenter.push(IngestEvent::VideoConfig(video_config()));
         let mut out = Vec::new();
-        for (dts, key) in [(5000, true), (5033, false), (100, false), (133, false), (166, true)] {
+        for (dts, key) in [
+            (5000, true),
+            (5033, false),
+            (100, false),
+            (133, false),
+            (166, true),
+        ] {
             out.extend(segmenter.push(video(dts, key)));
         }
         out.extend(segmenter.end_session());
         let segments = segments(&out);
-        assert_eq!(segments.len(), 1, "no cut: the keyframe came 4 frames after the start");
+        assert_eq!(
+            segments.len(),
+            1,
+            "no cut: the keyframe came 4 frames after the start"
+        );
         assert_eq!(segments[0].video_frames, 5);
         // 5 frames of (at most) 33 ms: the jump back did not create a negative or huge duration.
-        assert!(segments[0].duration.as_millis() <= 5 * 34, "{:?}", segments[0].duration);
+        assert!(
+            segments[0].duration.as_millis() <= 5 * 34,
+            "{:?}",
+            segments[0].duration
+        );
     }
 
     #[test]
@@ -515,11 +613,21 @@ pub(crate) mod tests {
         let mut out = session(&mut segmenter, 0, 1);
         let mut changed = AVCC_720P.to_vec();
         changed[3] = 0x28; // level 4.0
-        out.extend(segmenter.push(IngestEvent::VideoConfig(AvcDecoderConfig::parse(Bytes::from(changed)).unwrap())));
+        out.extend(segmenter.push(IngestEvent::VideoConfig(
+            AvcDecoderConfig::parse(Bytes::from(changed)).unwrap(),
+        )));
         out.extend(segmenter.push(video(1000, true)));
         out.extend(segmenter.end_session());
-        let generations: Vec<u32> =
-            out.iter().filter_map(|o| if let MuxerOutput::Init(i) = o { Some(i.generation) } else { None }).collect();
+        let generations: Vec<u32> = out
+            .iter()
+            .filter_map(|o| {
+                if let MuxerOutput::Init(i) = o {
+                    Some(i.generation)
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(generations, [0, 1]);
         let segments = segments(&out);
         assert_eq!(segments.len(), 2);
@@ -534,7 +642,13 @@ pub(crate) mod tests {
         segmenter.begin_session();
         segmenter.push(IngestEvent::VideoConfig(video_config()));
         for (dts, pts, keyframe) in [(0, 40, true), (40, 160, false), (80, 80, false)] {
-            let packet = MediaPacket { kind: TrackKind::Video, dts_ms: dts, pts_ms: pts, keyframe, data: Bytes::from_static(&[0, 0, 0, 1, 0x65]) };
+            let packet = MediaPacket {
+                kind: TrackKind::Video,
+                dts_ms: dts,
+                pts_ms: pts,
+                keyframe,
+                data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            };
             segmenter.push(IngestEvent::Packet(packet));
         }
         let out = segmenter.end_session();
@@ -547,9 +661,15 @@ pub(crate) mod tests {
     fn nothing_is_output_before_a_keyframe_and_a_config() {
         let mut segmenter = Segmenter::new(2);
         segmenter.begin_session();
-        assert!(segmenter.push(video(0, true)).is_empty(), "no sequence header yet");
+        assert!(
+            segmenter.push(video(0, true)).is_empty(),
+            "no sequence header yet"
+        );
         segmenter.push(IngestEvent::VideoConfig(video_config()));
-        assert!(segmenter.push(video(33, false)).is_empty(), "not a keyframe");
+        assert!(
+            segmenter.push(video(33, false)).is_empty(),
+            "not a keyframe"
+        );
         assert!(segmenter.push(audio(40)).is_empty());
         assert!(segmenter.end_session().is_empty());
     }

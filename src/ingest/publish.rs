@@ -376,7 +376,6 @@ mod tests {
     use super::*;
     use crate::media::test_bytes::hex;
 
-
     /// The first video tag ffmpeg/x264 sends for 1280x720 High@3.1: `17 00 000000` + avcC.
     fn avc_sequence_header() -> Bytes {
         Bytes::from(hex(

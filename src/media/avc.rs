@@ -491,7 +491,6 @@ mod tests {
     use super::*;
     use crate::media::test_bytes::hex;
 
-
     /// The avcC that `ffmpeg -f lavfi -i testsrc2=size=1280x720:rate=30 -c:v libx264
     /// -profile:v high -level 3.1 -f flv` (x264 core 164) sends as its first video tag, after the
     /// 5-byte FLV video tag header `17 00 00 00 00`.
@@ -633,7 +632,7 @@ mod tests {
         }
         fn put(&mut self, n: u32, value: u64) {
             for i in (0..n).rev() {
-                if self.bits % 8 == 0 {
+                if self.bits.is_multiple_of(8) {
                     self.bytes.push(0);
                 }
                 let bit = ((value >> i) & 1) as u8;

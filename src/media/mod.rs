@@ -12,7 +12,9 @@ pub mod flv;
 pub(crate) mod test_bytes {
     /// Bytes written as hex pairs separated by whitespace, as in a hex dump: "01 64 00 1f".
     pub(crate) fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace().map(|b| u8::from_str_radix(b, 16).expect("test hex")).collect()
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).expect("test hex"))
+            .collect()
     }
 }
 

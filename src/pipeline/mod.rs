@@ -83,7 +83,11 @@ impl Publisher {
 impl Drop for Publisher {
     fn drop(&mut self) {
         let mut slot = self.pipeline.lock_slot();
-        if slot.live.as_ref().is_some_and(|live| live.session == self.session) {
+        if slot
+            .live
+            .as_ref()
+            .is_some_and(|live| live.session == self.session)
+        {
             slot.live = None;
             self.pipeline.status.went_offline();
             info!("stream offline");
@@ -123,7 +127,11 @@ struct LiveSession {
 impl Pipeline {
     pub fn new(store: Arc<HlsStore>, status: Arc<StreamStatus>, segment_seconds: u32) -> Self {
         let (stop, stopped) = crossbeam_channel::bounded(0);
-        let slot = Slot { stop: Some(stop), stopped: Some(stopped), ..Slot::default() };
+        let slot = Slot {
+            stop: Some(stop),
+            stopped: Some(stopped),
+            ..Slot::default()
+        };
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -166,7 +174,12 @@ impl Pipeline {
         }
         slot.live = Some(LiveSession { session, peer });
         self.shared.status.publisher_connected();
-        Ok(Publisher { session, events, awaiting_keyframe: false, pipeline: Arc::clone(&self.shared) })
+        Ok(Publisher {
+            session,
+            events,
+            awaiting_keyframe: false,
+            pipeline: Arc::clone(&self.shared),
+        })
     }
 
     /// Stop accepting publishers, finish the live session's last segment and end every
@@ -191,14 +204,20 @@ impl Pipeline {
 
 impl Shared {
     fn lock_slot(&self) -> MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The session's first segment is in the playlist: viewers can watch it now. Until then
     /// the playlist holds only what an earlier session left, so the page keeps waiting.
     fn announce_online(&self, session: u64) {
         let slot = self.lock_slot();
-        if slot.live.as_ref().is_some_and(|live| live.session == session) {
+        if slot
+            .live
+            .as_ref()
+            .is_some_and(|live| live.session == session)
+        {
             self.status.went_online();
             info!("stream online");
         }
@@ -207,8 +226,16 @@ impl Shared {
 
 /// One session: events into the segmenter, its output into the store, until the publisher
 /// goes away or the server stops.
-fn run_session(shared: &Shared, session: u64, incoming: &Receiver<IngestEvent>, stopped: &Receiver<()>) {
-    let mut segmenter = shared.segmenter.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+fn run_session(
+    shared: &Shared,
+    session: u64,
+    incoming: &Receiver<IngestEvent>,
+    stopped: &Receiver<()>,
+) {
+    let mut segmenter = shared
+        .segmenter
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     segmenter.begin_session();
     let mut online = false;
     loop {

@@ -44,6 +44,8 @@ impl StreamStatus {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, StatusSnapshot> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

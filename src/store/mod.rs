@@ -60,22 +60,34 @@ pub struct VariantSummary {
 
 impl HlsStore {
     pub fn new(window: usize, segment_seconds: u32) -> Self {
-        let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        Self { run_id: radix36(started), window, segment_seconds, state: RwLock::default() }
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Self {
+            run_id: radix36(started),
+            window,
+            segment_seconds,
+            state: RwLock::default(),
+        }
     }
 
     /// Record what the muxer of `variant` produced.
     pub fn apply(&self, variant: &str, output: MuxerOutput) {
         let mut state = self.write();
-        let variant_state = state.variants.entry(variant.to_owned()).or_insert_with(|| VariantState {
-            playlist: MediaPlaylist::new(self.window, u64::from(self.segment_seconds)),
-            rendered: Bytes::new(),
-            files: HashMap::new(),
-            retired: VecDeque::new(),
-            current_init: None,
-            attributes: None,
-            bitrates: VecDeque::new(),
-        });
+        let variant_state =
+            state
+                .variants
+                .entry(variant.to_owned())
+                .or_insert_with(|| VariantState {
+                    playlist: MediaPlaylist::new(self.window, u64::from(self.segment_seconds)),
+                    rendered: Bytes::new(),
+                    files: HashMap::new(),
+                    retired: VecDeque::new(),
+                    current_init: None,
+                    attributes: None,
+                    bitrates: VecDeque::new(),
+                });
         match output {
             MuxerOutput::Init(init) => self.add_init(variant, variant_state, init),
             MuxerOutput::Segment(segment) => {
@@ -100,7 +112,11 @@ impl HlsStore {
     }
 
     pub fn media_playlist(&self, variant: &str) -> Option<Bytes> {
-        self.read().variants.get(variant).filter(|v| !v.rendered.is_empty()).map(|v| v.rendered.clone())
+        self.read()
+            .variants
+            .get(variant)
+            .filter(|v| !v.rendered.is_empty())
+            .map(|v| v.rendered.clone())
     }
 
     /// An init or media segment by file name.
@@ -157,11 +173,14 @@ impl HlsStore {
         let sequence = state.playlist.next_sequence();
         let uri = format!("seg-{}-{sequence}.m4s", self.run_id);
         let seconds = segment.duration.as_secs_f64().max(0.001);
-        state.bitrates.push_back((segment.data.len() as f64 * 8.0 / seconds) as u64);
+        state
+            .bitrates
+            .push_back((segment.data.len() as f64 * 8.0 / seconds) as u64);
         if let Some(attributes) = &mut state.attributes {
             if attributes.frame_rate.is_none() && segment.video_frames > 1 {
                 // No timing in the SPS: measure it from the first whole segment.
-                attributes.frame_rate = Some((f64::from(segment.video_frames) / seconds * 1000.0).round() / 1000.0);
+                attributes.frame_rate =
+                    Some((f64::from(segment.video_frames) / seconds * 1000.0).round() / 1000.0);
             }
         }
         state.files.insert(uri.clone(), segment.data);
@@ -209,21 +228,30 @@ impl HlsStore {
             .chain(state.retired.iter().map(|(_, map_uri)| map_uri.clone()))
             .chain(state.current_init.as_ref().map(|(_, name)| name.clone()))
             .collect();
-        state.files.retain(|name, _| !name.starts_with("init-") || needed.contains(name));
+        state
+            .files
+            .retain(|name, _| !name.starts_with("init-") || needed.contains(name));
     }
 
     fn read(&self) -> RwLockReadGuard<'_, StoreState> {
-        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, StoreState> {
-        self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 fn render_master_playlist(variants: &BTreeMap<String, VariantState>) -> Option<Bytes> {
-    let mut listed: Vec<VariantAttributes> =
-        variants.values().filter_map(|v| v.attributes.clone()).filter(|a| a.bandwidth > 0).collect();
+    let mut listed: Vec<VariantAttributes> = variants
+        .values()
+        .filter_map(|v| v.attributes.clone())
+        .filter(|a| a.bandwidth > 0)
+        .collect();
     if listed.is_empty() {
         return None;
     }
@@ -257,7 +285,10 @@ mod tests {
         MuxerOutput::Init(InitSegment {
             generation,
             data: Bytes::from_static(b"init"),
-            tracks: TrackConfigs { video: video_config(), audio: Some(audio_config()) },
+            tracks: TrackConfigs {
+                video: video_config(),
+                audio: Some(audio_config()),
+            },
         })
     }
 
@@ -286,7 +317,10 @@ mod tests {
             "{master}"
         );
         let summary = &store.summaries()[0];
-        assert_eq!((summary.width, summary.height, summary.frame_rate), (1280, 720, Some(30.0)));
+        assert_eq!(
+            (summary.width, summary.height, summary.frame_rate),
+            (1280, 720, Some(30.0))
+        );
     }
 
     #[test]
@@ -311,7 +345,10 @@ mod tests {
         let playlist = String::from_utf8(store.media_playlist("0").unwrap().to_vec()).unwrap();
         assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{playlist}");
         for line in playlist.lines().filter(|l| !l.starts_with('#')) {
-            assert!(store.file("0", line).is_some(), "{line} is listed but not served");
+            assert!(
+                store.file("0", line).is_some(),
+                "{line} is listed but not served"
+            );
         }
     }
 

@@ -27,7 +27,12 @@ pub fn routes(
     let vendor = warp::path("vendor")
         .and(warp::path::tail())
         .and(warp::get())
-        .map(|tail: Tail| respond(tail.as_str(), Vendor::get(tail.as_str()).map(|f| Bytes::from(f.data.into_owned()))));
+        .map(|tail: Tail| {
+            respond(
+                tail.as_str(),
+                Vendor::get(tail.as_str()).map(|f| Bytes::from(f.data.into_owned())),
+            )
+        });
     let page = warp::path::tail().and(warp::get()).map(move |tail: Tail| {
         let name = match tail.as_str() {
             "" => "index.html",
@@ -54,17 +59,24 @@ fn page_file(static_dir: Option<&Path>, name: &str) -> Option<Bytes> {
 /// Only plain relative names: no `..`, no hidden files, no absolute paths or escapes.
 fn is_safe_relative_path(name: &str) -> bool {
     !name.is_empty()
-        && name.split('/').all(|part| !part.is_empty() && !part.starts_with('.') && !part.contains(['\\', '%']))
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && !part.starts_with('.') && !part.contains(['\\', '%']))
 }
 
 fn respond(name: &str, body: Option<Bytes>) -> Response<Bytes> {
     let response = match body {
         Some(body) => Response::builder()
-            .header(header::CONTENT_TYPE, mime_guess::from_path(name).first_or_octet_stream().as_ref())
+            .header(
+                header::CONTENT_TYPE,
+                mime_guess::from_path(name).first_or_octet_stream().as_ref(),
+            )
             // The page may be edited by the owner at any time: revalidate.
             .header(header::CACHE_CONTROL, "no-cache")
             .body(body),
-        None => Response::builder().status(StatusCode::NOT_FOUND).body(Bytes::from_static(b"not found\n")),
+        None => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Bytes::from_static(b"not found\n")),
     };
     response.unwrap_or_else(|_| Response::new(Bytes::new()))
 }
@@ -77,7 +89,15 @@ mod tests {
     fn only_plain_relative_paths_are_served() {
         assert!(is_safe_relative_path("index.html"));
         assert!(is_safe_relative_path("img/logo.png"));
-        for bad in ["", "../config.toml", "a/../../etc/passwd", ".env", "a//b", "%2e%2e/x", "/etc/passwd"] {
+        for bad in [
+            "",
+            "../config.toml",
+            "a/../../etc/passwd",
+            ".env",
+            "a//b",
+            "%2e%2e/x",
+            "/etc/passwd",
+        ] {
             assert!(!is_safe_relative_path(bad), "{bad}");
         }
     }

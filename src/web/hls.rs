@@ -23,23 +23,37 @@ pub fn routes(
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = warp::Rejection> + Clone {
     let master = {
         let state = Arc::clone(&state);
-        warp::path!("hls" / "stream.m3u8").and(warp::get()).map(move || {
-            respond(state.store.master_playlist(), PLAYLIST_TYPE, PLAYLIST_CACHE)
-        })
+        warp::path!("hls" / "stream.m3u8")
+            .and(warp::get())
+            .map(move || respond(state.store.master_playlist(), PLAYLIST_TYPE, PLAYLIST_CACHE))
     };
     let variant_file = warp::path!("hls" / String / String)
         .and(warp::get())
         .and(warp::addr::remote())
-        .map(move |variant: String, file: String, client: Option<SocketAddr>| {
-            if file == MEDIA_PLAYLIST_NAME {
-                if let Some(client) = client {
-                    state.viewers.saw(client.ip());
+        .map(
+            move |variant: String, file: String, client: Option<SocketAddr>| {
+                if file == MEDIA_PLAYLIST_NAME {
+                    if let Some(client) = client {
+                        state.viewers.saw(client.ip());
+                    }
+                    return respond(
+                        state.store.media_playlist(&variant),
+                        PLAYLIST_TYPE,
+                        PLAYLIST_CACHE,
+                    );
                 }
-                return respond(state.store.media_playlist(&variant), PLAYLIST_TYPE, PLAYLIST_CACHE);
-            }
-            let content_type = if file.ends_with(".m4s") { "video/iso.segment" } else { "video/mp4" };
-            respond(state.store.file(&variant, &file), content_type, SEGMENT_CACHE)
-        });
+                let content_type = if file.ends_with(".m4s") {
+                    "video/iso.segment"
+                } else {
+                    "video/mp4"
+                };
+                respond(
+                    state.store.file(&variant, &file),
+                    content_type,
+                    SEGMENT_CACHE,
+                )
+            },
+        );
     master.or(variant_file).unify()
 }
 

@@ -26,7 +26,8 @@ struct Status {
 
 pub fn routes(
     state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::WithHeader<warp::reply::Json>,), Error = warp::Rejection> + Clone {
+) -> impl Filter<Extract = (warp::reply::WithHeader<warp::reply::Json>,), Error = warp::Rejection> + Clone
+{
     warp::path!("api" / "status").and(warp::get()).map(move || {
         let stream = state.status.snapshot();
         let status = Status {
@@ -40,7 +41,11 @@ pub fn routes(
             dropped_packets: stream.dropped_packets,
             variants: state.store.summaries(),
         };
-        warp::reply::with_header(warp::reply::json(&status), "access-control-allow-origin", "*")
+        warp::reply::with_header(
+            warp::reply::json(&status),
+            "access-control-allow-origin",
+            "*",
+        )
     })
 }
 

@@ -26,7 +26,9 @@ impl ViewerCounter {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
-        self.last_seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -595,7 +595,10 @@ impl Server {
         cfg.push_str("\n[http]\n");
         cfg.push_str(&format!("listen = \"127.0.0.1:{http_port}\"\n"));
         if let Some(static_dir) = &opts.static_dir {
-            cfg.push_str(&format!("static_dir = {}\n", toml_str(&static_dir.to_string_lossy())));
+            cfg.push_str(&format!(
+                "static_dir = {}\n",
+                toml_str(&static_dir.to_string_lossy())
+            ));
         }
         cfg.push_str("\n[hls]\n");
         cfg.push_str(&format!("segment_seconds = {}\n", opts.segment_seconds));
@@ -877,6 +880,14 @@ impl Publisher {
             self.exit = wait_child(&mut self.child, timeout);
         }
         self.exit
+    }
+
+    /// Waits for ffmpeg to finish and requires a clean exit; `what` names the publish.
+    pub fn expect_success(&mut self, timeout: Duration, what: &str) {
+        let status = self
+            .wait(timeout)
+            .unwrap_or_else(|| panic!("publisher did not finish\n{}", self.log()));
+        assert!(status.success(), "{what}: {status}\n{}", self.log());
     }
 
     pub fn kill(&mut self) {
