@@ -16,6 +16,7 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     pub http: HttpConfig,
     pub hls: HlsConfig,
+    pub video: VideoConfig,
     pub storage: StorageConfig,
 }
 
@@ -89,6 +90,76 @@ impl Default for HlsConfig {
             segment_seconds: 2,
             playlist_segments: 6,
         }
+    }
+}
+
+/// The adaptive bitrate ladder: what viewers can switch between.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// Highest first is customary; the master playlist is sorted by bandwidth anyway.
+    pub variants: Vec<VariantConfig>,
+}
+
+impl Default for VideoConfig {
+    /// The source as it comes, plus one 480p rendition for phones and slow links: runs in real
+    /// time on one core for a 720p30 source.
+    fn default() -> Self {
+        Self {
+            variants: vec![
+                VariantConfig { name: "source".into(), passthrough: true, ..VariantConfig::default() },
+                VariantConfig {
+                    name: "480p".into(),
+                    height: Some(480),
+                    video_bitrate_kbps: Some(1200),
+                    ..VariantConfig::default()
+                },
+            ],
+        }
+    }
+}
+
+/// One rendition (`[[video.variants]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantConfig {
+    pub name: String,
+    /// Copy the source without decoding (no other video keys apply).
+    #[serde(default)]
+    pub passthrough: bool,
+    /// Output height; the width follows the source's aspect ratio, rounded to even.
+    pub height: Option<u32>,
+    pub video_bitrate_kbps: Option<u32>,
+    /// A cap: frames above this rate are dropped.
+    pub framerate: Option<f64>,
+    /// 0..=4: the x264 presets ultrafast, superfast, veryfast, faster, fast.
+    #[serde(default = "default_cpu_usage_level")]
+    pub cpu_usage_level: u8,
+}
+
+impl Default for VariantConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            passthrough: false,
+            height: None,
+            video_bitrate_kbps: None,
+            framerate: None,
+            cpu_usage_level: default_cpu_usage_level(),
+        }
+    }
+}
+
+fn default_cpu_usage_level() -> u8 {
+    2
+}
+
+/// The x264 preset of each `cpu_usage_level` (the mapping Owncast users know).
+pub const X264_PRESETS: [&str; 5] = ["ultrafast", "superfast", "veryfast", "faster", "fast"];
+
+impl VariantConfig {
+    pub fn x264_preset(&self) -> &'static str {
+        X264_PRESETS[usize::from(self.cpu_usage_level.min(4))]
     }
 }
 
@@ -195,12 +266,83 @@ impl Config {
                 ));
             }
         }
+        self.validate_variants(&invalid)?;
         let app = self.rtmp.app.trim_matches('/');
         if app.is_empty() || app.contains('/') {
             return Err(invalid(
                 "rtmp.app",
                 "must be one path segment, like \"live\"".into(),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_variants(&self, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        let variants = &self.video.variants;
+        if variants.is_empty() {
+            return Err(invalid("video.variants", "list at least one [[video.variants]]".into()));
+        }
+        if variants.iter().filter(|v| v.passthrough).count() > 1 {
+            return Err(invalid("video.variants", "at most one variant can be passthrough".into()));
+        }
+        for (index, variant) in variants.iter().enumerate() {
+            let key = |field: &str| format!("video.variants[{index}].{field}");
+            if variant.name.trim().is_empty() {
+                return Err(invalid(&key("name"), "give every variant a name, like \"480p\"".into()));
+            }
+            if variants[..index].iter().any(|other| other.name == variant.name) {
+                return Err(invalid(&key("name"), format!("\"{}\" is used twice", variant.name)));
+            }
+            if variant.cpu_usage_level > 4 {
+                return Err(invalid(
+                    &key("cpu_usage_level"),
+                    format!("{} is out of range: 0 (ultrafast) to 4 (fast)", variant.cpu_usage_level),
+                ));
+            }
+            if variant.passthrough {
+                for (field, set) in [
+                    ("height", variant.height.is_some()),
+                    ("video_bitrate_kbps", variant.video_bitrate_kbps.is_some()),
+                    ("framerate", variant.framerate.is_some()),
+                ] {
+                    if set {
+                        return Err(invalid(
+                            &key(field),
+                            "a passthrough variant copies the source: remove this key or passthrough".into(),
+                        ));
+                    }
+                }
+                continue;
+            }
+            match variant.height {
+                Some(height) if (64..=4320).contains(&height) => {}
+                Some(height) => {
+                    return Err(invalid(&key("height"), format!("{height} is out of range: 64 to 4320")))
+                }
+                None => return Err(invalid(&key("height"), "missing: set the output height, like 480".into())),
+            }
+            match variant.video_bitrate_kbps {
+                Some(kbps) if (100..=100_000).contains(&kbps) => {}
+                Some(kbps) => {
+                    return Err(invalid(
+                        &key("video_bitrate_kbps"),
+                        format!("{kbps} is out of range: 100 to 100000"),
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        &key("video_bitrate_kbps"),
+                        "missing: set the video bitrate, like 1200".into(),
+                    ))
+                }
+            }
+            if let Some(rate) = variant.framerate {
+                if !(1.0..=120.0).contains(&rate) {
+                    return Err(invalid(&key("framerate"), format!("{rate} is out of range: 1 to 120")));
+                }
+            }
         }
         Ok(())
     }
@@ -215,26 +357,34 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// Best-effort line of `section.key` for errors found after parsing (0 when not written).
+/// Best-effort line of `section.key` or `section[N].key` (the N-th `[[section]]`) for errors
+/// found after parsing; the section header's line when the key is not written; 0 when neither.
 fn line_of_key(text: &str, dotted: &str) -> usize {
-    let Some((section, key)) = dotted.rsplit_once('.') else {
-        return 0;
+    let (table, key) = dotted.rsplit_once('.').unwrap_or((dotted, ""));
+    let (section, wanted_index) = match table.split_once('[') {
+        Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+        None => (table, None),
     };
+    let mut occurrence = 0;
+    let mut header_line = 0;
     let mut in_section = false;
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.starts_with('[') {
-            in_section = line.trim_matches(|c| c == '[' || c == ']').trim() == section;
-        } else if in_section
-            && line
-                .split('=')
-                .next()
-                .is_some_and(|name| name.trim() == key)
-        {
+            let name = line.trim_matches(|c| c == '[' || c == ']').trim();
+            in_section = name == section
+                && wanted_index.is_none_or(|wanted| {
+                    occurrence += 1;
+                    occurrence - 1 == wanted
+                });
+            if in_section {
+                header_line = index + 1;
+            }
+        } else if in_section && line.split('=').next().is_some_and(|name| name.trim() == key) {
             return index + 1;
         }
     }
-    0
+    header_line
 }
 
 #[cfg(test)]
@@ -259,6 +409,8 @@ mod tests {
         assert_eq!(shipped.hls.playlist_segments, default.hls.playlist_segments);
         assert_eq!(shipped.server.data_dir, default.server.data_dir);
         assert_eq!(shipped.rtmp.stream_key, None);
+        let names = |config: &Config| config.video.variants.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>();
+        assert_eq!(names(&shipped), names(&default));
     }
 
     #[test]
@@ -315,5 +467,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("storage.kind: unknown variant `ftp`"), "{err}");
+    }
+
+    #[test]
+    fn ladder_variants_are_read_in_order() {
+        let config = parse(
+            "[[video.variants]]\nname = \"source\"\npassthrough = true\n\n\
+             [[video.variants]]\nname = \"360p\"\nheight = 360\nvideo_bitrate_kbps = 600\n\
+             framerate = 30\ncpu_usage_level = 0\n",
+        )
+        .unwrap();
+        let [source, low] = &config.video.variants[..] else { panic!("two variants") };
+        assert!(source.passthrough);
+        assert_eq!((low.height, low.video_bitrate_kbps, low.framerate), (Some(360), Some(600), Some(30.0)));
+        assert_eq!(low.x264_preset(), "ultrafast");
+    }
+
+    #[test]
+    fn ladder_mistakes_name_the_variant_and_line() {
+        let two = "[[video.variants]]\nname = \"a\"\npassthrough = true\n[[video.variants]]\nname = \"b\"\n";
+        let err = parse(&format!("{two}height = 480\n")).unwrap_err().to_string();
+        assert!(err.starts_with("config.toml:4: video.variants[1].video_bitrate_kbps: missing"), "{err}");
+        let err = parse(&format!("{two}height = 480\nvideo_bitrate_kbps = 900\ncpu_usage_level = 7\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config.toml:8: video.variants[1].cpu_usage_level: 7 is out of range"), "{err}");
+        let err = parse("[[video.variants]]\nname = \"a\"\npassthrough = true\nheight = 720\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config.toml:4: video.variants[0].height: a passthrough variant"), "{err}");
+        let err = parse("[[video.variants]]\nname = \"a\"\nheigth = 720\n").unwrap_err().to_string();
+        assert!(err.starts_with("config.toml:3: video.variants[0].heigth: unknown field"), "{err}");
+        let err = parse("[video]\nvariants = []\n").unwrap_err().to_string();
+        assert!(err.contains("video.variants: list at least one"), "{err}");
     }
 }

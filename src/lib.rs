@@ -3,9 +3,11 @@
 
 pub mod config;
 pub mod hls;
+pub mod log_limit;
 pub mod ingest;
 pub mod media;
 pub mod pipeline;
 pub mod secrets;
 pub mod store;
+pub mod transcode;
 pub mod web;

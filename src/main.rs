@@ -102,6 +102,9 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             .context("cannot set up the stream key")?,
     };
     ffmpeg_next::init().context("cannot initialise the FFmpeg libraries")?;
+    // libavcodec would print per-packet decode errors and x264's per-encoder statistics on
+    // stderr; every failure that matters is reported by our code, with context and rate limits.
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
     let avcodec = ffmpeg_next::codec::version();
     info!(
         "linked FFmpeg libavcodec {}.{}.{}",
@@ -127,6 +130,7 @@ async fn serve(config: Config, stream_key: Secret) -> anyhow::Result<()> {
         Arc::clone(&store),
         Arc::clone(&status),
         config.hls.segment_seconds,
+        &config.video.variants,
     ));
 
     let rtmp_listener = tokio::net::TcpListener::bind(config.rtmp.listen)
@@ -143,7 +147,7 @@ async fn serve(config: Config, stream_key: Secret) -> anyhow::Result<()> {
     let (stop_http, http_stopped) = watch::channel(false);
     let web_state = Arc::new(WebState {
         store: Arc::clone(&store),
-        status,
+        pipeline: Arc::clone(&pipeline),
         viewers: ViewerCounter::default(),
         title: config.server.title.clone(),
         static_dir: config.http.static_dir.clone(),

@@ -4,106 +4,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use bytes::Bytes;
+use common::flv::{events, fixture_as_flv, flv_tags};
 use common::{count_video_frames, ffmpeg_decode, ffprobe_json, fixture, stream_spans};
-use selfcast::hls::{MuxerOutput, Segmenter};
-use selfcast::media::flv::{parse_audio_tag, parse_video_tag, AudioTag, VideoTag};
-use selfcast::media::{AudioSpecificConfig, AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind};
-
-/// The shared test video (1280x720 30 fps H.264 High with B-frames, 2 s GOP, AAC) remuxed to
-/// FLV without re-encoding, as `ffmpeg -c copy -f flv` sends it over RTMP.
-fn fixture_as_flv() -> PathBuf {
-    let source = fixture();
-    let path = common::fixture_dir().join("fixture-copy.flv");
-    if !path.exists() {
-        let tmp = path.with_extension(format!("tmp{}.flv", std::process::id()));
-        let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-nostdin", "-y", "-i"])
-            .arg(&source.path)
-            .args(["-c", "copy", "-f", "flv"])
-            .arg(&tmp)
-            .status()
-            .expect("ffmpeg runs");
-        assert!(
-            status.success(),
-            "ffmpeg could not remux the fixture to FLV"
-        );
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    path
-}
-
-/// FLV file tags (FLV spec E.4.1): (type, timestamp ms, body).
-fn flv_tags(data: &[u8]) -> Vec<(u8, i64, Bytes)> {
-    assert_eq!(&data[0..3], b"FLV");
-    let mut at = u32::from_be_bytes(data[5..9].try_into().unwrap()) as usize + 4;
-    let mut tags = Vec::new();
-    while at + 11 <= data.len() {
-        let kind = data[at] & 0x1f;
-        let size = u32::from_be_bytes([0, data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        let timestamp = i64::from(u32::from_be_bytes([
-            data[at + 7],
-            data[at + 4],
-            data[at + 5],
-            data[at + 6],
-        ]));
-        tags.push((
-            kind,
-            timestamp,
-            Bytes::copy_from_slice(&data[at + 11..at + 11 + size]),
-        ));
-        at += 11 + size + 4;
-    }
-    tags
-}
-
-fn events(tags: Vec<(u8, i64, Bytes)>) -> Vec<IngestEvent> {
-    let mut events = Vec::new();
-    for (kind, dts_ms, body) in tags {
-        match kind {
-            9 => match parse_video_tag(&body).expect("valid video tag") {
-                VideoTag::SequenceHeader(record) => events.push(IngestEvent::VideoConfig(
-                    AvcDecoderConfig::parse(record).unwrap(),
-                )),
-                VideoTag::Frame {
-                    keyframe,
-                    composition_time_ms,
-                    data,
-                } => events.push(IngestEvent::Packet(MediaPacket {
-                    kind: TrackKind::Video,
-                    dts_ms,
-                    pts_ms: dts_ms + i64::from(composition_time_ms),
-                    keyframe,
-                    data,
-                })),
-                VideoTag::EndOfSequence => {}
-            },
-            8 => match parse_audio_tag(&body).expect("valid audio tag") {
-                AudioTag::SequenceHeader(raw) => events.push(IngestEvent::AudioConfig(
-                    AudioSpecificConfig::parse(raw).unwrap(),
-                )),
-                AudioTag::Frame(data) => events.push(IngestEvent::Packet(MediaPacket {
-                    kind: TrackKind::Audio,
-                    dts_ms,
-                    pts_ms: dts_ms,
-                    keyframe: true,
-                    data,
-                })),
-            },
-            _ => {} // script data (onMetaData)
-        }
-    }
-    events
-}
+use selfcast::hls::{MuxerOutput, Segmenter, SessionStart};
 
 #[test]
 fn segments_from_an_ffmpeg_flv_probe_and_decode_cleanly() {
     let flv = std::fs::read(fixture_as_flv()).unwrap();
     let mut segmenter = Segmenter::new(2);
-    segmenter.begin_session();
+    segmenter.begin_session(SessionStart::now(0));
     let mut outputs = Vec::new();
     for event in events(flv_tags(&flv)) {
         outputs.extend(segmenter.push(event));

@@ -16,7 +16,7 @@ pub mod playlist;
 pub mod segmenter;
 
 pub use init::TrackConfigs;
-pub use segmenter::{InitSegment, MediaSegment, MuxerOutput, Segmenter};
+pub use segmenter::{InitSegment, MediaSegment, MuxerOutput, Segmenter, SessionStart};
 
 /// Track IDs in every init segment and fragment.
 pub const VIDEO_TRACK_ID: u32 = 1;

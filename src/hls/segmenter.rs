@@ -110,9 +110,26 @@ struct SessionClock {
     offset_ticks: i64,
     /// Video decode times are this much later than the mapped RTMP dts.
     video_delay_ticks: i64,
-    /// Wall clock and output time of the session's first keyframe.
+    /// Wall clock and output time of the session's start.
     wall_anchor: SystemTime,
     ticks_anchor: u64,
+}
+
+/// Where a publish session starts, shared by every variant of a ladder so that their segments
+/// start at the same times and carry the same EXT-X-PROGRAM-DATE-TIME.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionStart {
+    /// On the output timeline, 90 kHz; a variant whose timeline already ends later starts there.
+    pub ticks: u64,
+    /// The wall-clock time of `ticks`.
+    pub wall_clock: SystemTime,
+}
+
+impl SessionStart {
+    /// A session starting now at `ticks`.
+    pub fn now(ticks: u64) -> Self {
+        Self { ticks, wall_clock: SystemTime::now() }
+    }
 }
 
 pub struct Segmenter {
@@ -127,6 +144,7 @@ pub struct Segmenter {
     /// The next segment begins a new timeline or uses a new init.
     discontinuity_pending: bool,
     clock: Option<SessionClock>,
+    session_wall_clock: SystemTime,
     /// End of the output timeline so far (where the next session continues), 90 kHz.
     timeline_end: u64,
     pending: Option<PendingFrame>,
@@ -147,6 +165,7 @@ impl Segmenter {
             init: None,
             discontinuity_pending: false,
             clock: None,
+            session_wall_clock: SystemTime::now(),
             timeline_end: 0,
             pending: None,
             last_frame_ticks: DEFAULT_FRAME_TICKS,
@@ -155,9 +174,16 @@ impl Segmenter {
         }
     }
 
+    /// Where the output timeline ends so far (90 kHz): the next session starts at or after it.
+    pub fn timeline_end(&self) -> u64 {
+        self.timeline_end
+    }
+
     /// A new publisher: forget its predecessor's configs; its first segment is a discontinuity
     /// if anything was output before.
-    pub fn begin_session(&mut self) {
+    pub fn begin_session(&mut self, start: SessionStart) {
+        self.timeline_end = self.timeline_end.max(start.ticks);
+        self.session_wall_clock = start.wall_clock;
         self.video_config = None;
         self.audio_config = None;
         self.clock = None;
@@ -273,7 +299,7 @@ impl Segmenter {
                 let clock = SessionClock {
                     offset_ticks: self.timeline_end as i64 - packet.pts_ms * TICKS_PER_MS,
                     video_delay_ticks: composition_ms.clamp(0, 1000) * TICKS_PER_MS,
-                    wall_anchor: SystemTime::now(),
+                    wall_anchor: self.session_wall_clock,
                     ticks_anchor: self.timeline_end,
                 };
                 self.clock.insert(clock)
@@ -531,7 +557,7 @@ pub(crate) mod tests {
     #[test]
     fn segments_are_cut_on_keyframes_at_the_target() {
         let mut segmenter = Segmenter::new(2);
-        segmenter.begin_session();
+        segmenter.begin_session(SessionStart::now(0));
         let mut out = session(&mut segmenter, 1000, 6);
         out.extend(segmenter.end_session());
         assert!(
@@ -555,7 +581,7 @@ pub(crate) mod tests {
     #[test]
     fn a_reconnect_continues_the_timeline_behind_a_discontinuity() {
         let mut segmenter = Segmenter::new(2);
-        segmenter.begin_session();
+        segmenter.begin_session(SessionStart::now(0));
         let mut out = session(&mut segmenter, 0, 4);
         out.extend(segmenter.end_session());
         let first_end = segments(&out)
@@ -564,7 +590,7 @@ pub(crate) mod tests {
             .max()
             .unwrap();
         // The new publisher's clock starts at 0 again.
-        segmenter.begin_session();
+        segmenter.begin_session(SessionStart::now(0));
         let mut out = session(&mut segmenter, 0, 4);
         out.extend(segmenter.end_session());
         assert!(matches!(&out[0], MuxerOutput::Init(init) if init.generation == 1));
@@ -578,7 +604,7 @@ pub(crate) mod tests {
     #[test]
     fn timestamps_going_backwards_are_reanchored() {
         let mut segmenter = Segmenter::new(2);
-        segmenter.begin_session();
+        segmenter.begin_session(SessionStart::now(0));
         segmenter.push(IngestEvent::VideoConfig(video_config()));
         let mut out = Vec::new();
         for (dts, key) in [
@@ -609,7 +635,7 @@ pub(crate) mod tests {
     #[test]
     fn a_new_sequence_header_starts_a_new_init() {
         let mut segmenter = Segmenter::new(2);
-        segmenter.begin_session();
+        segmenter.begin_session(SessionStart::now(0));
         let mut out = session(&mut segmenter, 0, 1);
         let mut changed = AVCC_720P.to_vec();
         changed[3] = 0x28; // level 4.0
@@ -639,7 +665,7 @@ pub(crate) mod tests {
         // I P B (decode order) at 25 fps, the publisher gone before the second B: the P frame
         // is shown last, at 160 ms, although it is decoded second.
         let mut segmenter = Segmenter::new(2);
-        segmenter.begin_session();
+        segmenter.begin_session(SessionStart::now(0));
         segmenter.push(IngestEvent::VideoConfig(video_config()));
         for (dts, pts, keyframe) in [(0, 40, true), (40, 160, false), (80, 80, false)] {
             let packet = MediaPacket {
@@ -660,7 +686,7 @@ pub(crate) mod tests {
     #[test]
     fn nothing_is_output_before_a_keyframe_and_a_config() {
         let mut segmenter = Segmenter::new(2);
-        segmenter.begin_session();
+        segmenter.begin_session(SessionStart::now(0));
         assert!(
             segmenter.push(video(0, true)).is_empty(),
             "no sequence header yet"

@@ -8,7 +8,7 @@
 //!          ├─ publish.rs   FLV tags → IngestEvents (configs, packets), skips, metadata lines
 //!          ├─ clock.rs     32-bit RTMP timestamps → i64 across the wrap
 //!          ├─ auth.rs      constant-time stream key compare, app names fit for logs
-//!          └─ log_limit.rs at most one warning per kind every 5 s
+//!          └─ (crate::log_limit: at most one warning per kind every 5 s)
 //! ```
 //!
 //! Publishing: `rtmp://HOST:1935/<app>/<stream key>`, e.g.
@@ -23,7 +23,7 @@
 mod auth;
 mod clock;
 mod connection;
-mod log_limit;
+
 mod publish;
 mod session;
 
@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::pipeline::Pipeline;
-use log_limit::{LogLimiter, LOG_EVERY};
+use crate::log_limit::{LogLimiter, LOG_EVERY};
 
 /// At most this many RTMP connections at once. One publisher at a time is live; the rest of the
 /// room is for a reconnecting encoder, refused attempts and probes.

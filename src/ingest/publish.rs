@@ -18,7 +18,7 @@ use rml_rtmp::sessions::StreamMetadata;
 use tracing::{debug, error, info, warn};
 
 use super::clock::TimestampExtender;
-use super::log_limit::{LogLimiter, LOG_EVERY};
+use crate::log_limit::{LogLimiter, LOG_EVERY};
 use crate::media::aac::AacError;
 use crate::media::avc::AvcError;
 use crate::media::flv::{self, AudioTag, FlvError, VideoTag};

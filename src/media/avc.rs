@@ -45,6 +45,15 @@ pub enum AvcError {
     TruncatedSps(&'static str),
     #[error("invalid SPS: {field} = {value} is out of range")]
     InvalidSps { field: &'static str, value: i64 },
+    #[error(
+        "H.264 parameter sets do not fit an AVC decoder configuration record: {count} {what} \
+         (at most {max})"
+    )]
+    ParameterSetsDoNotFit {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
 }
 
 /// A parsed `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §5.3.3.1.2).
@@ -130,6 +139,191 @@ impl AvcDecoderConfig {
             self.profile_idc, self.profile_compatibility, self.level_idc
         )
     }
+}
+
+/// Building a record from what an encoder emits (libavcodec encoders give their global headers
+/// in Annex B form).
+impl AvcDecoderConfig {
+    /// Build an `AVCDecoderConfigurationRecord` from Annex B parameter sets (start codes of 3 or
+    /// 4 bytes), e.g. libx264's `extradata` with `AV_CODEC_FLAG_GLOBAL_HEADER`: every SPS
+    /// (type 7) and PPS (type 8) in order, other NAL units (SEI, AUD) ignored.
+    ///
+    /// The header takes profile, constraint flags and level from the first SPS; for profiles
+    /// other than Baseline, Main and Extended (66, 77, 88) the record ends with the
+    /// `chroma_format`/bit depth extension of ISO/IEC 14496-15:2017 §5.3.3.1.2 read from that
+    /// SPS, with no SPS extensions. The result is then parsed back, so it is validated exactly
+    /// like a record received from a publisher.
+    pub fn from_annexb_parameter_sets(headers: &[u8]) -> Result<Self, AvcError> {
+        let mut sps_units = Vec::new();
+        let mut pps_units = Vec::new();
+        for nal in annexb_nal_units(headers) {
+            match nal[0] & 0x1f {
+                7 => sps_units.push(nal),
+                8 => pps_units.push(nal),
+                _ => {}
+            }
+        }
+        let first_sps = *sps_units.first().ok_or(AvcError::NoSps)?;
+        if pps_units.is_empty() {
+            return Err(AvcError::NoPps);
+        }
+        // numOfSequenceParameterSets has 5 bits, numOfPictureParameterSets 8; lengths 16.
+        for (what, units, max) in [("SPS", &sps_units, 31), ("PPS", &pps_units, 255)] {
+            if units.len() > max {
+                return Err(AvcError::ParameterSetsDoNotFit {
+                    what,
+                    count: units.len(),
+                    max,
+                });
+            }
+            if let Some(long) = units.iter().find(|nal| nal.len() > usize::from(u16::MAX)) {
+                return Err(AvcError::ParameterSetsDoNotFit {
+                    what: "bytes in one parameter set",
+                    count: long.len(),
+                    max: usize::from(u16::MAX),
+                });
+            }
+        }
+        let header = sps_header(first_sps)?;
+
+        let size = 7
+            + 4
+            + sps_units
+                .iter()
+                .chain(&pps_units)
+                .map(|n| 2 + n.len())
+                .sum::<usize>();
+        let mut record = Vec::with_capacity(size);
+        record.extend_from_slice(&[
+            1, // configurationVersion
+            header.profile_idc,
+            header.constraint_flags,
+            header.level_idc,
+            0xfc | 3,                     // lengthSizeMinusOne 3: 4-byte NAL lengths
+            0xe0 | sps_units.len() as u8, // ≤ 31, checked above
+        ]);
+        for nal in &sps_units {
+            record.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+            record.extend_from_slice(nal);
+        }
+        record.push(pps_units.len() as u8); // ≤ 255, checked above
+        for nal in &pps_units {
+            record.extend_from_slice(&(nal.len() as u16).to_be_bytes());
+            record.extend_from_slice(nal);
+        }
+        if !matches!(header.profile_idc, 66 | 77 | 88) {
+            record.extend_from_slice(&[
+                0xfc | header.chroma_format_idc,
+                0xf8 | header.bit_depth_luma_minus8,
+                0xf8 | header.bit_depth_chroma_minus8,
+                0, // numOfSequenceParameterSetExt
+            ]);
+        }
+        AvcDecoderConfig::parse(Bytes::from(record))
+    }
+}
+
+/// The SPS fields an `AVCDecoderConfigurationRecord` repeats (H.264 §7.3.2.1.1, up to the bit
+/// depths).
+struct SpsHeader {
+    profile_idc: u8,
+    constraint_flags: u8,
+    level_idc: u8,
+    chroma_format_idc: u8,
+    bit_depth_luma_minus8: u8,
+    bit_depth_chroma_minus8: u8,
+}
+
+fn sps_header(nal: &[u8]) -> Result<SpsHeader, AvcError> {
+    let header = *nal
+        .first()
+        .ok_or(AvcError::TruncatedSps("the NAL unit header"))?;
+    if header & 0x1f != 7 {
+        return Err(AvcError::NotSps(header & 0x1f));
+    }
+    let rbsp = remove_emulation_prevention(&nal[1..]);
+    let mut r = BitReader::new(&rbsp);
+    let profile_idc = r.u8("profile_idc").map_err(AvcError::TruncatedSps)?;
+    let constraint_flags = r
+        .u8("constraint_set flags")
+        .map_err(AvcError::TruncatedSps)?;
+    let level_idc = r.u8("level_idc").map_err(AvcError::TruncatedSps)?;
+    let mut sps = SpsHeader {
+        profile_idc,
+        constraint_flags,
+        level_idc,
+        chroma_format_idc: 1, // 4:2:0 and 8 bits when absent (§7.4.2.1.1)
+        bit_depth_luma_minus8: 0,
+        bit_depth_chroma_minus8: 0,
+    };
+    if HIGH_PROFILES.contains(&profile_idc) {
+        ue_max(&mut r, "seq_parameter_set_id", 31)?;
+        sps.chroma_format_idc = ue_max(&mut r, "chroma_format_idc", 3)? as u8;
+        if sps.chroma_format_idc == 3 {
+            r.flag("separate_colour_plane_flag")
+                .map_err(AvcError::TruncatedSps)?;
+        }
+        sps.bit_depth_luma_minus8 = ue_max(&mut r, "bit_depth_luma_minus8", 6)? as u8;
+        sps.bit_depth_chroma_minus8 = ue_max(&mut r, "bit_depth_chroma_minus8", 6)? as u8;
+    }
+    Ok(sps)
+}
+
+/// The NAL units of an H.264 Annex B byte stream (§B.1): the bytes between start codes
+/// (`00 00 01`, or `00 00 00 01` — the leading zero is a `zero_byte`), without trailing zero
+/// bytes (`trailing_zero_8bits`; a NAL unit never ends in `00`, §7.4.1). Bytes before the first
+/// start code are not a NAL unit and are skipped, as are empty units.
+pub fn annexb_nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = match find_start_code(data) {
+        Some(at) => &data[at + 3..],
+        None => &data[data.len()..],
+    };
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let (unit, next) = match find_start_code(rest) {
+            Some(at) => (&rest[..at], &rest[at + 3..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        let end = unit.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        if end > 0 {
+            return Some(&unit[..end]);
+        }
+    })
+}
+
+/// Position of the first `00 00 01` in `data`.
+fn find_start_code(data: &[u8]) -> Option<usize> {
+    let mut from = 2;
+    while from < data.len() {
+        let one = from + data[from..].iter().position(|&b| b == 1)?;
+        if data[one - 2] == 0 && data[one - 1] == 0 {
+            return Some(one - 2);
+        }
+        from = one + 1;
+    }
+    None
+}
+
+/// Annex B (start codes of 3 or 4 bytes) → AVCC framing: each NAL unit preceded by its length
+/// as 4 bytes big-endian, the framing of FLV, `mdat` and [`MediaPacket`](super::MediaPacket).
+/// What [`annexb_nal_units`] skips (bytes before the first start code, trailing zeros, empty
+/// units) is not written.
+pub fn annexb_to_avcc(data: &[u8]) -> Bytes {
+    // A unit grows by at most 1 byte (3-byte start code → 4-byte length) and takes at least
+    // 4 bytes of input (start code + 1), so the output is at most 5/4 of the input.
+    let mut out = Vec::with_capacity(data.len() + data.len() / 4 + 4);
+    for nal in annexb_nal_units(data) {
+        // A slice bigger than 4 GiB is no H.264 anybody can decode; never written.
+        let Ok(len) = u32::try_from(nal.len()) else {
+            continue;
+        };
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(nal);
+    }
+    Bytes::from(out)
 }
 
 /// What we need from a sequence parameter set (H.264 §7.3.2.1.1).
@@ -869,5 +1063,197 @@ mod tests {
             remove_emulation_prevention(&[0, 3, 0, 0, 3, 3]),
             vec![0, 3, 0, 0, 3]
         );
+    }
+
+    // ---- Annex B → AVCC and records built from an encoder's global headers ----
+
+    /// `00 00 00 01` + the NAL units given as hex, one per string.
+    fn annexb(units: &[&str]) -> Vec<u8> {
+        units
+            .iter()
+            .flat_map(|u| [vec![0, 0, 0, 1], hex(u)])
+            .flatten()
+            .collect()
+    }
+
+    const SPS_720P: &str =
+        "67 64 00 1f ac d9 40 50 05 bb 01 10 00 00 03 00 10 00 00 03 03 c0 f1 83 19 60";
+    const PPS_720P: &str = "68 eb e3 cb 22 c0";
+
+    #[test]
+    fn record_from_x264_global_headers_is_the_known_avcc() {
+        // libx264's extradata with AV_CODEC_FLAG_GLOBAL_HEADER: SPS and PPS behind 4-byte start
+        // codes. Rebuilt, it must be the x264/FFmpeg record byte for byte (see
+        // avcc_720p_high_3_1_from_x264), extension included: profile 100 is not 66/77/88, so
+        //   fd = 111111|01  chroma_format_idc 1 (ac = 1|010|...: sps_id 0, chroma_format_idc 1)
+        //   f8 = 11111|000  bit_depth_luma_minus8 0 (the next '1' bit)
+        //   f8 = 11111|000  bit_depth_chroma_minus8 0
+        //   00              numOfSequenceParameterSetExt 0
+        let config = AvcDecoderConfig::from_annexb_parameter_sets(&annexb(&[SPS_720P, PPS_720P]))
+            .expect("x264 headers");
+        assert_eq!(&config.record[..], &hex(AVCC_720P)[..]);
+        assert_eq!(config.codecs_string(), "avc1.64001f");
+        assert_eq!((config.sps.width, config.sps.height), (1280, 720));
+        assert_eq!(
+            config,
+            AvcDecoderConfig::parse(Bytes::from(hex(AVCC_720P))).expect("valid")
+        );
+    }
+
+    #[test]
+    fn record_from_3_byte_start_codes_without_extension_for_baseline() {
+        // The 320x240 Constrained Baseline record of avcc_baseline_320x240: profile 66 has no
+        // extension, so the record ends with the PPS. 3-byte start codes, an AUD before and an
+        // SEI between the parameter sets, trailing zero bytes after the SPS: all ignored.
+        let mut headers = hex("00 00 01 09 10");
+        headers.extend(hex(
+            "00 00 01 67 42 c0 0d d9 01 41 fb 01 10 00 00 03 00 10 00 00 03 03 20 f1 42 a4 80 00 00",
+        ));
+        headers.extend(hex("00 00 01 06 05 01 ff 80 00 00 00 01 68 cb 83 cb 20"));
+        let config = AvcDecoderConfig::from_annexb_parameter_sets(&headers).expect("headers");
+        assert_eq!(
+            &config.record[..],
+            &hex(
+                "01 42 c0 0d ff e1 00 18 67 42 c0 0d d9 01 41 fb 01 10 00 00 03 00 10 00 00 03 \
+                 03 20 f1 42 a4 80 01 00 05 68 cb 83 cb 20"
+            )[..]
+        );
+    }
+
+    #[test]
+    fn record_extension_carries_chroma_format_and_bit_depths() {
+        // 4:2:2 (profile 122): bc = 1|011|1|1|..: sps_id 0, chroma_format_idc 2, depths 8/8.
+        let sps_422 =
+            "67 7a 00 28 bc d9 40 78 04 4f cb 80 88 00 00 03 00 08 00 00 03 01 90 f8 b1 6c b0";
+        let config = AvcDecoderConfig::from_annexb_parameter_sets(&annexb(&[sps_422, PPS_720P]))
+            .expect("4:2:2 headers");
+        assert_eq!(&config.record[..6], &hex("01 7a 00 28 ff e1")[..]);
+        assert_eq!(
+            &config.record[config.record.len() - 4..],
+            &hex("fe f8 f8 00")[..]
+        );
+
+        // 4:4:4 (profile 244): 91 = 1|00100|0|1: sps_id 0, chroma_format_idc 3, no separate
+        // planes, luma depth 8; 9b = 1|...: chroma depth 8.
+        let sps_444 = "67 f4 00 2a 91 9b 28 0a c0 c3 c5 f8 08 80 00 01 f4 80 00 ea 60 07 8c 18 cb";
+        let config = AvcDecoderConfig::from_annexb_parameter_sets(&annexb(&[sps_444, PPS_720P]))
+            .expect("4:4:4 headers");
+        assert_eq!(
+            &config.record[config.record.len() - 4..],
+            &hex("ff f8 f8 00")[..]
+        );
+
+        // High 10 (profile 110), 4:2:0 10-bit, 640x480, written field by field.
+        let mut w = BitWriter::new();
+        w.put(8, 110);
+        w.put(8, 0);
+        w.put(8, 30);
+        w.ue(0); // seq_parameter_set_id
+        w.ue(1); // chroma_format_idc 4:2:0
+        w.ue(2); // bit_depth_luma_minus8: 10 bits
+        w.ue(2); // bit_depth_chroma_minus8
+        w.put(1, 0); // qpprime_y_zero_transform_bypass_flag
+        w.put(1, 0); // seq_scaling_matrix_present_flag
+        w.ue(0); // log2_max_frame_num_minus4
+        w.ue(2); // pic_order_cnt_type 2
+        w.ue(1); // max_num_ref_frames
+        w.put(1, 0); // gaps
+        w.ue(39); // 40 MBs = 640
+        w.ue(29); // 30 MBs = 480
+        w.put(2, 0b11); // frame_mbs_only_flag, direct_8x8_inference_flag
+        w.put(2, 0); // no cropping, no VUI
+        let mut headers = vec![0, 0, 0, 1];
+        headers.extend(w.finish());
+        headers.extend(hex("00 00 00 01 68 eb e3 cb 22 c0"));
+        let config = AvcDecoderConfig::from_annexb_parameter_sets(&headers).expect("High 10");
+        assert_eq!(config.codecs_string(), "avc1.6e001e");
+        assert_eq!((config.sps.width, config.sps.height), (640, 480));
+        assert_eq!(
+            &config.record[config.record.len() - 4..],
+            &hex("fd fa fa 00")[..]
+        );
+    }
+
+    #[test]
+    fn record_counts_every_parameter_set_in_order() {
+        let pps_b = "68 ee 3c b0";
+        let config =
+            AvcDecoderConfig::from_annexb_parameter_sets(&annexb(&[SPS_720P, PPS_720P, pps_b]))
+                .expect("headers");
+        let r = &config.record;
+        assert_eq!(r[5], 0xe1);
+        assert_eq!(
+            &r[8 + 26..8 + 26 + 10],
+            &hex("02 00 06 68 eb e3 cb 22 c0 00")[..]
+        );
+        assert_eq!(&r[8 + 26 + 10..8 + 26 + 15], &hex("04 68 ee 3c b0")[..]);
+    }
+
+    #[test]
+    fn record_from_incomplete_headers_is_an_error() {
+        let from = AvcDecoderConfig::from_annexb_parameter_sets;
+        assert_eq!(from(&[]), Err(AvcError::NoSps));
+        assert_eq!(from(&hex(SPS_720P)), Err(AvcError::NoSps), "no start code");
+        assert_eq!(from(&annexb(&[PPS_720P])), Err(AvcError::NoSps));
+        assert_eq!(from(&annexb(&[SPS_720P])), Err(AvcError::NoPps));
+        assert!(matches!(
+            from(&annexb(&["67 64 00", PPS_720P])),
+            Err(AvcError::TruncatedSps(_))
+        ));
+        // The header is complete but the SPS is cut before the picture size.
+        assert!(matches!(
+            from(&annexb(&["67 64 00 1f ac d9", PPS_720P])),
+            Err(AvcError::TruncatedSps(_))
+        ));
+        let many: Vec<&str> = std::iter::repeat_n(SPS_720P, 32)
+            .chain([PPS_720P])
+            .collect();
+        assert_eq!(
+            from(&annexb(&many)),
+            Err(AvcError::ParameterSetsDoNotFit {
+                what: "SPS",
+                count: 32,
+                max: 31
+            })
+        );
+    }
+
+    #[test]
+    fn annexb_to_avcc_frames_every_unit_with_its_length() {
+        // AUD (4-byte start code), IDR slice ending in trailing_zero_8bits before a 4-byte
+        // start code, then a slice whose 00 00 03 emulation prevention must stay as it is.
+        let data = hex("00 00 00 01 09 f0 00 00 01 65 88 84 00 00 00 00 01 41 9a 00 00 03 01 7f");
+        assert_eq!(
+            &annexb_to_avcc(&data)[..],
+            &hex("00 00 00 02 09 f0 00 00 00 03 65 88 84 00 00 00 07 41 9a 00 00 03 01 7f")[..]
+        );
+        // Bytes before the first start code are not a unit; empty units vanish.
+        assert_eq!(
+            &annexb_to_avcc(&hex("ff 17 00 00 01 00 00 01 00 00 00 01 06 05"))[..],
+            &hex("00 00 00 02 06 05")[..]
+        );
+        for nothing in ["", "00 00 01", "00 00 00 01 00 00", "01 02 03 04"] {
+            assert!(annexb_to_avcc(&hex(nothing)).is_empty(), "{nothing:?}");
+        }
+    }
+
+    #[test]
+    fn annexb_hostile_bytes_never_panic() {
+        let mut seed: u32 = 0x9e37_79b9;
+        for len in 0..2000usize {
+            let mut v = Vec::with_capacity(len % 97);
+            for _ in 0..len % 97 {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // Mostly 0 and 1 so that start codes and empty units are frequent.
+                v.push(match seed >> 29 {
+                    0..=3 => 0,
+                    4 | 5 => 1,
+                    _ => (seed >> 8) as u8,
+                });
+            }
+            let avcc = annexb_to_avcc(&v);
+            assert!(avcc.len() <= v.len() + v.len() / 4 + 4);
+            let _ = AvcDecoderConfig::from_annexb_parameter_sets(&v);
+        }
     }
 }

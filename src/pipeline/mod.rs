@@ -11,23 +11,24 @@
 //! playlist (behind a discontinuity). Session threads run one after the other: each joins its
 //! predecessor before touching the segmenter.
 
+mod lossy;
 mod status;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-use tracing::{error, info, warn};
+use crossbeam_channel::{Receiver, Sender};
+use tracing::{error, info};
 
+pub use lossy::{LossySender, Sent};
 pub use status::{StatusSnapshot, StreamStatus};
 
-use crate::hls::{MuxerOutput, Segmenter};
-use crate::media::{IngestEvent, TrackKind};
+use crate::config::VariantConfig;
+use crate::hls::{MuxerOutput, Segmenter, SessionStart};
+use crate::media::IngestEvent;
 use crate::store::HlsStore;
-
-/// The name (and URL path segment) of the rendition that copies the source.
-pub const SOURCE_VARIANT: &str = "0";
+use crate::transcode::{Ladder, OutputSink, Variant};
 /// Events queued between ingest and the session thread: several seconds of a typical stream.
 const QUEUE_CAPACITY: usize = 2048;
 
@@ -44,9 +45,7 @@ pub enum PublishRefused {
 /// session.
 pub struct Publisher {
     session: u64,
-    events: Sender<IngestEvent>,
-    /// Video is skipped until the next keyframe after a drop.
-    awaiting_keyframe: bool,
+    events: LossySender,
     pipeline: Arc<Shared>,
 }
 
@@ -55,27 +54,9 @@ impl Publisher {
     /// dropped and counted, and video is skipped until the next keyframe so that the output
     /// never references a frame it did not receive.
     pub fn send(&mut self, event: IngestEvent) {
-        if let IngestEvent::Packet(packet) = &event {
-            if packet.kind == TrackKind::Video && self.awaiting_keyframe {
-                if !packet.keyframe {
-                    self.pipeline.status.count_dropped();
-                    return;
-                }
-                self.awaiting_keyframe = false;
-            }
-        }
-        match self.events.try_send(event) {
-            Ok(()) => {}
-            Err(TrySendError::Full(dropped)) => {
-                self.pipeline.status.count_dropped();
-                if matches!(&dropped, IngestEvent::Packet(p) if p.kind == TrackKind::Video) {
-                    if !self.awaiting_keyframe {
-                        warn!("pipeline queue full: dropping video until the next keyframe");
-                    }
-                    self.awaiting_keyframe = true;
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => {} // shutting down
+        self.pipeline.status.saw_input(&event);
+        if self.events.send(event) == Sent::Dropped {
+            self.pipeline.status.count_dropped();
         }
     }
 }
@@ -103,7 +84,9 @@ pub struct Pipeline {
 struct Shared {
     store: Arc<HlsStore>,
     status: Arc<StreamStatus>,
-    segmenter: Arc<Mutex<Segmenter>>,
+    /// The ladder, in config order; a variant's index is its URL path (`/hls/<index>/`).
+    variants: Vec<Arc<Variant>>,
+    segment_seconds: u32,
     slot: Mutex<Slot>,
 }
 
@@ -125,7 +108,12 @@ struct LiveSession {
 }
 
 impl Pipeline {
-    pub fn new(store: Arc<HlsStore>, status: Arc<StreamStatus>, segment_seconds: u32) -> Self {
+    pub fn new(
+        store: Arc<HlsStore>,
+        status: Arc<StreamStatus>,
+        segment_seconds: u32,
+        ladder: &[VariantConfig],
+    ) -> Self {
         let (stop, stopped) = crossbeam_channel::bounded(0);
         let slot = Slot {
             stop: Some(stop),
@@ -136,7 +124,14 @@ impl Pipeline {
             shared: Arc::new(Shared {
                 store,
                 status,
-                segmenter: Arc::new(Mutex::new(Segmenter::new(segment_seconds))),
+                variants: ladder
+                    .iter()
+                    .enumerate()
+                    .map(|(index, config)| {
+                        Arc::new(Variant::new(index.to_string(), config.clone(), Segmenter::new(segment_seconds)))
+                    })
+                    .collect(),
+                segment_seconds,
                 slot: Mutex::new(slot),
             }),
         }
@@ -163,7 +158,7 @@ impl Pipeline {
                 if let Some(previous) = predecessor {
                     let _ = previous.join();
                 }
-                run_session(&shared, session, &incoming, &stopped);
+                run_session(shared, session, &incoming, &stopped);
             });
         match thread {
             Ok(handle) => slot.last_thread = Some(handle),
@@ -176,10 +171,18 @@ impl Pipeline {
         self.shared.status.publisher_connected();
         Ok(Publisher {
             session,
-            events,
-            awaiting_keyframe: false,
+            events: LossySender::new(events, "ingest → pipeline"),
             pipeline: Arc::clone(&self.shared),
         })
+    }
+
+    pub fn status(&self) -> &StreamStatus {
+        &self.shared.status
+    }
+
+    /// The ladder, in config order.
+    pub fn variants(&self) -> &[Arc<Variant>] {
+        &self.shared.variants
     }
 
     /// Stop accepting publishers, finish the live session's last segment and end every
@@ -224,30 +227,44 @@ impl Shared {
     }
 }
 
-/// One session: events into the segmenter, its output into the store, until the publisher
-/// goes away or the server stops.
-fn run_session(
-    shared: &Shared,
-    session: u64,
-    incoming: &Receiver<IngestEvent>,
-    stopped: &Receiver<()>,
-) {
-    let mut segmenter = shared
-        .segmenter
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    segmenter.begin_session();
-    let mut online = false;
+/// One session: the passthrough variant's segmenter runs here; transcoded variants run on the
+/// ladder's threads. Until the publisher goes away or the server stops.
+fn run_session(shared: Arc<Shared>, session: u64, incoming: &Receiver<IngestEvent>, stopped: &Receiver<()>) {
+    // Every variant's next session starts at the same time on the output timeline.
+    let start = SessionStart::now(
+        shared.variants.iter().map(|v| v.lock_segmenter().timeline_end()).max().unwrap_or(0),
+    );
+    let sink: OutputSink = {
+        let shared = Arc::clone(&shared);
+        Arc::new(move |variant: &str, output: MuxerOutput| {
+            let is_segment = matches!(output, MuxerOutput::Segment(_));
+            shared.store.apply(variant, output);
+            if is_segment {
+                shared.announce_online(session);
+            }
+        })
+    };
+    let passthrough = shared.variants.iter().find(|v| v.config.passthrough);
+    let mut passthrough = passthrough.map(|variant| {
+        let mut segmenter = variant.lock_segmenter();
+        segmenter.begin_session(start);
+        (variant, segmenter)
+    });
+    let transcoded: Vec<Arc<Variant>> =
+        shared.variants.iter().filter(|v| !v.config.passthrough).cloned().collect();
+    let mut ladder = (!transcoded.is_empty())
+        .then(|| Ladder::start(transcoded, shared.segment_seconds, start, Arc::clone(&sink)));
     loop {
         crossbeam_channel::select! {
             recv(incoming) -> event => match event {
                 Ok(event) => {
-                    for output in segmenter.push(event) {
-                        let is_segment = matches!(output, MuxerOutput::Segment(_));
-                        shared.store.apply(SOURCE_VARIANT, output);
-                        if is_segment && !online {
-                            online = true;
-                            shared.announce_online(session);
+                    if let Some(ladder) = &mut ladder {
+                        ladder.send(&event);
+                    }
+                    if let Some((variant, segmenter)) = &mut passthrough {
+                        variant.count_input(&event);
+                        for output in segmenter.push(event) {
+                            sink(&variant.id, output);
                         }
                     }
                 }
@@ -256,7 +273,12 @@ fn run_session(
             recv(stopped) -> _ => break, // shutdown
         }
     }
-    for output in segmenter.end_session() {
-        shared.store.apply(SOURCE_VARIANT, output);
+    if let Some((variant, segmenter)) = &mut passthrough {
+        for output in segmenter.end_session() {
+            sink(&variant.id, output);
+        }
+    }
+    if let Some(ladder) = ladder {
+        ladder.finish();
     }
 }

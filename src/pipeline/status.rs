@@ -1,7 +1,9 @@
 //! Whether the stream is live and since when: written by the pipeline, read by `/api/status`.
 
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
+
+use crate::media::IngestEvent;
 
 #[derive(Debug, Clone, Default)]
 pub struct StatusSnapshot {
@@ -10,6 +12,33 @@ pub struct StatusSnapshot {
     pub last_disconnect_time: Option<SystemTime>,
     /// Packets dropped because the pipeline could not keep up, this session.
     pub dropped_packets: u64,
+    pub input: InputSummary,
+}
+
+/// What the publisher sends, this session.
+#[derive(Debug, Clone, Default)]
+pub struct InputSummary {
+    /// RFC 6381 codec and size, e.g. `avc1.64001f` 1280x720.
+    pub video_codec: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub audio_codec: Option<String>,
+    pub media_bytes: u64,
+    pub since: Option<Instant>,
+    /// When the publisher left (the bitrate is then that of the whole publish).
+    pub until: Option<Instant>,
+}
+
+impl InputSummary {
+    /// Average media bitrate since the publish began.
+    pub fn bitrate_kbps(&self) -> u64 {
+        let end = self.until.unwrap_or_else(Instant::now);
+        let seconds = self.since.map_or(0.0, |since| end.saturating_duration_since(since).as_secs_f64());
+        if seconds < 0.5 {
+            return 0;
+        }
+        (self.media_bytes as f64 * 8.0 / seconds / 1000.0) as u64
+    }
 }
 
 #[derive(Default)]
@@ -27,6 +56,25 @@ impl StreamStatus {
         let mut status = self.lock();
         status.last_connect_time = Some(SystemTime::now());
         status.dropped_packets = 0;
+        status.input = InputSummary { since: Some(Instant::now()), ..InputSummary::default() };
+    }
+
+    /// Notes what an event says about the input.
+    pub(super) fn saw_input(&self, event: &IngestEvent) {
+        let mut status = self.lock();
+        let input = &mut status.input;
+        match event {
+            IngestEvent::VideoConfig(config) => {
+                input.video_codec = Some(config.codecs_string());
+                (input.width, input.height) = (config.sps.width, config.sps.height);
+            }
+            IngestEvent::AudioConfig(config) => input.audio_codec = Some(config.codecs_string()),
+            IngestEvent::Packet(packet) => input.media_bytes += packet.data.len() as u64,
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.lock().online
     }
 
     pub(super) fn went_online(&self) {
@@ -37,6 +85,7 @@ impl StreamStatus {
         let mut status = self.lock();
         status.online = false;
         status.last_disconnect_time = Some(SystemTime::now());
+        status.input.until = Some(Instant::now());
     }
 
     pub(super) fn count_dropped(&self) {

@@ -49,7 +49,8 @@ struct VariantState {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VariantSummary {
-    pub name: String,
+    /// The variant's id (its URL path segment).
+    pub id: String,
     pub width: u32,
     pub height: u32,
     pub frame_rate: Option<f64>,
@@ -131,7 +132,7 @@ impl HlsStore {
             .filter_map(|(name, variant)| {
                 let attributes = variant.attributes.as_ref()?;
                 Some(VariantSummary {
-                    name: name.clone(),
+                    id: name.clone(),
                     width: attributes.width,
                     height: attributes.height,
                     frame_rate: attributes.frame_rate,
@@ -157,7 +158,9 @@ impl HlsStore {
             average_bandwidth: previous.as_ref().map_or(0, |p| p.average_bandwidth),
             width: video.sps.width,
             height: video.sps.height,
-            frame_rate: video.sps.frame_rate,
+            // Measured on the first segment: an SPS's timing fields describe the encoder's time
+            // base (x264 fed millisecond timestamps says 500), not the frame rate.
+            frame_rate: None,
             codecs,
         });
         state.files.insert(name.clone(), init.data);
@@ -178,7 +181,6 @@ impl HlsStore {
             .push_back((segment.data.len() as f64 * 8.0 / seconds) as u64);
         if let Some(attributes) = &mut state.attributes {
             if attributes.frame_rate.is_none() && segment.video_frames > 1 {
-                // No timing in the SPS: measure it from the first whole segment.
                 attributes.frame_rate =
                     Some((f64::from(segment.video_frames) / seconds * 1000.0).round() / 1000.0);
             }

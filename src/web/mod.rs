@@ -23,13 +23,13 @@ use warp::Filter;
 
 pub use viewers::ViewerCounter;
 
-use crate::pipeline::StreamStatus;
+use crate::pipeline::Pipeline;
 use crate::store::HlsStore;
 
 /// What the handlers read.
 pub struct WebState {
     pub store: Arc<HlsStore>,
-    pub status: Arc<StreamStatus>,
+    pub pipeline: Arc<Pipeline>,
     pub viewers: ViewerCounter,
     pub title: String,
     pub static_dir: Option<PathBuf>,

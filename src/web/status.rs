@@ -7,7 +7,9 @@ use serde::Serialize;
 use warp::Filter;
 
 use super::WebState;
+use crate::pipeline::StatusSnapshot;
 use crate::store::VariantSummary;
+use crate::transcode::Variant;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -21,7 +23,60 @@ struct Status {
     /// Where players fetch the master playlist.
     hls_url: &'static str,
     dropped_packets: u64,
-    variants: Vec<VariantSummary>,
+    input: Input,
+    variants: Vec<VariantStatus>,
+}
+
+/// What the publisher sends.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Input {
+    video_codec: Option<String>,
+    width: u32,
+    height: u32,
+    audio_codec: Option<String>,
+    bitrate_kbps: u64,
+}
+
+/// One rendition: its configuration, what is being served, and how its encoder keeps up.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VariantStatus {
+    id: String,
+    name: String,
+    passthrough: bool,
+    target_bitrate_kbps: Option<u32>,
+    frames_out: u64,
+    frames_dropped: u64,
+    queue_depth: usize,
+    /// Size, codecs, measured bitrate and frame rate of what is served (absent until the first
+    /// segment).
+    #[serde(flatten)]
+    served: Option<VariantSummary>,
+}
+
+fn variant_status(variant: &Variant, served: &[VariantSummary]) -> VariantStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    VariantStatus {
+        id: variant.id.clone(),
+        name: variant.config.name.clone(),
+        passthrough: variant.config.passthrough,
+        target_bitrate_kbps: variant.config.video_bitrate_kbps,
+        frames_out: variant.stats.frames_out.load(Relaxed),
+        frames_dropped: variant.stats.frames_dropped.load(Relaxed),
+        queue_depth: variant.stats.queue_depth.load(Relaxed),
+        served: served.iter().find(|s| s.id == variant.id).cloned(),
+    }
+}
+
+fn input(stream: &StatusSnapshot) -> Input {
+    Input {
+        video_codec: stream.input.video_codec.clone(),
+        width: stream.input.width,
+        height: stream.input.height,
+        audio_codec: stream.input.audio_codec.clone(),
+        bitrate_kbps: stream.input.bitrate_kbps(),
+    }
 }
 
 pub fn routes(
@@ -29,7 +84,8 @@ pub fn routes(
 ) -> impl Filter<Extract = (warp::reply::WithHeader<warp::reply::Json>,), Error = warp::Rejection> + Clone
 {
     warp::path!("api" / "status").and(warp::get()).map(move || {
-        let stream = state.status.snapshot();
+        let stream = state.pipeline.status().snapshot();
+        let served = state.store.summaries();
         let status = Status {
             online: stream.online,
             viewer_count: state.viewers.count(),
@@ -39,7 +95,8 @@ pub fn routes(
             version: env!("CARGO_PKG_VERSION"),
             hls_url: "/hls/stream.m3u8",
             dropped_packets: stream.dropped_packets,
-            variants: state.store.summaries(),
+            input: input(&stream),
+            variants: state.pipeline.variants().iter().map(|v| variant_status(v, &served)).collect(),
         };
         warp::reply::with_header(
             warp::reply::json(&status),

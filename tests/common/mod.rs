@@ -12,7 +12,9 @@
 
 #![allow(dead_code)]
 
+pub mod flv;
 pub mod hls;
+pub mod mp4;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -498,9 +500,14 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// `[http] static_dir`: the owner's page files.
     pub static_dir: Option<PathBuf>,
+    /// `[[video.variants]]` tables; by default the source only, so that tests of ingest and
+    /// HLS do not spend the machine's two cores on transcoding (tests of the ladder set theirs).
+    pub ladder_toml: String,
     /// More TOML, appended at the end of the config.
     pub extra_toml: String,
 }
+
+pub const PASSTHROUGH_ONLY: &str = "\n[[video.variants]]\nname = \"source\"\npassthrough = true\n";
 
 pub const TEST_KEY: &str = "sk_test_3f9a1c7e5b2d4f60";
 
@@ -513,6 +520,7 @@ impl Default for ServerOptions {
             title: "selfcast integration test".to_string(),
             data_dir: None,
             static_dir: None,
+            ladder_toml: PASSTHROUGH_ONLY.to_string(),
             extra_toml: String::new(),
         }
     }
@@ -603,6 +611,7 @@ impl Server {
         cfg.push_str("\n[hls]\n");
         cfg.push_str(&format!("segment_seconds = {}\n", opts.segment_seconds));
         cfg.push_str(&format!("playlist_segments = {}\n", opts.playlist_segments));
+        cfg.push_str(&opts.ladder_toml);
         cfg.push_str(&opts.extra_toml);
         let config_path = dir.join("config.toml");
         fs::write(&config_path, cfg).expect("write config");

@@ -6,18 +6,18 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// The default spacing of two lines of the same kind.
-pub(super) const LOG_EVERY: Duration = Duration::from_secs(5);
+pub const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Decides which occurrences of each kind of event get a log line.
 #[derive(Debug)]
-pub(super) struct LogLimiter<K> {
+pub struct LogLimiter<K> {
     every: Duration,
     /// Per kind: when a line was last allowed, and occurrences suppressed since.
     kinds: HashMap<K, (Instant, u64)>,
 }
 
 impl<K: Eq + Hash> LogLimiter<K> {
-    pub(super) fn new(every: Duration) -> Self {
+    pub fn new(every: Duration) -> Self {
         LogLimiter {
             every,
             kinds: HashMap::new(),
@@ -27,7 +27,7 @@ impl<K: Eq + Hash> LogLimiter<K> {
     /// `Some(suppressed)` when this occurrence should be logged (the first of its kind, or the
     /// first `every` after the last logged one), with the number of occurrences that were not
     /// logged in between; `None` when it should be suppressed.
-    pub(super) fn allow(&mut self, kind: K, now: Instant) -> Option<u64> {
+    pub fn allow(&mut self, kind: K, now: Instant) -> Option<u64> {
         match self.kinds.get_mut(&kind) {
             None => {
                 self.kinds.insert(kind, (now, 0));

@@ -1,0 +1,964 @@
+"""ci/bench.d/transcode.py — issue 4's benchmark: selfcast's transcode against the ffmpeg CLI.
+
+The same input (a 60 s 720p30 H.264/AAC clip, generated once and cached in target/bench/) goes
+through the same ladder (720p 2500 kbps, 480p 1000 kbps, 360p 600 kbps; x264 veryfast, tune
+zerolatency, high profile, 2 s closed GOPs, bilinear scaling; AAC copied) in two ways:
+
+  (a) selfcast: the clip is published over RTMP by `ffmpeg -i clip.mp4 -c copy -f flv rtmp://...`
+      (what OBS is to us); selfcast decodes once, scales and encodes each rendition in-process and
+      serves fMP4 HLS from memory;
+  (b) the ffmpeg CLI as a self-hosted server would spawn it (Owncast does this): the same FLV
+      stream on its stdin, one process that decodes once, splits, scales, encodes each rendition
+      and writes fMP4 HLS (`-f hls -var_stream_map ...`).
+
+Each side runs in two modes, alternating sides, `--reps` times each:
+
+  fast: the publisher sends as fast as it can (no -re). CPU seconds per media second,
+        real-time factor = media seconds / wall seconds from the publisher's start until the last
+        segment of every rendition is listed (selfcast) or the process has exited (CLI), peak RSS.
+  live: the publisher sends in real time (-re): the latency transcoding adds, from the moment the
+        packet that closes a segment (the next keyframe) is sent to the moment the segment is
+        listed in its playlist; and CPU seconds per media second at the pace of a live stream.
+
+How each figure is taken:
+
+  CPU       selfcast: utime+stime from /proc/PID/stat (every thread), the delta from the publisher's
+            start to the last segment, minus the server's idle rate (measured for 2 s before the
+            publish) times that wall time. CLI: wait4()'s rusage of the process (its whole life).
+            The publisher (a separate ffmpeg process) is not counted on either side.
+  peak RSS  selfcast: VmHWM from /proc/PID/status at the end of the run; CLI: wait4()'s ru_maxrss.
+  latency   the publisher runs with -debug_ts; every "muxer <-" line it prints is timestamped when
+            it is read (the packet is written to the socket/pipe right after: -flush_packets 1).
+            The playlists are polled every 50 ms (selfcast over HTTP, the CLI's files on disk);
+            each segment's "listed" time is the first poll that shows it. Segment k's closing
+            packet is the source keyframe at the end of segment k (the running EXTINF sum snapped
+            to the nearest source keyframe). The last segment, closed by the end of the stream,
+            has no closing packet and is left out. Resolution: +0..50 ms from polling, plus the
+            publisher's interleaving (an audio packet or two, ~21 ms each).
+  quality   every rendition's init + segments (from the first live run of each side) are joined
+            into one file and compared with the source scaled to its size (bicubic):
+            ffmpeg -lavfi psnr and ssim, frames paired by position (settb=1/FPS,setpts=N on both).
+
+Results: a section `## transcode` in BENCHMARKS.md, and everything measured in
+target/bench/transcode-results.json. When the CPU ratio selfcast/CLI is above 1.0 (or with
+--profile always), one more fast run of each side is recorded with `perf record` and the
+profiles, by library and by function, are written beside the results and summarised in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (  # noqa: E402
+    REPO, BenchError, Http, log, cpu_seconds, peak_rss_kib, try_reap, stop_process, free_port,
+    run, loadavg, parse_media_playlist, probe_video, quality, x264_options, x264_core,
+    machine_facts, git_rev, ffmpeg_version, ffmpeg_libs, deb_version, median, percentile,
+    write_section,
+)
+
+FPS = 30
+SEGMENT_S = 2
+GOP = FPS * SEGMENT_S
+STREAM_KEY = "benchkey-123456"
+# (name, height, kbps): the ladder of issue 4. maxrate = 1.06 x, bufsize = 1.2 x the bitrate.
+LADDER = [("720p", 720, 2500), ("480p", 480, 1000), ("360p", 360, 600)]
+CPU_USAGE_LEVEL = 2              # selfcast's name for x264 veryfast
+POLL_S = 0.05
+IDLE_S = 2.0
+SETTLE_S = 8.0                   # no playlist change for this long after the publisher ended: done
+INPUT_VERSION = "v1"             # bump when the generator command changes
+
+
+# ---- The input ----------------------------------------------------------------------------------
+
+def input_command(out: Path, duration: int) -> list[str]:
+    """A clip that is work to encode, like a game or camera stream and unlike a test card: a
+    Mandelbrot zoom (fine detail everywhere, constant motion), a testsrc2 panel moving across it
+    (sharp edges, text, a counter), temporal grain; x264 veryfast at 4500 kbps with B-frames and
+    2 s closed GOPs (what OBS sends), AAC 128 kbps stereo."""
+    video = (
+        "mandelbrot=s=1280x720:r=30:maxiter=512[bg];"
+        "testsrc2=s=640x360:r=30[fg];"
+        "[bg][fg]overlay=x='(W-w)*(0.5+0.5*sin(t/3))':y='(H-h)*(0.5+0.5*cos(t/4))':shortest=1,"
+        "noise=alls=6:allf=t,format=yuv420p"
+    )
+    audio = "sine=frequency=440:sample_rate=48000,aformat=channel_layouts=stereo"
+    return [
+        "ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio, "-t", str(duration),
+        "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-b:v", "4500k",
+        "-maxrate", "4500k", "-bufsize", "9000k", "-g", str(GOP), "-keyint_min", str(GOP),
+        "-sc_threshold", "0", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(out),
+    ]
+
+
+@dataclass
+class Input:
+    path: Path
+    command: list[str]
+    duration: float          # media seconds (frames / FPS)
+    frames: int
+    keyframes: list[float]   # video keyframe pts, seconds, in order
+
+
+def make_input(work: Path, duration: int) -> Input:
+    path = work / f"input-720p30-{duration}s-{INPUT_VERSION}.mp4"
+    meta = path.with_suffix(".json")
+    cmd = input_command(path, duration)
+    if not (path.exists() and meta.exists()):
+        log(f"generating the {duration} s input (once; cached as {path.relative_to(REPO)})")
+        tmp = path.with_name(path.stem + ".tmp.mp4")
+        t0 = time.monotonic()
+        run(input_command(tmp, duration))
+        out = run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                   "packet=pts_time,flags", "-of", "json", str(tmp)]).stdout
+        packets = json.loads(out)["packets"]
+        keyframes = sorted(float(p["pts_time"]) for p in packets if "K" in p.get("flags", ""))
+        meta.write_text(json.dumps({"frames": len(packets), "keyframes": keyframes}))
+        tmp.replace(path)
+        log(f"input ready in {time.monotonic() - t0:.0f} s")
+    m = json.loads(meta.read_text())
+    return Input(path, cmd, m["frames"] / FPS, m["frames"], m["keyframes"])
+
+
+# ---- The publisher ------------------------------------------------------------------------------
+
+class Publisher:
+    """`ffmpeg [-re] -i clip.mp4 -c copy -f flv TARGET`, with every video packet's send time.
+
+    With -debug_ts ffmpeg prints "muxer <- type:video pkt_pts_time:..." for each packet just
+    before writing it; a thread reads stderr and notes when each line arrives."""
+
+    def __init__(self, clip: Path, target: str, realtime: bool, stdout=subprocess.DEVNULL):
+        self.command = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info"]
+        if realtime:
+            self.command += ["-re", "-debug_ts"]
+        self.command += ["-i", str(clip), "-map", "0:v:0", "-map", "0:a:0", "-c", "copy",
+                         "-f", "flv", "-flush_packets", "1", target]
+        self.sent: dict[int, float] = {}      # video pts in ms -> monotonic time it was sent
+        self.tail: list[str] = []
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=stdout,
+                                     stderr=subprocess.PIPE)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for raw in self.proc.stderr:
+            now = time.monotonic()
+            line = raw.decode(errors="replace")
+            if line.startswith("muxer <- type:video"):
+                for word in line.split():
+                    if word.startswith("pkt_pts_time:"):
+                        try:
+                            pts_ms = round(float(word.split(":", 1)[1]) * 1000)
+                        except ValueError:
+                            break
+                        self.sent.setdefault(pts_ms, now)
+                        break
+            elif not line.startswith(("demuxer", "decoder", "muxer", "encoder", "filter")):
+                self.tail = (self.tail + [line.rstrip()])[-20:]
+
+    def result(self) -> int | None:
+        return self.proc.poll()
+
+    def error(self) -> str:
+        self.reader.join(timeout=2)
+        return f"publisher exited {self.proc.returncode}: {' '.join(self.command)}\n" + "\n".join(self.tail)
+
+    def stop(self) -> None:
+        stop_process(self.proc, signal.SIGINT)
+        self.reader.join(timeout=2)
+
+
+# ---- One run --------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    side: str                 # "selfcast" | "cli"
+    mode: str                 # "fast" | "live"
+    rep: int
+    media_s: float
+    wall_s: float = 0.0
+    cpu_s: float = 0.0        # net of the idle rate (selfcast)
+    idle_cpu_per_s: float | None = None
+    peak_rss_mib: float = 0.0
+    dropped: int | None = None
+    segments: dict = field(default_factory=dict)        # variant -> count
+    totals: dict = field(default_factory=dict)          # variant -> sum of EXTINF
+    latencies: dict = field(default_factory=dict)       # variant -> [s]
+    load_before: float = 0.0
+    load_after: float = 0.0
+    ended_by: str = ""
+    notes: list = field(default_factory=list)
+
+    @property
+    def cpu_per_media_s(self) -> float:
+        return self.cpu_s / self.media_s
+
+    @property
+    def rtf(self) -> float:
+        return self.media_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class Watcher:
+    """Polls the media playlists and notes when each segment first appears."""
+
+    def __init__(self, variants: list[str], read):
+        self.variants = variants
+        self.read = read                       # variant -> playlist text or None
+        self.seen: dict[str, dict[str, float]] = {v: {} for v in variants}
+        self.playlists = {v: None for v in variants}
+        self.last_change = time.monotonic()
+
+    def poll(self) -> bool:
+        """One round; True if any playlist gained a segment."""
+        changed = False
+        for v in self.variants:
+            text = self.read(v)
+            if text is None:
+                continue
+            now = time.monotonic()
+            pl = parse_media_playlist(text)
+            self.playlists[v] = pl
+            for seg in pl.segments:
+                if seg.uri not in self.seen[v]:
+                    self.seen[v][seg.uri] = now
+                    changed = True
+        if changed:
+            self.last_change = time.monotonic()
+        return changed
+
+    def complete(self, media_s: float) -> bool:
+        """Every rendition lists segments covering the whole clip (within a frame)."""
+        return all(pl is not None and pl.total >= media_s - 1.0 / FPS
+                   for pl in self.playlists.values())
+
+    def latencies(self, publisher: Publisher, keyframes: list[float]) -> dict[str, list[float]]:
+        out = {}
+        for v, pl in self.playlists.items():
+            lat, end = [], keyframes[0]
+            for seg in (pl.segments[:-1] if pl else []):
+                # Snap the running end to the nearest source keyframe: the packet that closes it.
+                end = min(keyframes, key=lambda k: abs(k - (end + seg.duration)))
+                sent = publisher.sent.get(round(end * 1000))
+                if sent is not None and seg.uri in self.seen[v]:
+                    lat.append(self.seen[v][seg.uri] - sent)
+            out[v] = lat
+        return out
+
+
+def ladder_names(passthrough: bool) -> list[str]:
+    return ["source"] if passthrough else [name for name, _, _ in LADDER]
+
+
+def selfcast_config(data_dir: Path, rtmp_port: int, http_port: int, variants: str) -> str:
+    """variants: "ladder", "passthrough" (one [[video.variants]] passthrough = true) or "none"
+    (no [[video]] tables at all: a binary from before the ladder, which passes the source)."""
+    text = f"""# written by ci/bench transcode
+[server]
+data_dir = "{data_dir}"
+[rtmp]
+listen = "127.0.0.1:{rtmp_port}"
+stream_key = "{STREAM_KEY}"
+[http]
+listen = "127.0.0.1:{http_port}"
+[hls]
+segment_seconds = {SEGMENT_S}
+playlist_segments = 40
+"""
+    if variants == "ladder":
+        for name, height, kbps in LADDER:
+            text += f"""[[video.variants]]
+name = "{name}"
+height = {height}
+video_bitrate_kbps = {kbps}
+cpu_usage_level = {CPU_USAGE_LEVEL}
+"""
+    elif variants == "passthrough":
+        text += '[[video.variants]]\nname = "source"\npassthrough = true\n'
+    return text
+
+
+class Server:
+    """A selfcast process on its own ports, config and data dir."""
+
+    def __init__(self, binary: Path, rundir: Path, variants: str):
+        self.rtmp_port, self.http_port = free_port(), free_port()
+        self.config = rundir / "config.toml"
+        self.config.write_text(selfcast_config(rundir / "data", self.rtmp_port, self.http_port, variants))
+        self.log_path = rundir / "server.log"
+        with open(self.log_path, "wb") as logf:
+            self.proc = subprocess.Popen([str(binary), "--config", str(self.config)], stdin=subprocess.DEVNULL,
+                                         stdout=logf, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "NO_COLOR": "1"})
+        self.http = Http(self.http_port)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def rtmp_url(self) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{STREAM_KEY}"
+
+    def log_tail(self, n: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"selfcast exited {self.proc.returncode} at start-up:\n{self.log_tail()}")
+            try:
+                if self.http.get("/api/status")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise BenchError(f"selfcast did not answer /api/status within {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def status(self) -> dict:
+        code, body = self.http.get("/api/status")
+        return json.loads(body) if code == 200 else {}
+
+    def playlist(self, index: int) -> str | None:
+        try:
+            code, body = self.http.get(f"/hls/{index}/stream.m3u8")
+        except OSError:
+            return None
+        return body.decode(errors="replace") if code == 200 else None
+
+    def download(self, index: int, out: Path) -> Path:
+        """The rendition's init segment and every listed segment, joined into one fMP4 file."""
+        text = self.playlist(index)
+        if text is None:
+            raise BenchError(f"selfcast: no playlist for variant {index}")
+        pl = parse_media_playlist(text)
+        if pl.init_uri is None:
+            raise BenchError(f"selfcast: variant {index} playlist has no EXT-X-MAP")
+        with open(out, "wb") as f:
+            for uri in [pl.init_uri] + [s.uri for s in pl.segments]:
+                code, body = self.http.get(f"/hls/{index}/{uri}")
+                if code != 200:
+                    raise BenchError(f"selfcast: GET /hls/{index}/{uri} answered {code}")
+                f.write(body)
+        return out
+
+    def stop(self) -> None:
+        self.http.close()
+        stop_process(self.proc, signal.SIGTERM, grace_s=SEGMENT_S + 10)
+
+
+def supports_variants(binary: Path, work: Path) -> tuple[bool, str]:
+    """Whether this selfcast accepts [[video.variants]] (one that does not exits at start-up
+    with a config error naming `video`)."""
+    rundir = work / "runs" / "probe"
+    shutil.rmtree(rundir, ignore_errors=True)
+    rundir.mkdir(parents=True)
+    server = Server(binary, rundir, "ladder")
+    try:
+        server.wait_ready(timeout_s=15)
+        return True, ""
+    except BenchError as e:
+        return False, str(e)
+    finally:
+        server.stop()
+
+
+def run_selfcast(ctx, mode: str, rep: int, keep: Path | None, perf_out: Path | None = None) -> Run:
+    rundir = ctx.work / "runs" / f"selfcast-{mode}-{rep}"
+    shutil.rmtree(rundir, ignore_errors=True)
+    rundir.mkdir(parents=True)
+    names = ctx.variants
+    r = Run("selfcast", mode, rep, ctx.input.duration, load_before=loadavg())
+    server = Server(ctx.binary, rundir, ctx.selfcast_variants)
+    publisher = perf = None
+    try:
+        server.wait_ready()
+        c0, t0 = cpu_seconds(server.pid), time.monotonic()
+        time.sleep(IDLE_S)
+        r.idle_cpu_per_s = (cpu_seconds(server.pid) - c0) / (time.monotonic() - t0)
+        dropped0 = server.status().get("droppedPackets", 0)
+        if perf_out is not None:
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "-q", "-o", str(perf_out), "-p",
+                                     str(server.pid)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+
+        watcher = Watcher(names, lambda v: server.playlist(names.index(v)))
+        cpu_start, t_start = cpu_seconds(server.pid), time.monotonic()
+        publisher = Publisher(ctx.input.path, server.rtmp_url, realtime=(mode == "live"))
+        deadline = t_start + ctx.timeout(mode)
+        cpu_end = t_end = None
+        while True:
+            time.sleep(POLL_S)
+            if server.proc.poll() is not None:
+                raise BenchError(f"selfcast exited {server.proc.returncode} during the run:\n{server.log_tail()}")
+            if watcher.poll():
+                cpu_end, t_end = cpu_seconds(server.pid), watcher.last_change
+            done = publisher.result()
+            if done is not None and done != 0:
+                raise BenchError(publisher.error())
+            if done is not None and watcher.complete(r.media_s) and t_end is not None:
+                r.ended_by = "every rendition complete"
+                break
+            if done is not None and time.monotonic() - watcher.last_change > SETTLE_S:
+                r.ended_by = f"no new segment for {SETTLE_S:.0f} s after the publisher ended"
+                r.notes.append("selfcast: the renditions do not cover the whole clip: " + ", ".join(
+                    f"{v} {pl.total if pl else 0:.2f} s" for v, pl in watcher.playlists.items()))
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"selfcast: not done after {ctx.timeout(mode):.0f} s:\n{server.log_tail()}")
+        if perf is not None:
+            stop_process(perf, signal.SIGINT, grace_s=30)
+        if t_end is None:
+            raise BenchError(f"selfcast listed no segment:\n{server.log_tail()}")
+        r.wall_s = t_end - t_start
+        r.cpu_s = (cpu_end - cpu_start) - r.idle_cpu_per_s * r.wall_s
+        r.peak_rss_mib = peak_rss_kib(server.pid) / 1024
+        r.dropped = server.status().get("droppedPackets", 0) - dropped0
+        r.segments = {v: len(pl.segments) for v, pl in watcher.playlists.items() if pl}
+        r.totals = {v: round(pl.total, 3) for v, pl in watcher.playlists.items() if pl}
+        if mode == "live":
+            r.latencies = watcher.latencies(publisher, ctx.input.keyframes)
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for i, v in enumerate(names):
+                server.download(i, keep / f"{v}.mp4")
+    finally:
+        if perf is not None:
+            stop_process(perf, signal.SIGINT, grace_s=30)
+        if publisher is not None:
+            publisher.stop()
+        server.stop()
+    r.load_after = loadavg()
+    return r
+
+
+def cli_command(outdir: Path, passthrough: bool = False) -> list[str]:
+    """One ffmpeg process doing the ladder the way a self-hosted server spawns it: FLV on stdin,
+    decode once, split, scale (bilinear), one x264 per rendition, fMP4 HLS per rendition.
+    -fps_mode passthrough: one output frame per input frame, as selfcast does (the default for
+    the hls muxer, cfr, may duplicate frames to fill the B-frame delay at the start)."""
+    n = len(LADDER)
+    split = f"[0:v]split={n}" + "".join(f"[s{i}]" for i in range(n)) + ";"
+    scales = ";".join(f"[s{i}]scale=-2:{h}:flags=bilinear[v{i}]" for i, (_, h, _) in enumerate(LADDER))
+    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning",
+           "-f", "flv", "-i", "pipe:0", "-filter_complex", split + scales]
+    for i in range(n):
+        cmd += ["-map", f"[v{i}]", "-map", "0:a:0"]
+    cmd += ["-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+            "-profile:v", "high", "-pix_fmt", "yuv420p"]
+    for i, (_, _, kbps) in enumerate(LADDER):
+        cmd += [f"-b:v:{i}", f"{kbps}k", f"-maxrate:v:{i}", f"{round(kbps * 1.06)}k",
+                f"-bufsize:v:{i}", f"{round(kbps * 1.2)}k"]
+    cmd += ["-g", str(GOP), "-keyint_min", str(GOP), "-x264-params", "scenecut=0:open_gop=0",
+            "-c:a", "copy",
+            "-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_list_size", "0", "-hls_segment_type", "fmp4",
+            "-var_stream_map", " ".join(f"v:{i},a:{i}" for i in range(n)),
+            "-master_pl_name", "master.m3u8",
+            "-hls_segment_filename", f"{outdir}/%v/seg-%d.m4s", f"{outdir}/%v/stream.m3u8"]
+    return cmd
+
+
+def read_file(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def run_cli(ctx, mode: str, rep: int, keep: Path | None, perf_out: Path | None = None) -> Run:
+    rundir = ctx.work / "runs" / f"cli-{mode}-{rep}"
+    shutil.rmtree(rundir, ignore_errors=True)
+    outdir = rundir / "hls"
+    outdir.mkdir(parents=True)
+    names = [name for name, _, _ in LADDER]
+    r = Run("cli", mode, rep, ctx.input.duration, load_before=loadavg())
+    watcher = Watcher(names, lambda v: read_file(outdir / str(names.index(v)) / "stream.m3u8"))
+    logf = open(rundir / "ffmpeg.log", "wb")
+    publisher = cli = perf = None
+    usage = None
+    try:
+        t_start = time.monotonic()
+        publisher = Publisher(ctx.input.path, "pipe:1", realtime=(mode == "live"), stdout=subprocess.PIPE)
+        cli = subprocess.Popen(cli_command(outdir), stdin=publisher.proc.stdout, stdout=subprocess.DEVNULL,
+                               stderr=logf)
+        publisher.proc.stdout.close()       # the CLI holds the pipe now; it alone keeps it open
+        if perf_out is not None:
+            perf = subprocess.Popen(["perf", "record", "-F", "999", "-q", "-o", str(perf_out), "-p",
+                                     str(cli.pid)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        deadline = t_start + ctx.timeout(mode)
+        while usage is None:
+            time.sleep(POLL_S)
+            watcher.poll()
+            usage = try_reap(cli)
+            if time.monotonic() > deadline:
+                raise BenchError(f"ffmpeg CLI: not done after {ctx.timeout(mode):.0f} s")
+        watcher.poll()
+        if usage.status != 0:
+            logf.flush()
+            tail = "\n".join((rundir / "ffmpeg.log").read_text(errors="replace").splitlines()[-15:])
+            raise BenchError(f"ffmpeg CLI exited {usage.status}: {' '.join(cli_command(outdir))}\n{tail}")
+        publisher.proc.wait(timeout=10)
+        if publisher.proc.returncode != 0:
+            raise BenchError(publisher.error())
+        r.ended_by = "process exit"
+        r.wall_s = usage.ended - t_start
+        r.cpu_s = usage.cpu_s
+        r.peak_rss_mib = usage.maxrss_kib / 1024
+        r.segments = {v: len(pl.segments) for v, pl in watcher.playlists.items() if pl}
+        r.totals = {v: round(pl.total, 3) for v, pl in watcher.playlists.items() if pl}
+        if not watcher.complete(r.media_s):
+            r.notes.append("cli: the renditions do not cover the whole clip: " + ", ".join(
+                f"{v} {pl.total if pl else 0:.2f} s" for v, pl in watcher.playlists.items()))
+        if mode == "live":
+            r.latencies = watcher.latencies(publisher, ctx.input.keyframes)
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for i, v in enumerate(names):
+                pl = watcher.playlists[v]
+                with open(keep / f"{v}.mp4", "wb") as f:
+                    for uri in [pl.init_uri] + [s.uri for s in pl.segments]:
+                        f.write((outdir / str(i) / uri).read_bytes())
+    finally:
+        if perf is not None:
+            stop_process(perf, signal.SIGINT, grace_s=30)
+        if cli is not None and usage is None:
+            stop_process(cli, signal.SIGTERM)
+        if publisher is not None:
+            publisher.stop()
+        logf.close()
+    r.load_after = loadavg()
+    return r
+
+
+# ---- Profiles ---------------------------------------------------------------------------------------
+
+def perf_report(data: Path, sort: str) -> list[tuple[float, str]]:
+    """[(percent, name)] from `perf report --no-children --sort SORT`, highest first.
+
+    The distribution's FFmpeg and x264 libraries are stripped: perf only knows their exported
+    symbols, and stretches a size-less assembly symbol over everything up to the next one (it
+    will say x264_8_trellis_coefn for a preset that has no trellis). So inside those libraries only
+    the library is named; functions are named in selfcast, libc and the kernel."""
+    out = run(["perf", "report", "-i", str(data), "--no-children", "--sort", sort, "--stdio"]).stdout
+    totals: dict[str, float] = {}
+    for line in out.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "%" not in line.split()[0]:
+            continue
+        pct, name = line.split(None, 1)
+        parts = name.split()
+        if "sym" in sort and parts and (parts[0].startswith(("libav", "libsw", "libx264", "libpostproc"))
+                                        or parts[-1].startswith("0x")):
+            name = f"{parts[0]} (all)"
+        else:
+            name = " ".join(parts)
+        totals[name] = totals.get(name, 0.0) + float(pct.rstrip("%"))
+    return sorted(((p, n) for n, p in totals.items()), reverse=True)
+
+
+def profile(ctx) -> dict:
+    """One more fast run of each side under `perf record` (999 Hz, every thread): where the CPU
+    goes, by library, by thread and by function; the full reports are kept in target/bench/."""
+    result = {}
+    for side, fn in (("selfcast", run_selfcast), ("cli", run_cli)):
+        data = ctx.work / f"perf-{side}.data"
+        log(f"profiling {side} (one more fast run under perf record)")
+        r = fn(ctx, "fast", 0, None, perf_out=data)
+        (ctx.work / f"perf-{side}.txt").write_text(
+            run(["perf", "report", "-i", str(data), "--no-children", "--sort", "comm,dso,sym",
+                 "--stdio", "--percent-limit", "0.2"]).stdout)
+        result[side] = {
+            "cpu_per_media_s": r.cpu_per_media_s,
+            "by_dso": perf_report(data, "dso")[:15],
+            "by_thread": perf_report(data, "comm")[:12],
+            "by_sym": [x for x in perf_report(data, "dso,sym") if not x[1].endswith("(all)")][:12],
+        }
+    return result
+
+
+# ---- The report -------------------------------------------------------------------------------------
+
+def fmt(x, digits=3, unit=""):
+    return "–" if x is None else f"{x:.{digits}f}{unit}"
+
+
+def med_spread(xs, digits=3):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return f"{xs[0]:.{digits}f}"
+    return f"{median(xs):.{digits}f} ({min(xs):.{digits}f}–{max(xs):.{digits}f})"
+
+
+def ratio(a, b, digits=2):
+    return "–" if a is None or b is None or b == 0 else f"{a / b:.{digits}f}"
+
+
+def shell_quote(cmd: list[str]) -> str:
+    """A command line a person can read and paste: bare words where safe, else single quotes,
+    else double quotes (filter graphs with quoted expressions)."""
+    import shlex
+    out = []
+    for c in map(str, cmd):
+        if c and all(ch.isalnum() or ch in "-_./:=,+%@" for ch in c):
+            out.append(c)
+        elif "'" not in c:
+            out.append(f"'{c}'")
+        elif not any(ch in c for ch in '$`"\\!'):
+            out.append(f'"{c}"')
+        else:
+            out.append(shlex.quote(c))
+    return " ".join(out)
+
+
+def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, started: datetime.datetime,
+           minutes: float) -> str:
+    m = ctx.machine
+    def pick(side, mode, attr):
+        return [getattr(r, attr) for r in runs if r.side == side and r.mode == mode]
+
+    def lat_all(side, v=None):
+        return [x for r in runs if r.side == side and r.mode == "live"
+                for var, xs in r.latencies.items() if v is None or var == v for x in xs]
+
+    sc_cpu = median(pick("selfcast", "fast", "cpu_per_media_s"))
+    cli_cpu = median(pick("cli", "fast", "cpu_per_media_s"))
+    cpu_ratio = sc_cpu / cli_cpu if sc_cpu and cli_cpu else None
+    lines = []
+    w = lines.append
+    w("## transcode")
+    w("")
+    w(f"Issue 4: the same {ctx.input.duration:.0f} s 720p30 H.264/AAC clip through the same ABR ladder "
+      "(720p 2500 kbps, 480p 1000 kbps, 360p 600 kbps; x264 veryfast) by (a) selfcast's in-process "
+      "pipeline and (b) one `ffmpeg` CLI process doing the same work, the way a self-hosted server "
+      "spawns it. Goal: CPU ratio selfcast / CLI at or below 0.95 at equal quality.")
+    w("")
+    if ctx.selfcast_variants != "ladder":
+        why = ("this selfcast predates `[[video.variants]]`" if ctx.selfcast_variants == "none"
+               else "one passthrough variant")
+        w(f"**DRY RUN: selfcast ran without the ladder ({why}: the source copied, nothing "
+          "transcoded), so its column measures ingest + muxing only and the ratios mean nothing.**")
+        w("")
+    w(f"- Run: {started:%Y-%m-%d %H:%M} UTC, {minutes:.0f} min, `{ctx.command_line}`")
+    w(f"- Machine: {m['nproc']} × {m['cpu']}, {m['mem_gib']:.0f} GiB, {m['os']} (kernel {m['kernel']}); "
+      f"shared with other work: load average {min(r.load_before for r in runs):.1f}–"
+      f"{max(r.load_after for r in runs):.1f} during the runs")
+    w(f"- Versions: selfcast {ctx.rev}; {ctx.ffmpeg} ({ctx.libs}); libx264 {ctx.x264_deb} "
+      f"(core {x264.get('core') or '?'}). Both sides use the same system libavcodec/libswscale/libx264.")
+    w(f"- Repetitions: {ctx.reps} fast + {ctx.live_reps} live runs per side, sides alternating; "
+      "figures are the median with (min–max) of the runs.")
+    w("")
+    w("| | selfcast | ffmpeg CLI | selfcast / CLI |")
+    w("|---|---|---|---|")
+    for label, mode, attr, d in (
+        ("CPU s per media s, as fast as possible", "fast", "cpu_per_media_s", 3),
+        ("CPU s per media s, live (-re)", "live", "cpu_per_media_s", 3),
+        ("real-time factor, as fast as possible", "fast", "rtf", 2),
+        ("peak RSS MiB, fast", "fast", "peak_rss_mib", 0),
+        ("peak RSS MiB, live", "live", "peak_rss_mib", 0),
+    ):
+        a, b = pick("selfcast", mode, attr), pick("cli", mode, attr)
+        w(f"| {label} | {med_spread(a, d)} | {med_spread(b, d)} | {ratio(median(a), median(b))} |")
+    a, b = lat_all("selfcast"), lat_all("cli")
+    w(f"| latency p50 / p95 s, packet in → segment listed (all renditions, {len(a)} / {len(b)} segments) | "
+      f"{fmt(percentile(a, 50), 2)} / {fmt(percentile(a, 95), 2)} | "
+      f"{fmt(percentile(b, 50), 2)} / {fmt(percentile(b, 95), 2)} | "
+      f"{ratio(percentile(a, 50), percentile(b, 50))} / {ratio(percentile(a, 95), percentile(b, 95))} |")
+    drops = pick("selfcast", "fast", "dropped") + pick("selfcast", "live", "dropped")
+    w(f"| packets dropped by selfcast (fast runs / live runs) | "
+      f"{' '.join(str(x) for x in pick('selfcast', 'fast', 'dropped'))} / "
+      f"{' '.join(str(x) for x in pick('selfcast', 'live', 'dropped'))} | – | |")
+    for v in ctx.variants:
+        qa, qb = qual.get("selfcast", {}).get(v), qual.get("cli", {}).get(_cli_name(ctx, v))
+        if qa is None and qb is None:
+            continue
+        def q(x, key, d):
+            return "–" if x is None else f"{x[key]:.{d}f}"
+        w(f"| {v}: PSNR dB (Y / avg) | {q(qa, 'psnr_y', 2)} / {q(qa, 'psnr_avg', 2)} | "
+          f"{q(qb, 'psnr_y', 2)} / {q(qb, 'psnr_avg', 2)} | |")
+        w(f"| {v}: SSIM (Y / all) | {q(qa, 'ssim_y', 4)} / {q(qa, 'ssim_all', 4)} | "
+          f"{q(qb, 'ssim_y', 4)} / {q(qb, 'ssim_all', 4)} | |")
+        def size(x):
+            return "–" if x is None else f"{x['frames']}, {x['width']}x{x['height']}"
+        w(f"| {v}: frames compared (source {ctx.input.frames}), size | {size(qa)} | {size(qb)} | |")
+    w("")
+    if cpu_ratio is not None and ctx.selfcast_variants == "ladder":
+        verdict = "met" if cpu_ratio <= 0.95 else "not met"
+        w(f"**CPU ratio selfcast / CLI (fast runs, medians): {cpu_ratio:.2f}; goal ≤ 0.95: {verdict}.**")
+        w("")
+    # Latency per rendition.
+    w("Latency per rendition, s (p50 / p95 / max over the live runs):")
+    w("")
+    w("| rendition | selfcast | ffmpeg CLI |")
+    w("|---|---|---|")
+    for v in ctx.variants:
+        a, b = lat_all("selfcast", v), lat_all("cli", _cli_name(ctx, v))
+        def trio(xs):
+            return "–" if not xs else f"{percentile(xs, 50):.2f} / {percentile(xs, 95):.2f} / {max(xs):.2f}"
+        w(f"| {v} | {trio(a)} | {trio(b)} |")
+    w("")
+    # x264 settings.
+    w("x264 settings, as each encoder wrote them into its stream (SEI), per rendition:")
+    w("")
+    for v in ctx.variants:
+        a, b = x264.get("selfcast", {}).get(v), x264.get("cli", {}).get(_cli_name(ctx, v))
+        if a is None and b is None:
+            continue
+        if a == b:
+            w(f"- {v}: identical: `{a}`")
+        else:
+            da, db = dict(_kv(a)), dict(_kv(b))
+            diff = [f"{k}: selfcast `{da.get(k, '–')}`, CLI `{db.get(k, '–')}`"
+                    for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
+            w(f"- {v}: differ in {', '.join(diff) if (a and b) else 'everything (one side has no x264 SEI)'}")
+            w(f"  - CLI: `{b}`")
+    w("")
+    if prof:
+        w("Where the CPU goes (`perf record -F 999` on one more fast run of each side; CPU s per media s "
+          "attributed to each library by its share of the samples):")
+        w("")
+        w("| library | selfcast | ffmpeg CLI |")
+        w("|---|---|---|")
+        libs = []
+        for side in ("selfcast", "cli"):
+            for _, name in prof[side]["by_dso"]:
+                if name not in libs:
+                    libs.append(name)
+        for lib in libs[:14]:
+            cells = []
+            for side in ("selfcast", "cli"):
+                pct = dict((n, p) for p, n in prof[side]["by_dso"]).get(lib)
+                cells.append("–" if pct is None else f"{pct * prof[side]['cpu_per_media_s'] / 100:.3f} ({pct:.1f}%)")
+            w(f"| {lib} | {cells[0]} | {cells[1]} |")
+        w("")
+        for side in ("selfcast", "cli"):
+            if side == "selfcast":   # the CLI's threads are unnamed
+                w(f"- {side}, by thread: " + "; ".join(f"{n} {p:.1f}%" for p, n in prof[side]["by_thread"]))
+            w(f"- {side}, top functions outside the FFmpeg/x264 libraries (stripped: only the library "
+              "is known there): " + "; ".join(f"`{n}` {p:.1f}%" for p, n in prof[side]["by_sym"]))
+        w("")
+        w(f"Full profiles: `target/bench/perf-selfcast.txt`, `target/bench/perf-cli.txt` (by thread, library, "
+          "function).")
+        w("")
+    # Method and commands.
+    w("### How it was measured")
+    w("")
+    w("- Input (generated once, cached in `target/bench/`): a Mandelbrot zoom with a moving testsrc2 panel "
+      "and temporal grain (detail and motion everywhere, hard to encode), x264 veryfast 4500 kbps with "
+      f"B-frames and {SEGMENT_S} s closed GOPs, AAC 128 kbps; {ctx.input.frames} frames:")
+    w("")
+    w("  ```sh")
+    w("  " + shell_quote(ctx.input.command).replace(str(REPO) + "/", ""))
+    w("  ```")
+    w("- Publisher, both sides, the same FLV stream (`-re -debug_ts` added in live runs): to selfcast over "
+      "RTMP, to the CLI on its stdin:")
+    w("")
+    w("  ```sh")
+    w("  ffmpeg -i input.mp4 -map 0:v:0 -map 0:a:0 -c copy -f flv -flush_packets 1 "
+      "rtmp://127.0.0.1:PORT/live/KEY   # or pipe:1 | the CLI")
+    w("  ```")
+    w("- (a) selfcast, `target/release/selfcast --config config.toml` with:")
+    w("")
+    w("  ```toml")
+    for line in selfcast_config(Path("DATA_DIR"), 0, 0, ctx.selfcast_variants).strip().splitlines()[1:]:
+        w("  " + line.replace("127.0.0.1:0", "127.0.0.1:PORT"))
+    w("  ```")
+    w("- (b) the ffmpeg CLI:")
+    w("")
+    w("  ```sh")
+    w("  " + shell_quote(cli_command(Path("OUT"))))
+    w("  ```")
+    w("- CPU: selfcast: utime+stime of the server process from `/proc/PID/stat`, from the publisher's start "
+      "to the last segment listed, minus the server's idle rate (2 s before publishing) × that time; CLI: "
+      "`wait4()` rusage of the process. The publisher is not counted on either side. CPU s per media s = "
+      "CPU s / media duration.")
+    w("- Real-time factor: media duration / wall time from the publisher's start until every rendition's "
+      "last segment is listed (selfcast, playlists polled every 50 ms) or the CLI has exited.")
+    w("- Peak RSS: `VmHWM` of the server (`/proc/PID/status`) at the end of the run; `ru_maxrss` of the CLI.")
+    w("- Latency (live runs): the publisher runs with `-re -debug_ts`; its `muxer <-` line for each video packet "
+      "is timestamped when read (the packet is written right after, `-flush_packets 1`). A segment's "
+      "closing packet is the source keyframe where it ends (the running EXTINF sum, snapped to the "
+      "nearest keyframe); its listed time is the first 50 ms poll of the playlist (selfcast over HTTP, the "
+      "CLI's file) that shows it. The last segment (closed by the end of the stream) is left out. "
+      "Resolution about +0–70 ms.")
+    w("- Quality: each rendition's init + segments from the first live run, joined, against the source scaled to "
+      "the rendition's size (bicubic), frames paired by position; PSNR is ffmpeg's average (from the mean "
+      "squared error), SSIM ffmpeg's All/Y:")
+    w("")
+    w("  ```sh")
+    if qual.get("cli"):
+        cmd = next(iter(qual["cli"].values()))["command"]
+        w("  " + shell_quote(cmd).replace(str(ctx.work) + "/", "target/bench/").replace(str(REPO) + "/", ""))
+    w("  ```")
+    w("")
+    w("Every run:")
+    w("")
+    w("| side | mode | rep | CPU s | CPU s / media s | idle CPU/s | wall s | RTF | peak RSS MiB | dropped | "
+      "segments | load before→after | ended by |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        w(f"| {r.side} | {r.mode} | {r.rep} | {r.cpu_s:.2f} | {r.cpu_per_media_s:.3f} | "
+          f"{fmt(r.idle_cpu_per_s, 4)} | {r.wall_s:.2f} | {r.rtf:.2f} | {r.peak_rss_mib:.0f} | "
+          f"{'–' if r.dropped is None else r.dropped} | "
+          f"{' '.join(str(n) for n in r.segments.values())} | {r.load_before:.1f}→{r.load_after:.1f} | "
+          f"{r.ended_by} |")
+    notes = [n for r in runs for n in r.notes]
+    if notes:
+        w("")
+        w("Notes: " + " ".join(sorted(set(notes))))
+    w("")
+    w("Raw figures: `target/bench/transcode-results.json`.")
+    return "\n".join(lines) + "\n"
+
+
+def _kv(opts: str | None):
+    return [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in (opts or "").split()]
+
+
+def _cli_name(ctx, v: str) -> str:
+    """The CLI rendition to compare with selfcast's `v` (in a dry run, the source vs 720p)."""
+    return "720p" if v == "source" else v
+
+
+# ---- Main ---------------------------------------------------------------------------------------------
+
+class Ctx:
+    pass
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="ci/bench transcode", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", type=Path, default=REPO / "target" / "release" / "selfcast")
+    ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    ap.add_argument("--work", type=Path, default=REPO / "target" / "bench")
+    ap.add_argument("--duration", type=int, default=60, help="input length, s (default 60)")
+    ap.add_argument("--reps", type=int, default=3, help="fast runs per side (default 3)")
+    ap.add_argument("--live-reps", type=int, default=None, help="live runs per side (default: --reps)")
+    ap.add_argument("--passthrough", action="store_true",
+                    help="dry run: selfcast copies the source (no ladder) to test the plumbing")
+    ap.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
+                    help="perf profiles of both sides: when the CPU ratio is above 1.0 (auto), always, never")
+    args = ap.parse_args()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t_started = time.monotonic()
+    ctx = Ctx()
+    ctx.binary = args.bin.resolve()
+    ctx.work = args.work.resolve()
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    ctx.reps = args.reps
+    ctx.live_reps = args.reps if args.live_reps is None else args.live_reps
+    ctx.command_line = os.environ.get("BENCH_COMMAND_LINE", "ci/bench transcode")
+    ctx.timeout = lambda mode: (ctx.input.duration * (6 if mode == "fast" else 3)) + 60
+    if not ctx.binary.exists():
+        log(f"selfcast binary not found: {ctx.binary} (cargo build --release --locked)")
+        return 2
+
+    ctx.input = make_input(ctx.work, args.duration)
+    log(f"input: {ctx.input.path.name}, {ctx.input.frames} frames, {len(ctx.input.keyframes)} keyframes")
+
+    supported, why = supports_variants(ctx.binary, ctx.work)
+    if args.passthrough:
+        ctx.selfcast_variants = "passthrough" if supported else "none"
+    elif supported:
+        ctx.selfcast_variants = "ladder"
+    else:
+        log("this selfcast does not accept [[video.variants]] yet (the transcode pipeline is not in):\n"
+            + why + "\nrun with --passthrough for a dry run of the plumbing")
+        return 3
+    ctx.variants = ladder_names(ctx.selfcast_variants != "ladder")
+    log(f"selfcast: {ctx.binary} ({ctx.selfcast_variants}); renditions {', '.join(ctx.variants)}")
+
+    ctx.machine = machine_facts()
+    ctx.rev = git_rev()
+    ctx.ffmpeg = ffmpeg_version()
+    ctx.libs = ffmpeg_libs()
+    ctx.x264_deb = deb_version("libx264-164") or "?"
+
+    runs: list[Run] = []
+    keep = {"selfcast": ctx.work / "out" / "selfcast", "cli": ctx.work / "out" / "cli"}
+    for d in keep.values():
+        shutil.rmtree(d, ignore_errors=True)
+    sides = {"selfcast": run_selfcast, "cli": run_cli}
+    try:
+        for rep in range(1, max(ctx.reps, ctx.live_reps) + 1):
+            order = ["selfcast", "cli"] if rep % 2 == 1 else ["cli", "selfcast"]
+            for mode, count in (("fast", ctx.reps), ("live", ctx.live_reps)):
+                if rep > count:
+                    continue
+                for side in order:
+                    log(f"{side} {mode} run {rep}")
+                    r = sides[side](ctx, mode, rep, keep[side] if (mode == "live" and rep == 1) else None)
+                    lat = [x for xs in r.latencies.values() for x in xs]
+                    log(f"  {r.cpu_s:.2f} CPU s = {r.cpu_per_media_s:.3f} per media s, RTF {r.rtf:.2f}, "
+                        f"peak RSS {r.peak_rss_mib:.0f} MiB, segments {r.segments}"
+                        + (f", dropped {r.dropped}" if r.dropped else "")
+                        + (f", latency p50 {percentile(lat, 50):.3f} s" if lat else ""))
+                    runs.append(r)
+
+        log("quality (PSNR, SSIM) of the first live run's renditions")
+        qual, x264 = {"selfcast": {}, "cli": {}}, {"selfcast": {}, "cli": {}}
+        for side, names in (("selfcast", ctx.variants), ("cli", [n for n, _, _ in LADDER])):
+            for v in names:
+                f = keep[side] / f"{v}.mp4"
+                if not f.exists():
+                    continue
+                qual[side][v] = quality(f, ctx.input.path, FPS)
+                x264[side][v] = x264_options(f)
+                x264["core"] = x264["core"] if x264.get("core") else x264_core(f)
+                q = qual[side][v]
+                log(f"  {side} {v}: PSNR Y {q['psnr_y']:.2f} dB, SSIM Y {q['ssim_y']:.4f}, {q['frames']} frames")
+
+        prof = None
+        sc_cpu = median([r.cpu_per_media_s for r in runs if r.side == "selfcast" and r.mode == "fast"])
+        cli_cpu = median([r.cpu_per_media_s for r in runs if r.side == "cli" and r.mode == "fast"])
+        if args.profile == "always" or (args.profile == "auto" and ctx.selfcast_variants == "ladder"
+                                        and sc_cpu and cli_cpu and sc_cpu / cli_cpu > 1.0):
+            prof = profile(ctx)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    except BenchError as e:
+        log(f"FAILED: {e}")
+        return 1
+
+    minutes = (time.monotonic() - t_started) / 60
+    (ctx.work / "transcode-results.json").write_text(json.dumps({
+        "started": started.isoformat(), "selfcast_variants": ctx.selfcast_variants, "rev": ctx.rev,
+        "machine": ctx.machine, "ffmpeg": ctx.ffmpeg, "input": str(ctx.input.path),
+        "runs": [{**asdict(r), "cpu_per_media_s": r.cpu_per_media_s, "rtf": r.rtf} for r in runs],
+        "quality": qual, "x264": x264, "profile": prof,
+    }, indent=1, default=str))
+    body = report(ctx, runs, qual, x264, prof, started, minutes)
+    write_section(args.out, "transcode", body)
+    log(f"wrote the transcode section of {args.out} ({minutes:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+//! H.264 decoding of a live source, once per stream, for the adaptive-bitrate ladder: the
+//! publisher's [`MediaPacket`]s (AVCC framing, as FLV carries them) in, raw pictures out.
+//!
+//! Threading: a [`VideoDecoder`] is owned and driven by one thread (the pipeline's decoder
+//! thread); it is `Send` but not meant to be shared. libavcodec runs its own frame-threading
+//! workers behind it (`threads=auto`, as the `ffmpeg` CLI does), so decoding a packet returns the
+//! pictures it completes a few packets later, and [`VideoDecoder::flush`] returns the rest.
+//! The [`DecodedFrame`]s it hands out are reference-counted (`av_frame_clone`): each encoder
+//! thread gets its own clone of the same picture buffers, which nobody writes after decoding.
+
+use std::ptr;
+
+use ffmpeg_next::ffi;
+use ffmpeg_next::frame;
+use ffmpeg_next::util::error::EAGAIN;
+
+use super::encoder::TranscodeError;
+use crate::media::{AvcDecoderConfig, MediaPacket};
+
+/// One decoded picture and its presentation time.
+pub struct DecodedFrame {
+    /// The picture as libavcodec returned it (shared, reference-counted buffers: read only).
+    pub frame: frame::Video,
+    /// Presentation timestamp in milliseconds (the source packet's time base).
+    pub pts_ms: i64,
+}
+
+impl DecodedFrame {
+    /// A new reference to the same picture buffers: no pixels are copied. (ffmpeg-next's
+    /// `frame::Video::clone` allocates new buffers and copies every plane.)
+    pub fn try_clone(&self) -> Result<Self, TranscodeError> {
+        // SAFETY: `self.frame` wraps a valid AVFrame for its whole life. av_frame_clone returns
+        // a newly allocated AVFrame (or null) referencing the same buffers; Frame::wrap takes
+        // ownership (ffmpeg-next frees every wrapped frame on drop).
+        let clone = unsafe { ffi::av_frame_clone(self.frame.as_ptr()) };
+        if clone.is_null() {
+            return Err(TranscodeError::OutOfMemory("av_frame_clone"));
+        }
+        Ok(DecodedFrame {
+            frame: unsafe { frame::Video::wrap(clone) },
+            pts_ms: self.pts_ms,
+        })
+    }
+}
+
+impl Clone for DecodedFrame {
+    /// See [`DecodedFrame::try_clone`]. Like every Rust allocation, running out of memory here
+    /// is fatal.
+    fn clone(&self) -> Self {
+        match self.try_clone() {
+            Ok(frame) => frame,
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for DecodedFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodedFrame")
+            .field("pts_ms", &self.pts_ms)
+            .field("format", &self.frame.format())
+            .field("width", &self.frame.width())
+            .field("height", &self.frame.height())
+            .finish()
+    }
+}
+
+/// The H.264 decoder of one stream.
+pub struct VideoDecoder {
+    decoder: ffmpeg_next::decoder::Video,
+    /// Frames completed while the call that produced them failed; returned by the next call.
+    carry: Vec<DecodedFrame>,
+    last_pts_ms: Option<i64>,
+}
+
+impl VideoDecoder {
+    /// H.264 decoder opened with the avcC record as extradata (so AVCC packets decode as is).
+    pub fn new(config: &AvcDecoderConfig) -> Result<Self, TranscodeError> {
+        let codec = ffmpeg_next::decoder::find(ffmpeg_next::codec::Id::H264)
+            .ok_or(TranscodeError::CodecMissing("h264 decoder"))?;
+        let mut context = ffmpeg_next::codec::Context::new_with_codec(codec);
+        let record = &config.record[..];
+        // SAFETY: the context is freshly allocated (checked for null) and not opened yet, which
+        // is when extradata and threading may be set; extradata is allocated with av_mallocz
+        // (zeroed padding included, as libavcodec requires) and freed with the context.
+        unsafe {
+            let ctx = context.as_mut_ptr();
+            if ctx.is_null() {
+                return Err(TranscodeError::OutOfMemory("avcodec_alloc_context3"));
+            }
+            let size = i32::try_from(record.len())
+                .map_err(|_| TranscodeError::InvalidInput("avcC record larger than 2 GiB"))?;
+            let padding = ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
+            let extradata = ffi::av_mallocz(record.len() + padding) as *mut u8;
+            if extradata.is_null() {
+                return Err(TranscodeError::OutOfMemory("av_mallocz (extradata)"));
+            }
+            ptr::copy_nonoverlapping(record.as_ptr(), extradata, record.len());
+            (*ctx).extradata = extradata;
+            (*ctx).extradata_size = size;
+            // Packets and frames carry milliseconds.
+            (*ctx).pkt_timebase = ffi::AVRational { num: 1, den: 1000 };
+            // libavcodec's default is 1 thread; the CLI asks for "auto" (cores + 1 frame threads).
+            (*ctx).thread_count = 0;
+        }
+        let decoder = context
+            .decoder()
+            .open_as(codec)
+            .and_then(|opened| opened.video())
+            .map_err(|source| TranscodeError::Ffmpeg {
+                call: "avcodec_open2 (h264 decoder)",
+                source,
+            })?;
+        Ok(VideoDecoder {
+            decoder,
+            carry: Vec::new(),
+            last_pts_ms: None,
+        })
+    }
+
+    /// One source packet in; the frames it completes out (presentation order), each with its
+    /// pts in ms. A corrupt packet is an Err the caller logs and skips (the decoder keeps going;
+    /// frames completed by the same call are returned by the next one).
+    pub fn decode(&mut self, packet: &MediaPacket) -> Result<Vec<DecodedFrame>, TranscodeError> {
+        let mut frames = std::mem::take(&mut self.carry);
+        if packet.data.is_empty() {
+            // An empty packet would mean end of stream to libavcodec.
+            return Ok(frames);
+        }
+        let Ok(size) = i32::try_from(packet.data.len()) else {
+            self.carry = frames;
+            return Err(TranscodeError::InvalidInput(
+                "video packet larger than 2 GiB",
+            ));
+        };
+        // SAFETY: a zeroed AVPacket is a valid blank packet; it borrows `packet.data` only for
+        // this call (not reference-counted: avcodec_send_packet copies the data into a padded
+        // buffer of its own) and owns nothing, so it needs no unref.
+        let sent = unsafe {
+            let mut av_packet: ffi::AVPacket = std::mem::zeroed();
+            av_packet.data = packet.data.as_ptr() as *mut u8;
+            av_packet.size = size;
+            av_packet.pts = packet.pts_ms;
+            av_packet.dts = packet.dts_ms;
+            av_packet.pos = -1;
+            if packet.keyframe {
+                av_packet.flags = ffi::AV_PKT_FLAG_KEY;
+            }
+            ffi::avcodec_send_packet(self.decoder.as_mut_ptr(), &av_packet)
+        };
+        let result = if sent < 0 {
+            Err(TranscodeError::Ffmpeg {
+                call: "avcodec_send_packet (h264 decoder)",
+                source: ffmpeg_next::Error::from(sent),
+            })
+        } else {
+            self.receive(&mut frames)
+        };
+        match result {
+            Ok(()) => Ok(frames),
+            Err(error) => {
+                self.carry = frames;
+                Err(error)
+            }
+        }
+    }
+
+    /// End of stream: the frames still inside (B-frame delay, frame threads). The decoder is
+    /// reset afterwards and accepts a new stream starting with a keyframe.
+    pub fn flush(&mut self) -> Vec<DecodedFrame> {
+        let mut frames = std::mem::take(&mut self.carry);
+        if self.decoder.send_eof().is_ok() {
+            // Errors of the last pictures are not worth more than losing them.
+            let _ = self.receive(&mut frames);
+        }
+        self.decoder.flush();
+        frames
+    }
+
+    /// Everything the decoder has ready, until it wants input (EAGAIN) or is drained (EOF).
+    fn receive(&mut self, frames: &mut Vec<DecodedFrame>) -> Result<(), TranscodeError> {
+        loop {
+            let mut frame = frame::Video::empty();
+            match self.decoder.receive_frame(&mut frame) {
+                Ok(()) => {
+                    // best_effort_timestamp (what the CLI uses), else pts, else right after
+                    // the previous picture. Jumps are passed on as they are: the encoder and
+                    // the segmenter re-anchor them.
+                    let pts_ms = frame
+                        .timestamp()
+                        .or_else(|| frame.pts())
+                        .unwrap_or_else(|| self.last_pts_ms.map_or(0, |last| last + 1));
+                    self.last_pts_ms = Some(pts_ms);
+                    frames.push(DecodedFrame { frame, pts_ms });
+                }
+                Err(ffmpeg_next::Error::Other { errno: EAGAIN }) | Err(ffmpeg_next::Error::Eof) => {
+                    return Ok(())
+                }
+                Err(source) => {
+                    return Err(TranscodeError::Ffmpeg {
+                        call: "avcodec_receive_frame (h264 decoder)",
+                        source,
+                    })
+                }
+            }
+        }
+    }
+}

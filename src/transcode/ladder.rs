@@ -1,0 +1,345 @@
+//! The threads of one publish session's ladder: a decoder thread that decodes the source once
+//! and hands every frame to one encoder thread per transcoded variant; each encoder thread
+//! scales, encodes and muxes its variant. Created when a session starts, gone (threads joined,
+//! codec contexts freed) when it ends.
+//!
+//! Audio goes through the decoder thread unchanged, so that each variant's muxer sees it in
+//! order with the frames around it; the source's AAC is passed through.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use tracing::{error, info, info_span, warn};
+
+use super::decoder::{DecodedFrame, VideoDecoder};
+use super::encoder::{EncoderSettings, VideoEncoder};
+use super::keyframes::KeyframeClock;
+use super::{OutputSink, Variant};
+use crate::hls::{MuxerOutput, Segmenter, SessionStart};
+use crate::log_limit::{LogLimiter, LOG_EVERY};
+use crate::media::{AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind};
+use crate::pipeline::{LossySender, Sent};
+
+/// Source events waiting for the decoder: several seconds of a typical stream.
+const DECODER_QUEUE: usize = 512;
+/// Decoded frames waiting for one encoder: half a second at 30 fps. A variant further behind
+/// than this drops frames instead of holding raw pictures in memory.
+const ENCODER_QUEUE: usize = 16;
+/// Frame rate assumed when the source's SPS does not say.
+const DEFAULT_FRAME_RATE: f64 = 30.0;
+
+/// A running ladder; dropping it without [`Ladder::finish`] also ends it (without waiting).
+pub struct Ladder {
+    input: LossySender,
+    decoder: Option<JoinHandle<()>>,
+    dropped: u64,
+}
+
+/// What an encoder thread receives.
+enum EncoderInput {
+    Frame { frame: DecodedFrame, epoch: u64, source_fps: f64 },
+    Audio(IngestEvent),
+}
+
+impl Ladder {
+    /// Start the decoder and encoder threads for `variants` (none of them passthrough), their
+    /// muxers starting the session at `start`.
+    pub fn start(variants: Vec<Arc<Variant>>, segment_seconds: u32, start: SessionStart, sink: OutputSink) -> Self {
+        let (events, incoming) = crossbeam_channel::bounded(DECODER_QUEUE);
+        let decoder = std::thread::Builder::new()
+            .name("decoder".into())
+            .spawn(move || {
+                let _span = info_span!("decoder").entered();
+                let encoders = variants
+                    .into_iter()
+                    .filter_map(|variant| EncoderThread::spawn(variant, segment_seconds, start, Arc::clone(&sink)))
+                    .collect();
+                run_decoder(&incoming, encoders, segment_seconds);
+            });
+        let decoder = match decoder {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                error!("cannot start the decoder thread: {e}; transcoded variants are off for this session");
+                None
+            }
+        };
+        Self { input: LossySender::new(events, "pipeline → decoder"), decoder, dropped: 0 }
+    }
+
+    /// Hand one source event to the decoder thread; never blocks.
+    pub fn send(&mut self, event: &IngestEvent) {
+        if self.input.send(event.clone()) == Sent::Dropped {
+            self.dropped += 1;
+        }
+    }
+
+    /// End of the session: the threads drain what is queued, flush the codecs and the last
+    /// segments, and end; returns when they have.
+    pub fn finish(self) {
+        let Ladder { input, decoder, dropped } = self;
+        drop(input);
+        if dropped > 0 {
+            warn!(dropped, "the decoder fell behind: source packets were dropped this session");
+        }
+        if let Some(decoder) = decoder {
+            let _ = decoder.join();
+        }
+    }
+}
+
+struct EncoderThread {
+    variant: Arc<Variant>,
+    frames: Sender<EncoderInput>,
+    handle: JoinHandle<()>,
+}
+
+impl EncoderThread {
+    fn spawn(variant: Arc<Variant>, segment_seconds: u32, start: SessionStart, sink: OutputSink) -> Option<Self> {
+        let (frames, incoming) = crossbeam_channel::bounded(ENCODER_QUEUE);
+        let thread_variant = Arc::clone(&variant);
+        let spawned = std::thread::Builder::new().name(format!("encoder-{}", variant.id)).spawn(move || {
+            let _span = info_span!("encoder", variant = %thread_variant.config.name).entered();
+            run_encoder(&thread_variant, &incoming, segment_seconds, start, &sink);
+        });
+        match spawned {
+            Ok(handle) => Some(Self { variant, frames, handle }),
+            Err(e) => {
+                error!(variant = %variant.config.name, "cannot start an encoder thread: {e}");
+                None
+            }
+        }
+    }
+
+    /// Never blocks: a full queue drops the input for this variant only.
+    fn offer(&self, input: EncoderInput) {
+        if let Err(TrySendError::Full(_)) = self.frames.try_send(input) {
+            self.variant.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.variant.stats.queue_depth.store(self.frames.len(), Ordering::Relaxed);
+    }
+}
+
+fn run_decoder(incoming: &Receiver<IngestEvent>, encoders: Vec<EncoderThread>, segment_seconds: u32) {
+    let mut decoder: Option<(VideoDecoder, f64)> = None;
+    let mut keyframes = KeyframeClock::new(segment_seconds);
+    let mut warnings = LogLimiter::new(LOG_EVERY);
+    let fan_out = |frames: Vec<DecodedFrame>, source_fps: f64, keyframes: &mut KeyframeClock| {
+        for frame in frames {
+            let epoch = keyframes.epoch(frame.pts_ms);
+            for encoder in &encoders {
+                // A new reference to the same picture: no pixels are copied.
+                match frame.try_clone() {
+                    Ok(frame) => encoder.offer(EncoderInput::Frame { frame, epoch, source_fps }),
+                    Err(e) => warn!("a decoded frame could not be shared: {e}"),
+                }
+            }
+        }
+    };
+    for event in incoming {
+        match event {
+            IngestEvent::VideoConfig(config) => {
+                if let Some((mut old, fps)) = decoder.take() {
+                    fan_out(old.flush(), fps, &mut keyframes);
+                }
+                decoder = open_decoder(&config);
+            }
+            IngestEvent::Packet(packet) if packet.kind == TrackKind::Video => {
+                let Some((video, fps)) = &mut decoder else { continue };
+                match video.decode(&packet) {
+                    Ok(frames) => fan_out(frames, *fps, &mut keyframes),
+                    Err(e) => {
+                        if let Some(suppressed) = warnings.allow("decode", Instant::now()) {
+                            warn!(suppressed, "skipping a video packet the decoder refused: {e}");
+                        }
+                    }
+                }
+            }
+            audio => {
+                for encoder in &encoders {
+                    encoder.offer(EncoderInput::Audio(audio.clone()));
+                }
+            }
+        }
+    }
+    if let Some((mut video, fps)) = decoder.take() {
+        fan_out(video.flush(), fps, &mut keyframes);
+    }
+    for encoder in encoders {
+        drop(encoder.frames);
+        let _ = encoder.handle.join();
+    }
+}
+
+fn open_decoder(config: &AvcDecoderConfig) -> Option<(VideoDecoder, f64)> {
+    let fps = config.sps.frame_rate.filter(|fps| fps.is_finite() && *fps > 0.0).unwrap_or(DEFAULT_FRAME_RATE);
+    match VideoDecoder::new(config) {
+        Ok(decoder) => {
+            info!(width = config.sps.width, height = config.sps.height, fps, "decoding the source");
+            Some((decoder, fps))
+        }
+        Err(e) => {
+            error!("cannot open the H.264 decoder: {e}; transcoded variants get no video until the next sequence header");
+            None
+        }
+    }
+}
+
+/// The encoder of the current source format (re-created when the source's size changes).
+struct ActiveEncoder {
+    encoder: VideoEncoder,
+    source: (u32, u32, ffmpeg_next::format::Pixel),
+    last_epoch: Option<u64>,
+}
+
+fn run_encoder(variant: &Variant, incoming: &Receiver<EncoderInput>, segment_seconds: u32, start: SessionStart, sink: &OutputSink) {
+    let mut segmenter = variant.lock_segmenter();
+    segmenter.begin_session(start);
+    let mut active: Option<ActiveEncoder> = None;
+    let mut warnings = LogLimiter::new(LOG_EVERY);
+    let emit = |outputs: Vec<MuxerOutput>| {
+        for output in outputs {
+            sink(&variant.id, output);
+        }
+    };
+    for input in incoming {
+        variant.stats.queue_depth.store(incoming.len(), Ordering::Relaxed);
+        match input {
+            EncoderInput::Audio(event) => emit(segmenter.push(event)),
+            EncoderInput::Frame { frame, epoch, source_fps } => {
+                let source = (frame.frame.width(), frame.frame.height(), frame.frame.format());
+                if active.as_ref().is_none_or(|a| a.source != source) {
+                    if let Some(old) = active.take() {
+                        finish_encoder(variant, old.encoder, &mut segmenter, &emit);
+                    }
+                    active = open_encoder(variant, source, source_fps, segment_seconds);
+                    if let Some(new) = &active {
+                        emit(segmenter.push(IngestEvent::VideoConfig(new.encoder.config().clone())));
+                    }
+                }
+                let Some(current) = &mut active else { continue };
+                let force_keyframe = current.last_epoch != Some(epoch);
+                current.last_epoch = Some(epoch);
+                match current.encoder.encode(&frame, force_keyframe) {
+                    Ok(packets) => mux_video(variant, packets, &mut segmenter, &emit),
+                    Err(e) => {
+                        if let Some(suppressed) = warnings.allow("encode", Instant::now()) {
+                            warn!(suppressed, "a frame could not be encoded: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(last) = active.take() {
+        finish_encoder(variant, last.encoder, &mut segmenter, &emit);
+    }
+    emit(segmenter.end_session());
+    variant.stats.queue_depth.store(0, Ordering::Relaxed);
+}
+
+fn open_encoder(
+    variant: &Variant,
+    source: (u32, u32, ffmpeg_next::format::Pixel),
+    source_fps: f64,
+    segment_seconds: u32,
+) -> Option<ActiveEncoder> {
+    let (source_width, source_height, format) = source;
+    let settings = encoder_settings(variant, source_width, source_height, source_fps, segment_seconds);
+    match VideoEncoder::new(&settings, source_width, source_height, format) {
+        Ok(encoder) => {
+            info!(
+                width = settings.width,
+                height = settings.height,
+                kbps = settings.video_bitrate_kbps,
+                preset = settings.preset,
+                gop = settings.gop_frames,
+                "encoding"
+            );
+            Some(ActiveEncoder { encoder, source, last_epoch: None })
+        }
+        Err(e) => {
+            error!("cannot open the encoder: {e}; this variant gets no video until the source changes");
+            None
+        }
+    }
+}
+
+/// The variant's output for this source: its height (never above the source's), the width
+/// that keeps the source's aspect ratio (even, as 4:2:0 needs), a GOP of one segment.
+fn encoder_settings(variant: &Variant, source_width: u32, source_height: u32, source_fps: f64, segment_seconds: u32) -> EncoderSettings {
+    let config = &variant.config;
+    let height = even(config.height.unwrap_or(source_height).min(source_height));
+    let width = even((f64::from(source_width) * f64::from(height) / f64::from(source_height.max(1))).round() as u32);
+    let fps = config.framerate.map_or(source_fps, |cap| cap.min(source_fps));
+    EncoderSettings {
+        width,
+        height,
+        video_bitrate_kbps: config.video_bitrate_kbps.unwrap_or(1000),
+        max_framerate: config.framerate,
+        preset: config.x264_preset(),
+        gop_frames: ((fps * f64::from(segment_seconds)).round() as u32).max(1),
+        frame_rate_hint: fps,
+    }
+}
+
+fn even(value: u32) -> u32 {
+    (value.max(2) + 1) & !1
+}
+
+fn finish_encoder(variant: &Variant, mut encoder: VideoEncoder, segmenter: &mut Segmenter, emit: &impl Fn(Vec<MuxerOutput>)) {
+    match encoder.flush() {
+        Ok(packets) => mux_video(variant, packets, segmenter, emit),
+        Err(e) => warn!("flushing the encoder failed: {e}"),
+    }
+    variant.stats.frames_dropped.fetch_add(encoder.dropped_by_cap(), Ordering::Relaxed);
+}
+
+fn mux_video(
+    variant: &Variant,
+    packets: Vec<super::encoder::EncodedVideo>,
+    segmenter: &mut Segmenter,
+    emit: &impl Fn(Vec<MuxerOutput>),
+) {
+    for packet in packets {
+        variant.stats.frames_out.fetch_add(1, Ordering::Relaxed);
+        emit(segmenter.push(IngestEvent::Packet(MediaPacket {
+            kind: TrackKind::Video,
+            dts_ms: packet.dts_ms,
+            pts_ms: packet.pts_ms,
+            keyframe: packet.keyframe,
+            data: packet.data,
+        })));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_the_source_aspect_and_never_upscale() {
+        let variant = |height: u32| {
+            Variant::new(
+                "1".into(),
+                crate::config::VariantConfig {
+                    name: "v".into(),
+                    height: Some(height),
+                    video_bitrate_kbps: Some(1000),
+                    ..Default::default()
+                },
+                Segmenter::new(2),
+            )
+        };
+        let settings = encoder_settings(&variant(480), 1280, 720, 30.0, 2);
+        assert_eq!((settings.width, settings.height, settings.gop_frames), (854, 480, 60));
+        let settings = encoder_settings(&variant(360), 1920, 1080, 60.0, 2);
+        assert_eq!((settings.width, settings.height, settings.gop_frames), (640, 360, 120));
+        let settings = encoder_settings(&variant(1080), 1280, 720, 30.0, 2);
+        assert_eq!((settings.width, settings.height), (1280, 720), "no upscaling");
+        let settings = encoder_settings(&variant(241), 1280, 720, 30.0, 2);
+        assert_eq!(settings.height % 2, 0);
+    }
+}
