@@ -113,43 +113,77 @@ impl EncoderThread {
         }
     }
 
-    /// Never blocks: a full queue drops the input for this variant only.
-    fn offer(&self, input: EncoderInput) {
+    /// Never blocks: a full queue drops the input for this variant only, counted and reported
+    /// (the machine cannot keep up with this variant: a lower `cpu_usage_level`, height or
+    /// framerate would help).
+    fn offer(&self, input: EncoderInput, warnings: &mut LogLimiter<String>) {
         if let Err(TrySendError::Full(_)) = self.frames.try_send(input) {
             self.variant.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(suppressed) = warnings.allow(self.variant.id.clone(), Instant::now()) {
+                warn!(
+                    variant = %self.variant.config.name,
+                    suppressed,
+                    "encoder cannot keep up: dropping frames (try a lower cpu_usage_level, height or framerate)"
+                );
+            }
         }
         self.variant.stats.queue_depth.store(self.frames.len(), Ordering::Relaxed);
     }
 }
 
-fn run_decoder(incoming: &Receiver<IngestEvent>, encoders: Vec<EncoderThread>, segment_seconds: u32) {
-    let mut decoder: Option<(VideoDecoder, f64)> = None;
-    let mut keyframes = KeyframeClock::new(segment_seconds);
-    let mut warnings = LogLimiter::new(LOG_EVERY);
-    let fan_out = |frames: Vec<DecodedFrame>, source_fps: f64, keyframes: &mut KeyframeClock| {
+/// Hands the decoder's output to every encoder thread.
+struct FanOut {
+    encoders: Vec<EncoderThread>,
+    keyframes: KeyframeClock,
+    /// One "cannot keep up" warning per variant every few seconds.
+    behind: LogLimiter<String>,
+}
+
+impl FanOut {
+    fn frames(&mut self, frames: Vec<DecodedFrame>, source_fps: f64) {
         for frame in frames {
-            let epoch = keyframes.epoch(frame.pts_ms);
-            for encoder in &encoders {
+            let epoch = self.keyframes.epoch(frame.pts_ms);
+            for encoder in &self.encoders {
                 // A new reference to the same picture: no pixels are copied.
                 match frame.try_clone() {
-                    Ok(frame) => encoder.offer(EncoderInput::Frame { frame, epoch, source_fps }),
+                    Ok(frame) => encoder.offer(EncoderInput::Frame { frame, epoch, source_fps }, &mut self.behind),
                     Err(e) => warn!("a decoded frame could not be shared: {e}"),
                 }
             }
         }
-    };
+    }
+
+    fn audio(&mut self, event: &IngestEvent) {
+        for encoder in &self.encoders {
+            encoder.offer(EncoderInput::Audio(event.clone()), &mut self.behind);
+        }
+    }
+
+    /// End of input: each encoder drains its queue, flushes and ends.
+    fn finish(self) {
+        for encoder in self.encoders {
+            drop(encoder.frames);
+            let _ = encoder.handle.join();
+        }
+    }
+}
+
+fn run_decoder(incoming: &Receiver<IngestEvent>, encoders: Vec<EncoderThread>, segment_seconds: u32) {
+    let mut decoder: Option<(VideoDecoder, f64)> = None;
+    let mut out = FanOut { encoders, keyframes: KeyframeClock::new(segment_seconds), behind: LogLimiter::new(LOG_EVERY) };
+    let mut warnings = LogLimiter::new(LOG_EVERY);
     for event in incoming {
         match event {
             IngestEvent::VideoConfig(config) => {
                 if let Some((mut old, fps)) = decoder.take() {
-                    fan_out(old.flush(), fps, &mut keyframes);
+                    out.frames(old.flush(), fps);
                 }
                 decoder = open_decoder(&config);
             }
             IngestEvent::Packet(packet) if packet.kind == TrackKind::Video => {
                 let Some((video, fps)) = &mut decoder else { continue };
                 match video.decode(&packet) {
-                    Ok(frames) => fan_out(frames, *fps, &mut keyframes),
+                    Ok(frames) => out.frames(frames, *fps),
                     Err(e) => {
                         if let Some(suppressed) = warnings.allow("decode", Instant::now()) {
                             warn!(suppressed, "skipping a video packet the decoder refused: {e}");
@@ -157,20 +191,13 @@ fn run_decoder(incoming: &Receiver<IngestEvent>, encoders: Vec<EncoderThread>, s
                     }
                 }
             }
-            audio => {
-                for encoder in &encoders {
-                    encoder.offer(EncoderInput::Audio(audio.clone()));
-                }
-            }
+            audio => out.audio(&audio),
         }
     }
     if let Some((mut video, fps)) = decoder.take() {
-        fan_out(video.flush(), fps, &mut keyframes);
+        out.frames(video.flush(), fps);
     }
-    for encoder in encoders {
-        drop(encoder.frames);
-        let _ = encoder.handle.join();
-    }
+    out.finish();
 }
 
 fn open_decoder(config: &AvcDecoderConfig) -> Option<(VideoDecoder, f64)> {
