@@ -61,14 +61,26 @@ struct Expect {
 impl Expect {
     fn source() -> Expect {
         let fx = fixture();
-        Expect { index: 0, name: "source", width: fx.width, height: fx.height, target_kbps: None }
+        Expect {
+            index: 0,
+            name: "source",
+            width: fx.width,
+            height: fx.height,
+            target_kbps: None,
+        }
     }
     /// A transcoded variant of the 1280x720 fixture: width = 1280 × height / 720, rounded to even.
     fn scaled(index: usize, name: &'static str, height: u32, kbps: u32) -> Expect {
         let fx = fixture();
         let exact = fx.width as f64 * height as f64 / fx.height as f64;
         let width = ((exact / 2.0).round() * 2.0) as u32;
-        Expect { index, name, width, height, target_kbps: Some(kbps) }
+        Expect {
+            index,
+            name,
+            width,
+            height,
+            target_kbps: Some(kbps),
+        }
     }
     fn media_url(&self, server: &Server) -> String {
         server.url(&format!("/hls/{}/stream.m3u8", self.index))
@@ -107,7 +119,11 @@ fn thread_names(pid: u32) -> String {
             *names.entry(comm.trim().to_string()).or_default() += 1;
         }
     }
-    names.iter().map(|(n, c)| format!("{n} ×{c}")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|(n, c)| format!("{n} ×{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,9 +153,19 @@ fn follow(server: &Server, publisher: &mut Publisher, expects: &[Expect]) -> Liv
         match fetch_media(&url) {
             Ok((resp, f)) => {
                 let hp = playlist_header_problems(&resp, server.opts.segment_seconds);
-                assert!(hp.is_empty(), "{url} response headers:\n  - {}\n{}", hp.join("\n  - "), resp.headers_text());
+                assert!(
+                    hp.is_empty(),
+                    "{url} response headers:\n  - {}\n{}",
+                    hp.join("\n  - "),
+                    resp.headers_text()
+                );
                 let p = media_playlist_problems(&f.pl, window);
-                assert!(p.is_empty(), "media playlist {url}:\n  - {}\n---- playlist ----\n{}", p.join("\n  - "), f.text);
+                assert!(
+                    p.is_empty(),
+                    "media playlist {url}:\n  - {}\n---- playlist ----\n{}",
+                    p.join("\n  - "),
+                    f.text
+                );
                 if let Err(e) = tracker.observe(f) {
                     panic!("{e}");
                 }
@@ -155,7 +181,10 @@ fn follow(server: &Server, publisher: &mut Publisher, expects: &[Expect]) -> Liv
         }
     };
     while publisher.running() {
-        assert!(Instant::now() < deadline, "the publisher did not finish in time");
+        assert!(
+            Instant::now() < deadline,
+            "the publisher did not finish in time"
+        );
         for (tracker, e) in trackers.iter_mut().zip(expects) {
             reload(tracker, e, false);
         }
@@ -175,14 +204,20 @@ fn follow(server: &Server, publisher: &mut Publisher, expects: &[Expect]) -> Liv
         for (tracker, e) in trackers.iter_mut().zip(expects) {
             reload(tracker, e, true);
         }
-        let now: Vec<String> = trackers.iter().map(|t| t.last().unwrap().text.clone()).collect();
+        let now: Vec<String> = trackers
+            .iter()
+            .map(|t| t.last().unwrap().text.clone())
+            .collect();
         if now != last {
             last = now;
             stable_since = Instant::now();
         }
         (stable_since.elapsed() >= Duration::from_secs(2)).then_some(())
     });
-    assert!(settled.is_some(), "the playlists kept changing for 30 s after the publisher left");
+    assert!(
+        settled.is_some(),
+        "the playlists kept changing for 30 s after the publisher left"
+    );
     Live { trackers, statuses }
 }
 
@@ -191,21 +226,38 @@ fn fetch_master(server: &Server) -> (String, MasterPlaylist) {
     let r = http_get(&server.master_url()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200, "GET {}: {}", server.master_url(), r.text());
     let hp = playlist_header_problems(&r, server.opts.segment_seconds);
-    assert!(hp.is_empty(), "master playlist headers:\n  - {}\n{}", hp.join("\n  - "), r.headers_text());
+    assert!(
+        hp.is_empty(),
+        "master playlist headers:\n  - {}\n{}",
+        hp.join("\n  - "),
+        r.headers_text()
+    );
     let text = r.text();
-    let master = hls::parse_master(&text).unwrap_or_else(|e| panic!("{e}\n---- master playlist ----\n{text}"));
+    let master = hls::parse_master(&text)
+        .unwrap_or_else(|e| panic!("{e}\n---- master playlist ----\n{text}"));
     (text, master)
 }
 
 /// The master playlist rules of the issue; returns each variant's CODECS avc1 entry, by index.
-fn check_master(text: &str, master: &MasterPlaylist, expects: &[Expect]) -> BTreeMap<usize, String> {
+fn check_master(
+    text: &str,
+    master: &MasterPlaylist,
+    expects: &[Expect],
+) -> BTreeMap<usize, String> {
     let fx = fixture();
     let ctx = format!("---- master playlist ----\n{text}");
-    assert_eq!(master.variants.len(), expects.len(), "one EXT-X-STREAM-INF per configured variant\n{ctx}");
+    assert_eq!(
+        master.variants.len(),
+        expects.len(),
+        "one EXT-X-STREAM-INF per configured variant\n{ctx}"
+    );
     let bandwidths: Vec<u64> = master
         .variants
         .iter()
-        .map(|v| v.bandwidth().unwrap_or_else(|| panic!("{} has no BANDWIDTH\n{ctx}", v.uri)))
+        .map(|v| {
+            v.bandwidth()
+                .unwrap_or_else(|| panic!("{} has no BANDWIDTH\n{ctx}", v.uri))
+        })
         .collect();
     assert!(
         bandwidths.windows(2).all(|w| w[0] >= w[1]) && bandwidths.iter().all(|&b| b > 0),
@@ -220,7 +272,10 @@ fn check_master(text: &str, master: &MasterPlaylist, expects: &[Expect]) -> BTre
             Some((want.width, want.height)),
             "{}: RESOLUTION (variants in BANDWIDTH order should be {:?})\n{ctx}",
             v.uri,
-            want_order.iter().map(|e| format!("{}x{}", e.width, e.height)).collect::<Vec<_>>()
+            want_order
+                .iter()
+                .map(|e| format!("{}x{}", e.width, e.height))
+                .collect::<Vec<_>>()
         );
         assert_eq!(
             v.uri,
@@ -230,16 +285,32 @@ fn check_master(text: &str, master: &MasterPlaylist, expects: &[Expect]) -> BTre
             want.height,
             want.index
         );
-        let fr = v.frame_rate().unwrap_or_else(|| panic!("{}: no FRAME-RATE\n{ctx}", v.uri));
-        assert!((fr - fx.fps as f64).abs() < 0.1, "{}: FRAME-RATE={fr}, the fixture is {} fps\n{ctx}", v.uri, fx.fps);
-        let codecs = v.codecs().unwrap_or_else(|| panic!("{}: no CODECS\n{ctx}", v.uri));
+        let fr = v
+            .frame_rate()
+            .unwrap_or_else(|| panic!("{}: no FRAME-RATE\n{ctx}", v.uri));
         assert!(
-            codecs.len() == 2 && codecs[0].starts_with("avc1.64") && codecs[0].len() == 11 && codecs[1] == "mp4a.40.2",
+            (fr - fx.fps as f64).abs() < 0.1,
+            "{}: FRAME-RATE={fr}, the fixture is {} fps\n{ctx}",
+            v.uri,
+            fx.fps
+        );
+        let codecs = v
+            .codecs()
+            .unwrap_or_else(|| panic!("{}: no CODECS\n{ctx}", v.uri));
+        assert!(
+            codecs.len() == 2
+                && codecs[0].starts_with("avc1.64")
+                && codecs[0].len() == 11
+                && codecs[1] == "mp4a.40.2",
             "{}: CODECS {codecs:?}, want [\"avc1.64xxxx\" (H.264 High), \"mp4a.40.2\"]\n{ctx}",
             v.uri
         );
         if want.target_kbps.is_none() {
-            assert_eq!(codecs[0], fx.avc1_codec, "{}: the passthrough variant's CODECS are the source's\n{ctx}", v.uri);
+            assert_eq!(
+                codecs[0], fx.avc1_codec,
+                "{}: the passthrough variant's CODECS are the source's\n{ctx}",
+                v.uri
+            );
         }
         avc1.insert(want.index, codecs[0].clone());
     }
@@ -258,7 +329,11 @@ fn check_extinfs(f: &Fetched) {
         } else {
             (seg - 0.1..=seg + 0.1).contains(&s.duration)
         };
-        assert!(ok, "{}: segment {} EXTINF {}, want {seg} ± 0.1\n{}", f.url, s.msn, s.duration, f.text);
+        assert!(
+            ok,
+            "{}: segment {} EXTINF {}, want {seg} ± 0.1\n{}",
+            f.url, s.msn, s.duration, f.text
+        );
     }
 }
 
@@ -290,27 +365,46 @@ fn download(f: &Fetched, dir: &Path, name: &str) -> Media {
         assert_eq!(r.status, 200, "GET {url}: {}", r.text());
         assert!(!r.body.is_empty(), "GET {url}: empty body");
         let p = segment_header_problems(&r, is_init);
-        assert!(p.is_empty(), "{url}:\n  - {}\n{}", p.join("\n  - "), r.headers_text());
+        assert!(
+            p.is_empty(),
+            "{url}:\n  - {}\n{}",
+            p.join("\n  - "),
+            r.headers_text()
+        );
         r.body
     };
     let init = get(&map.uri, true);
-    let segments: Vec<(u64, f64, Vec<u8>)> = segs.iter().map(|s| (s.msn, s.duration, get(&s.uri, false))).collect();
+    let segments: Vec<(u64, f64, Vec<u8>)> = segs
+        .iter()
+        .map(|s| (s.msn, s.duration, get(&s.uri, false)))
+        .collect();
     let file = dir.join(name);
     let mut all = init.clone();
     for (_, _, b) in &segments {
         all.extend_from_slice(b);
     }
     fs::write(&file, all).unwrap();
-    Media { init, segments, file }
+    Media {
+        init,
+        segments,
+        file,
+    }
 }
 
 /// Bytes and time span of the video packets of a file: (bytes, seconds).
 fn video_bytes_and_span(path: &Path) -> (u64, f64) {
-    let v = ffprobe_json(path, &["-select_streams", "v:0", "-show_entries", "packet=size"])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let v = ffprobe_json(
+        path,
+        &["-select_streams", "v:0", "-show_entries", "packet=size"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let bytes: u64 = v["packets"]
         .as_array()
-        .map(|ps| ps.iter().filter_map(|p| p["size"].as_str()?.parse::<u64>().ok()).sum())
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["size"].as_str()?.parse::<u64>().ok())
+                .sum()
+        })
         .unwrap_or(0);
     let (vspan, _) = stream_spans(path).unwrap_or_else(|e| panic!("{e}"));
     let span = vspan.expect("no video packets").duration();
@@ -336,9 +430,15 @@ fn check_media(e: &Expect, m: &Media, codecs_avc1: Option<&str>) -> Measured {
             m.file.file_name().unwrap().to_string_lossy()
         ));
         let _ = fs::copy(&m.file, &kept);
-        format!("(variant {} {:?}; init + segments kept at {})", e.index, e.name, kept.display())
+        format!(
+            "(variant {} {:?}; init + segments kept at {})",
+            e.index,
+            e.name,
+            kept.display()
+        )
     };
-    let probe = ffprobe_json(&m.file, &["-show_streams"]).unwrap_or_else(|err| panic!("{err}\n{}", keep()));
+    let probe =
+        ffprobe_json(&m.file, &["-show_streams"]).unwrap_or_else(|err| panic!("{err}\n{}", keep()));
     let streams = probe["streams"].as_array().cloned().unwrap_or_default();
     let v = streams.iter().find(|s| s["codec_type"] == "video");
     let a = streams.iter().find(|s| s["codec_type"] == "audio");
@@ -355,8 +455,18 @@ fn check_media(e: &Expect, m: &Media, codecs_avc1: Option<&str>) -> Measured {
     );
     assert_eq!(a["codec_name"], "aac", "audio codec\n{}", keep());
     assert_eq!(a["profile"], "LC", "audio profile\n{}", keep());
-    assert_eq!(a["sample_rate"], fx.sample_rate.to_string(), "audio sample rate\n{}", keep());
-    assert_eq!(a["channels"].as_u64(), Some(fx.channels as u64), "audio channels\n{}", keep());
+    assert_eq!(
+        a["sample_rate"],
+        fx.sample_rate.to_string(),
+        "audio sample rate\n{}",
+        keep()
+    );
+    assert_eq!(
+        a["channels"].as_u64(),
+        Some(fx.channels as u64),
+        "audio channels\n{}",
+        keep()
+    );
 
     let (st, err) = ffmpeg_decode(&m.file);
     assert!(
@@ -382,9 +492,15 @@ fn check_media(e: &Expect, m: &Media, codecs_avc1: Option<&str>) -> Measured {
             keep()
         );
     }
-    let init_codec = common::mp4::avc1_codec(&m.init).unwrap_or_else(|err| panic!("{err}\n{}", keep()));
+    let init_codec =
+        common::mp4::avc1_codec(&m.init).unwrap_or_else(|err| panic!("{err}\n{}", keep()));
     if let Some(c) = codecs_avc1 {
-        assert_eq!(init_codec, c, "the master playlist's CODECS differ from the init segment's avcC\n{}", keep());
+        assert_eq!(
+            init_codec,
+            c,
+            "the master playlist's CODECS differ from the init segment's avcC\n{}",
+            keep()
+        );
     }
     Measured { frames, kbps }
 }
@@ -395,7 +511,8 @@ fn check_media(e: &Expect, m: &Media, codecs_avc1: Option<&str>) -> Measured {
 fn check_alignment(expects: &[Expect], media: &[Media]) -> usize {
     let mut per_msn: BTreeMap<u64, Vec<(u64, f64)>> = BTreeMap::new();
     for (e, m) in expects.iter().zip(media) {
-        let track = common::mp4::video_track(&m.init).unwrap_or_else(|err| panic!("variant {} init: {err}", e.index));
+        let track = common::mp4::video_track(&m.init)
+            .unwrap_or_else(|err| panic!("variant {} init: {err}", e.index));
         for (msn, extinf, bytes) in &m.segments {
             let tfdt = common::mp4::first_tfdt(bytes, track.id)
                 .unwrap_or_else(|err| panic!("variant {} segment {msn}: {err}", e.index));
@@ -404,7 +521,10 @@ fn check_alignment(expects: &[Expect], media: &[Media]) -> usize {
         }
     }
     let names: Vec<String> = expects.iter().map(|e| format!("{:>22}", e.name)).collect();
-    eprintln!("  msn  {}   (tfdt in 90 kHz ticks / EXTINF)", names.join(""));
+    eprintln!(
+        "  msn  {}   (tfdt in 90 kHz ticks / EXTINF)",
+        names.join("")
+    );
     let mut compared = 0;
     let mut worst = (0u64, 0.0f64);
     for (msn, v) in &per_msn {
@@ -414,7 +534,10 @@ fn check_alignment(expects: &[Expect], media: &[Media]) -> usize {
             continue;
         }
         compared += 1;
-        let (tmin, tmax) = (v.iter().map(|x| x.0).min().unwrap(), v.iter().map(|x| x.0).max().unwrap());
+        let (tmin, tmax) = (
+            v.iter().map(|x| x.0).min().unwrap(),
+            v.iter().map(|x| x.0).max().unwrap(),
+        );
         let dmin = v.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
         let dmax = v.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
         worst = (worst.0.max(tmax - tmin), worst.1.max(dmax - dmin));
@@ -442,28 +565,77 @@ fn check_alignment(expects: &[Expect], media: &[Media]) -> usize {
 /// growing for each, and the input described as the fixture.
 fn check_live_status(live: &Live, expects: &[Expect]) {
     let fx = fixture();
-    let online: Vec<&(f64, serde_json::Value)> = live.statuses.iter().filter(|(_, s)| s["online"] == true).collect();
-    assert!(online.len() >= 3, "fewer than 3 /api/status samples while online: {:#?}", live.statuses);
+    let online: Vec<&(f64, serde_json::Value)> = live
+        .statuses
+        .iter()
+        .filter(|(_, s)| s["online"] == true)
+        .collect();
+    assert!(
+        online.len() >= 3,
+        "fewer than 3 /api/status samples while online: {:#?}",
+        live.statuses
+    );
     let (t_first, first) = online[1]; // the first one may come before every encoder has output
     let (t_last, last) = online[online.len() - 1];
     eprintln!("/api/status at +{t_last:.1}s: {last}");
     let input = &last["input"];
-    assert_eq!(input["videoCodec"], fx.avc1_codec.as_str(), "/api/status input.videoCodec: {last}");
-    assert_eq!(input["audioCodec"], "mp4a.40.2", "/api/status input.audioCodec: {last}");
-    assert_eq!((input["width"].as_u64(), input["height"].as_u64()), (Some(1280), Some(720)), "/api/status input size: {last}");
-    assert!(input["bitrateKbps"].as_u64().unwrap_or(0) > 0, "/api/status input.bitrateKbps: {last}");
-    let variants = last["variants"].as_array().unwrap_or_else(|| panic!("/api/status has no variants array: {last}"));
-    assert_eq!(variants.len(), expects.len(), "/api/status variants: {last}");
+    assert_eq!(
+        input["videoCodec"],
+        fx.avc1_codec.as_str(),
+        "/api/status input.videoCodec: {last}"
+    );
+    assert_eq!(
+        input["audioCodec"], "mp4a.40.2",
+        "/api/status input.audioCodec: {last}"
+    );
+    assert_eq!(
+        (input["width"].as_u64(), input["height"].as_u64()),
+        (Some(1280), Some(720)),
+        "/api/status input size: {last}"
+    );
+    assert!(
+        input["bitrateKbps"].as_u64().unwrap_or(0) > 0,
+        "/api/status input.bitrateKbps: {last}"
+    );
+    let variants = last["variants"]
+        .as_array()
+        .unwrap_or_else(|| panic!("/api/status has no variants array: {last}"));
+    assert_eq!(
+        variants.len(),
+        expects.len(),
+        "/api/status variants: {last}"
+    );
     for e in expects {
         let v = &variants[e.index];
         let v0 = &first["variants"][e.index];
-        assert_eq!(v["id"], e.index.to_string(), "/api/status variants[{}].id: {last}", e.index);
-        assert_eq!(v["name"], e.name, "/api/status variants[{}].name: {last}", e.index);
-        assert_eq!(v["passthrough"], e.target_kbps.is_none(), "/api/status variants[{}].passthrough: {last}", e.index);
+        assert_eq!(
+            v["id"],
+            e.index.to_string(),
+            "/api/status variants[{}].id: {last}",
+            e.index
+        );
+        assert_eq!(
+            v["name"], e.name,
+            "/api/status variants[{}].name: {last}",
+            e.index
+        );
+        assert_eq!(
+            v["passthrough"],
+            e.target_kbps.is_none(),
+            "/api/status variants[{}].passthrough: {last}",
+            e.index
+        );
         if let Some(k) = e.target_kbps {
-            assert_eq!(v["targetBitrateKbps"], k, "/api/status variants[{}].targetBitrateKbps: {last}", e.index);
+            assert_eq!(
+                v["targetBitrateKbps"], k,
+                "/api/status variants[{}].targetBitrateKbps: {last}",
+                e.index
+            );
         }
-        let (n0, n1) = (v0["framesOut"].as_u64().unwrap_or(0), v["framesOut"].as_u64().unwrap_or(0));
+        let (n0, n1) = (
+            v0["framesOut"].as_u64().unwrap_or(0),
+            v["framesOut"].as_u64().unwrap_or(0),
+        );
         assert!(
             n1 > n0,
             "/api/status variants[{}].framesOut did not grow between +{t_first:.1}s ({n0}) and +{t_last:.1}s ({n1})",
@@ -486,12 +658,20 @@ fn check_live_status(live: &Live, expects: &[Expect]) {
 /// the issue on the result.
 fn publish_and_check(ladder_toml: String, expects: &[Expect]) {
     let fx = fixture();
-    let server = Server::start(ServerOptions { playlist_segments: 10, ladder_toml, ..Default::default() });
+    let server = Server::start(ServerOptions {
+        playlist_segments: 10,
+        ladder_toml,
+        ..Default::default()
+    });
     let work = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let mut publisher = Publisher::start("fixture", &fx.path, &server.publish_url(), &[]);
     let live = follow(&server, &mut publisher, expects);
-    eprintln!("published {:.1} s of fixture; settled after {:.1} s", fx.duration, t0.elapsed().as_secs_f64());
+    eprintln!(
+        "published {:.1} s of fixture; settled after {:.1} s",
+        fx.duration,
+        t0.elapsed().as_secs_f64()
+    );
     check_live_status(&live, expects);
 
     let (text, master) = fetch_master(&server);
@@ -514,7 +694,10 @@ fn publish_and_check(ladder_toml: String, expects: &[Expect]) {
             measured.frames,
             measured.kbps,
             match e.target_kbps {
-                Some(t) => format!(" (target {t}, {:+.1} %)", (measured.kbps / t as f64 - 1.0) * 100.0),
+                Some(t) => format!(
+                    " (target {t}, {:+.1} %)",
+                    (measured.kbps / t as f64 - 1.0) * 100.0
+                ),
                 None => " (passthrough)".to_string(),
             }
         );
@@ -522,11 +705,20 @@ fn publish_and_check(ladder_toml: String, expects: &[Expect]) {
     }
     if expects.len() > 1 {
         let compared = check_alignment(expects, &media);
-        assert!(compared >= 5, "only {compared} media sequence numbers are listed by every variant");
+        assert!(
+            compared >= 5,
+            "only {compared} media sequence numbers are listed by every variant"
+        );
     }
     // Every variant's playlist lists the same sequence numbers (they are cut at the same times).
-    let msns: Vec<Vec<u64>> = media.iter().map(|m| m.segments.iter().map(|s| s.0).collect()).collect();
-    assert!(msns.windows(2).all(|w| w[0] == w[1]), "variants list different segments: {msns:?}");
+    let msns: Vec<Vec<u64>> = media
+        .iter()
+        .map(|m| m.segments.iter().map(|s| s.0).collect())
+        .collect();
+    assert!(
+        msns.windows(2).all(|w| w[0] == w[1]),
+        "variants list different segments: {msns:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,8 +726,16 @@ fn publish_and_check(ladder_toml: String, expects: &[Expect]) {
 #[test]
 fn every_variant_plays_at_its_size_and_bitrate() {
     let _one = exclusive();
-    let ladder = format!("{SOURCE_TOML}{}{}", variant_toml("480p", 480, 1000, 2), variant_toml("360p", 360, 600, 2));
-    let expects = [Expect::source(), Expect::scaled(1, "480p", 480, 1000), Expect::scaled(2, "360p", 360, 600)];
+    let ladder = format!(
+        "{SOURCE_TOML}{}{}",
+        variant_toml("480p", 480, 1000, 2),
+        variant_toml("360p", 360, 600, 2)
+    );
+    let expects = [
+        Expect::source(),
+        Expect::scaled(1, "480p", 480, 1000),
+        Expect::scaled(2, "360p", 360, 600),
+    ];
     assert_eq!((expects[1].width, expects[2].width), (854, 640));
     publish_and_check(ladder, &expects);
 }
@@ -543,7 +743,10 @@ fn every_variant_plays_at_its_size_and_bitrate() {
 #[test]
 fn a_ladder_without_passthrough_works() {
     let _one = exclusive();
-    publish_and_check(variant_toml("360p", 360, 600, 2), &[Expect::scaled(0, "360p", 360, 600)]);
+    publish_and_check(
+        variant_toml("360p", 360, 600, 2),
+        &[Expect::scaled(0, "360p", 360, 600)],
+    );
 }
 
 /// The next media sequence number of a variant's playlist (0 before it exists).
@@ -565,27 +768,48 @@ fn twenty_publish_cycles_do_not_leak() {
     const CLIP_SECONDS: &str = "3";
     let fx = fixture();
     let ladder = format!("{SOURCE_TOML}{}", variant_toml("360p", 360, 600, 0));
-    let server = Server::start(ServerOptions { ladder_toml: ladder, ..Default::default() });
+    let server = Server::start(ServerOptions {
+        ladder_toml: ladder,
+        ..Default::default()
+    });
     std::thread::sleep(Duration::from_millis(500));
     let idle_threads = threads(server.pid);
     let idle_rss = rss_kib(server.pid);
-    eprintln!("idle: {idle_threads} threads ({}), VmRSS {} MiB", thread_names(server.pid), idle_rss / 1024);
+    eprintln!(
+        "idle: {idle_threads} threads ({}), VmRSS {} MiB",
+        thread_names(server.pid),
+        idle_rss / 1024
+    );
     let t_all = Instant::now();
     let mut rss_after = BTreeMap::new();
     for cycle in 1..=CYCLES {
         let t0 = Instant::now();
         let before = next_msn(&server, 1);
-        let mut p = Publisher::start(&format!("cycle {cycle}"), &fx.path, &server.publish_url(), &["-t", CLIP_SECONDS]);
+        let mut p = Publisher::start(
+            &format!("cycle {cycle}"),
+            &fx.path,
+            &server.publish_url(),
+            &["-t", CLIP_SECONDS],
+        );
         let mut saw_online = false;
         let mut peak_threads = 0;
         while p.running() {
-            assert!(t0.elapsed() < Duration::from_secs(30), "cycle {cycle}: the publisher did not finish");
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "cycle {cycle}: the publisher did not finish"
+            );
             saw_online |= server.is_online();
             peak_threads = peak_threads.max(threads(server.pid));
             std::thread::sleep(Duration::from_millis(50));
         }
-        p.expect_success(Duration::from_secs(1), &format!("cycle {cycle}: ffmpeg publishing {CLIP_SECONDS} s"));
-        assert!(saw_online, "cycle {cycle}: /api/status never said online while publishing {CLIP_SECONDS} s");
+        p.expect_success(
+            Duration::from_secs(1),
+            &format!("cycle {cycle}: ffmpeg publishing {CLIP_SECONDS} s"),
+        );
+        assert!(
+            saw_online,
+            "cycle {cycle}: /api/status never said online while publishing {CLIP_SECONDS} s"
+        );
         server.wait_online(false, Duration::from_secs(10));
         // The encoder, decoder and session threads end once the session is over.
         let back = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
@@ -603,7 +827,10 @@ fn twenty_publish_cycles_do_not_leak() {
             let n = next_msn(&server, 1);
             (n > before).then_some(n)
         });
-        assert!(after.is_some(), "cycle {cycle}: the 360p variant got no new segment (still {before})");
+        assert!(
+            after.is_some(),
+            "cycle {cycle}: the 360p variant got no new segment (still {before})"
+        );
         let rss = rss_kib(server.pid);
         rss_after.insert(cycle, rss);
         eprintln!(
@@ -663,7 +890,11 @@ fn corrupted_fixture(dir: &Path) -> (PathBuf, Vec<(u32, Damage)>) {
         .arg(&clean)
         .output()
         .expect("run ffmpeg");
-    assert!(out.status.success(), "remux to FLV: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "remux to FLV: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut data = fs::read(&clean).unwrap();
     assert_eq!(&data[0..3], b"FLV", "not an FLV file");
     let mut rng = XorShift(0x5e1f_ca57_0bad_f00d);
@@ -677,11 +908,21 @@ fn corrupted_fixture(dir: &Path) -> (PathBuf, Vec<(u32, Damage)>) {
         let body = at + 11;
         assert!(body + size <= data.len(), "truncated FLV tag at {at}");
         // Video (9), AVC (codec 7), inter frame (frame type 2), NALU packet (AVCPacketType 1).
-        if kind == 9 && size > 64 && data[body] == 0x27 && data[body + 1] == 1 && (3000..5000).contains(&ts) {
+        if kind == 9
+            && size > 64
+            && data[body] == 0x27
+            && data[body + 1] == 1
+            && (3000..5000).contains(&ts)
+        {
             candidates += 1;
             if candidates % 5 == 0 {
-                let nal_len = u32::from_be_bytes(data[body + 5..body + 9].try_into().unwrap()) as usize;
-                let d = if damaged.len() % 2 == 0 { Damage::Payload } else { Damage::Framing };
+                let nal_len =
+                    u32::from_be_bytes(data[body + 5..body + 9].try_into().unwrap()) as usize;
+                let d = if damaged.len() % 2 == 0 {
+                    Damage::Payload
+                } else {
+                    Damage::Framing
+                };
                 match d {
                     Damage::Payload if nal_len >= 32 && 9 + nal_len <= size => {
                         // Leave the NAL header and the start of the slice header alone.
@@ -700,7 +941,11 @@ fn corrupted_fixture(dir: &Path) -> (PathBuf, Vec<(u32, Damage)>) {
         }
         at = body + size + 4;
     }
-    assert!(damaged.len() >= 6, "only {} packets damaged ({candidates} candidates)", damaged.len());
+    assert!(
+        damaged.len() >= 6,
+        "only {} packets damaged ({candidates} candidates)",
+        damaged.len()
+    );
     let path = dir.join("corrupt.flv");
     fs::write(&path, data).unwrap();
     (path, damaged)
@@ -712,10 +957,17 @@ fn corrupt_packets_are_skipped() {
     let fx = fixture();
     let work = tempfile::tempdir().unwrap();
     let (corrupt, damaged) = corrupted_fixture(work.path());
-    eprintln!("damaged {} video packets (ms, kind): {damaged:?}", damaged.len());
+    eprintln!(
+        "damaged {} video packets (ms, kind): {damaged:?}",
+        damaged.len()
+    );
     let ladder = format!("{SOURCE_TOML}{}", variant_toml("360p", 360, 600, 2));
     let expects = [Expect::source(), Expect::scaled(1, "360p", 360, 600)];
-    let mut server = Server::start(ServerOptions { playlist_segments: 10, ladder_toml: ladder, ..Default::default() });
+    let mut server = Server::start(ServerOptions {
+        playlist_segments: 10,
+        ladder_toml: ladder,
+        ..Default::default()
+    });
     let mut publisher = Publisher::start("corrupt", &corrupt, &server.publish_url(), &[]);
     let live = follow(&server, &mut publisher, &expects);
     server.assert_running();
@@ -727,7 +979,12 @@ fn corrupt_packets_are_skipped() {
     for (e, tracker) in expects.iter().zip(&live.trackers) {
         let f = tracker.last().unwrap();
         let total = f.pl.total_duration();
-        eprintln!("variant {} {}: {} segments, {total:.3} s", e.index, e.name, f.pl.segments.len());
+        eprintln!(
+            "variant {} {}: {} segments, {total:.3} s",
+            e.index,
+            e.name,
+            f.pl.segments.len()
+        );
         assert!(
             total >= fx.duration - 1.0,
             "variant {} lists {total:.3} s of the {:.1} s stream: it stopped producing segments\n{}",
@@ -738,23 +995,42 @@ fn corrupt_packets_are_skipped() {
         check_extinfs(f);
         ends.push(f.pl.next_msn());
     }
-    assert!(ends.windows(2).all(|w| w[0] == w[1]), "the variants end at different segments: {ends:?}");
+    assert!(
+        ends.windows(2).all(|w| w[0] == w[1]),
+        "the variants end at different segments: {ends:?}"
+    );
     // A re-encoded variant is clean H.264 whatever the source was.
     let f = live.trackers[1].last().unwrap();
     let m = download(f, work.path(), "360p.mp4");
     let (status, err) = ffmpeg_decode(&m.file);
-    assert!(status.success() && err.trim().is_empty(), "the 360p variant does not decode cleanly: {status}\n{err}");
+    assert!(
+        status.success() && err.trim().is_empty(),
+        "the 360p variant does not decode cleanly: {status}\n{err}"
+    );
     let frames = count_video_frames(&m.file).unwrap();
-    eprintln!("360p: {frames} frames decoded (fixture: {}; {} packets damaged)", fx.video_frames, damaged.len());
-    assert!(frames as f64 >= 0.9 * fx.video_frames as f64, "360p has {frames} of the fixture's {} frames", fx.video_frames);
+    eprintln!(
+        "360p: {frames} frames decoded (fixture: {}; {} packets damaged)",
+        fx.video_frames,
+        damaged.len()
+    );
+    assert!(
+        frames as f64 >= 0.9 * fx.video_frames as f64,
+        "360p has {frames} of the fixture's {} frames",
+        fx.video_frames
+    );
 
     // A warning about it, rate-limited.
     let log = strip_ansi(&format!("{}\n{}", server.stderr(), server.stdout()));
     let warns: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("WARN") && {
-            let l = l.to_ascii_lowercase();
-            l.contains("skip") || l.contains("decod") || l.contains("corrupt") || l.contains("malformed")
+        .filter(|l| {
+            l.contains("WARN") && {
+                let l = l.to_ascii_lowercase();
+                l.contains("skip")
+                    || l.contains("decod")
+                    || l.contains("corrupt")
+                    || l.contains("malformed")
+            }
         })
         .collect();
     let libav: Vec<&str> = log.lines().filter(|l| l.starts_with("[h264 @")).collect();
@@ -762,8 +1038,19 @@ fn corrupt_packets_are_skipped() {
     for w in &warns {
         eprintln!("  {w}");
     }
-    eprintln!("raw libavcodec lines in the log: {}{}", libav.len(), libav.first().map(|l| format!(", e.g. {l}")).unwrap_or_default());
-    assert!(!warns.is_empty(), "no WARN line about skipping/decoding the {} damaged packets (server log tail below)", damaged.len());
+    eprintln!(
+        "raw libavcodec lines in the log: {}{}",
+        libav.len(),
+        libav
+            .first()
+            .map(|l| format!(", e.g. {l}"))
+            .unwrap_or_default()
+    );
+    assert!(
+        !warns.is_empty(),
+        "no WARN line about skipping/decoding the {} damaged packets (server log tail below)",
+        damaged.len()
+    );
     assert!(
         warns.len() * 2 <= damaged.len(),
         "{} warning lines for {} damaged packets within 2 s: not rate-limited",

@@ -241,17 +241,15 @@ def quality(rendition: Path, source: Path, fps: float) -> dict:
     """Average PSNR (ffmpeg's: from the mean squared error over all frames) and SSIM of a
     rendition against the source scaled to the rendition's size with bicubic.
 
-    Frames are paired by their position (settb=1/FPS,setpts=N on both: the same integer
-    timestamps in the same time base, so framesync cannot pair across rounding), not by the
-    files' timestamps, so a
-    rendition whose timeline starts elsewhere still pairs frame i with source frame i; a
-    rendition that dropped or repeated frames is misaligned from there on, which the frame
-    counts in the result show."""
+    Frames are paired by their time from the first frame, in frame units (settb=1/FPS then
+    setpts=PTS-STARTPTS on both: integer timestamps in one time base, so rounding cannot pair
+    neighbours). The rendition drives the comparison, so a rendition that dropped frames is
+    compared on the frames it has, each with its own source frame (the counts say how many)."""
     info = probe_video(rendition)
     w, h = info["width"], info["height"]
     graph = (
-        f"[0:v]settb=1/{fps},setpts=N,split[d1][d2];"
-        f"[1:v]scale={w}:{h}:flags=bicubic,settb=1/{fps},setpts=N,split[r1][r2];"
+        f"[0:v]settb=1/{fps},setpts=PTS-STARTPTS,split[d1][d2];"
+        f"[1:v]scale={w}:{h}:flags=bicubic,settb=1/{fps},setpts=PTS-STARTPTS,split[r1][r2];"
         "[d1][r1]psnr=shortest=1[p];[d2][r2]ssim=shortest=1[s]"
     )
     cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-i", str(rendition), "-i", str(source),

@@ -279,10 +279,11 @@ export function tail(file, lines = 40) {
 
 /**
  * Start `selfcast --config <temp config>` on free loopback ports (segment_seconds = 2,
- * playlist_segments = 6) and wait until /api/status answers. Returns
+ * playlist_segments = 6) and wait until /api/status answers. `extraToml` (optional) is appended
+ * to the config, e.g. `[[video.variants]]` tables for a ladder of the test's own. Returns
  * { base, rtmpUrl, rtmpPort, server, initial (the first status), serverToStatus (ms) }.
  */
-export async function startServer(h, { bin, script, logFile }) {
+export async function startServer(h, { bin, script, logFile, extraToml = '' }) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `selfcast-${path.basename(script, '.mjs')}-`));
   h.onCleanup(async () => fs.rmSync(tmp, { recursive: true, force: true }));
   const [rtmpPort, httpPort] = [await freePort(), await freePort()];
@@ -304,7 +305,7 @@ export async function startServer(h, { bin, script, logFile }) {
     'segment_seconds = 2',
     'playlist_segments = 6',
     '',
-  ].join('\n'));
+  ].join('\n') + extraToml);
   const base = `http://127.0.0.1:${httpPort}`;
 
   h.log(`starting ${bin} --config ${configPath} (rtmp ${rtmpPort}, http ${httpPort})`);
