@@ -26,6 +26,17 @@ pub struct DecodedFrame {
 }
 
 impl DecodedFrame {
+    /// The decoder had to patch this picture over (concealment) or flags it as corrupt: the
+    /// source's video data was damaged, although it was framed correctly.
+    pub fn is_damaged(&self) -> bool {
+        // SAFETY: `self.frame` wraps a valid AVFrame for its whole life; these are plain reads.
+        let (error_flags, flags) = unsafe {
+            let frame = &*self.frame.as_ptr();
+            (frame.decode_error_flags, frame.flags)
+        };
+        error_flags != 0 || flags & ffi::AV_FRAME_FLAG_CORRUPT != 0
+    }
+
     /// A new reference to the same picture buffers: no pixels are copied. (ffmpeg-next's
     /// `frame::Video::clone` allocates new buffers and copies every plane.)
     pub fn try_clone(&self) -> Result<Self, TranscodeError> {

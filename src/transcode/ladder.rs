@@ -135,13 +135,18 @@ impl EncoderThread {
 struct FanOut {
     encoders: Vec<EncoderThread>,
     keyframes: KeyframeClock,
-    /// One "cannot keep up" warning per variant every few seconds.
+    /// One warning per kind every few seconds: "cannot keep up" per variant, damaged pictures.
     behind: LogLimiter<String>,
 }
 
 impl FanOut {
     fn frames(&mut self, frames: Vec<DecodedFrame>, source_fps: f64) {
         for frame in frames {
+            if frame.is_damaged() {
+                if let Some(suppressed) = self.behind.allow("damaged".into(), Instant::now()) {
+                    warn!(suppressed, "the source's video is damaged: the decoder concealed errors in a picture");
+                }
+            }
             let epoch = self.keyframes.epoch(frame.pts_ms);
             for encoder in &self.encoders {
                 // A new reference to the same picture: no pixels are copied.
