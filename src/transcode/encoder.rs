@@ -61,6 +61,10 @@ pub enum TranscodeError {
     InvalidInput(&'static str),
     #[error("out of memory in {0}")]
     OutOfMemory(&'static str),
+    #[error("unsupported source audio: {0}")]
+    UnsupportedAudio(String),
+    #[error("the aac encoder's extradata is not a usable AudioSpecificConfig: {0}")]
+    AudioEncoderConfig(#[source] crate::media::aac::AacError),
 }
 
 /// What one variant of the ladder encodes to.

@@ -17,6 +17,7 @@
 //! - [`ladder`]: the threads and channels above.
 //! - [`keyframes`]: where keyframes go.
 
+pub mod audio;
 pub mod decoder;
 pub mod encoder;
 pub mod keyframes;
