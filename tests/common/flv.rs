@@ -97,3 +97,41 @@ pub fn events(tags: Vec<(u8, i64, Bytes)>) -> Vec<IngestEvent> {
     }
     events
 }
+
+/// Writes an FLV file from tags in the form [`flv_tags`] reads them (type, timestamp ms, body):
+/// the 9-byte header (FLV spec E.2; the audio/video flags say which kinds of tags follow),
+/// `PreviousTagSize0` = 0, then per tag (E.3, E.4.1) the type, the 24-bit body size, the
+/// timestamp's low 24 bits and its extension byte (bits 24-31), stream id 0, the body, and the
+/// `PreviousTagSize` (11 + body size). A timestamp is written modulo 2^32, as RTMP carries it.
+pub fn write_flv(tags: &[(u8, i64, Bytes)]) -> Vec<u8> {
+    let total: usize = tags.iter().map(|(_, _, b)| b.len() + 15).sum();
+    let mut out = Vec::with_capacity(13 + total);
+    let has_audio = tags.iter().any(|(k, _, _)| *k == 8);
+    let has_video = tags.iter().any(|(k, _, _)| *k == 9);
+    out.extend_from_slice(b"FLV\x01");
+    out.push(u8::from(has_audio) << 2 | u8::from(has_video));
+    out.extend_from_slice(&9u32.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    for (kind, timestamp, body) in tags {
+        assert!(body.len() < 1 << 24, "FLV tag body of {} bytes", body.len());
+        let ts = *timestamp as u32;
+        out.push(*kind);
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        out.extend_from_slice(&ts.to_be_bytes()[1..]);
+        out.push((ts >> 24) as u8);
+        out.extend_from_slice(&[0, 0, 0]);
+        out.extend_from_slice(body);
+        out.extend_from_slice(&(11 + body.len() as u32).to_be_bytes());
+    }
+    out
+}
+
+/// An AVC sequence header tag body (FLV video tag, `AVCPacketType` 0)?
+pub fn is_avc_sequence_header(kind: u8, body: &[u8]) -> bool {
+    kind == 9 && body.len() >= 2 && body[0] & 0x0f == 7 && body[1] == 0
+}
+
+/// An AAC sequence header tag body (FLV audio tag, `AACPacketType` 0)?
+pub fn is_aac_sequence_header(kind: u8, body: &[u8]) -> bool {
+    kind == 8 && body.len() >= 2 && body[0] >> 4 == 10 && body[1] == 0
+}

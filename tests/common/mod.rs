@@ -15,6 +15,7 @@
 pub mod flv;
 pub mod hls;
 pub mod mp4;
+pub mod rtmp;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,0 +1,267 @@
+//! A minimal RTMP publisher for the tests that must send what the `ffmpeg` CLI will not: its
+//! muxer rewrites timestamps that go backwards ("Non-monotonous DTS ... changing to"), so a
+//! publisher whose clock jumps back can only be played by sending the FLV tags ourselves.
+//!
+//! rml_rtmp's client session (the same crate the server uses for the other side) over a
+//! blocking `TcpStream`: handshake, `connect` to the app, `publish` on the stream key, then one
+//! RTMP audio/video message per FLV tag with the timestamp we choose. Every media message is
+//! sent with a full (type 0) chunk header, so a timestamp going backwards is written as an
+//! absolute value, never as a wrapped delta.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
+use rml_rtmp::time::RtmpTimestamp;
+
+/// A connection that publishes on `rtmp://127.0.0.1:<port>/<app>/<key>`.
+pub struct RtmpPublisher {
+    stream: TcpStream,
+    session: ClientSession,
+    /// Media messages sent.
+    pub sent: u64,
+}
+
+impl RtmpPublisher {
+    /// Connects, handshakes and gets the publish accepted (≤ 10 s).
+    pub fn connect(port: u16, app: &str, key: &str) -> Result<RtmpPublisher, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("RTMP connect to port {port}: {e}"))?;
+        stream.set_nodelay(true).ok();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| e.to_string())?;
+        // Handshake (C0+C1, then C2 once S0+S1 are in).
+        let mut handshake = Handshake::new(PeerType::Client);
+        let c0c1 = handshake
+            .generate_outbound_p0_and_p1()
+            .map_err(|e| format!("RTMP handshake: {e:?}"))?;
+        stream
+            .write_all(&c0c1)
+            .map_err(|e| format!("RTMP handshake write: {e}"))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let leftover = loop {
+            let n = read_some(&mut stream, &mut buf, deadline, "RTMP handshake")?;
+            match handshake
+                .process_bytes(&buf[..n])
+                .map_err(|e| format!("RTMP handshake: {e:?}"))?
+            {
+                HandshakeProcessResult::InProgress { response_bytes } => {
+                    stream
+                        .write_all(&response_bytes)
+                        .map_err(|e| e.to_string())?;
+                }
+                HandshakeProcessResult::Completed {
+                    response_bytes,
+                    remaining_bytes,
+                } => {
+                    stream
+                        .write_all(&response_bytes)
+                        .map_err(|e| e.to_string())?;
+                    break remaining_bytes;
+                }
+            }
+        };
+        let (session, initial) = ClientSession::new(ClientSessionConfig::new())
+            .map_err(|e| format!("RTMP client session: {e:?}"))?;
+        let mut p = RtmpPublisher {
+            stream,
+            session,
+            sent: 0,
+        };
+        p.handle_results(initial)?;
+        let mut events = Vec::new();
+        if !leftover.is_empty() {
+            events.extend(p.input(&leftover)?);
+        }
+        let r = p
+            .session
+            .request_connection(app.to_string())
+            .map_err(|e| format!("RTMP connect request: {e:?}"))?;
+        p.handle_results(vec![r])?;
+        p.wait_for(&mut events, deadline, "connect", |e| {
+            matches!(e, ClientSessionEvent::ConnectionRequestAccepted)
+        })?;
+        let r = p
+            .session
+            .request_publishing(key.to_string(), PublishRequestType::Live)
+            .map_err(|e| format!("RTMP publish request: {e:?}"))?;
+        p.handle_results(vec![r])?;
+        p.wait_for(&mut events, deadline, "publish", |e| {
+            matches!(e, ClientSessionEvent::PublishRequestAccepted)
+        })?;
+        Ok(p)
+    }
+
+    /// Sends one FLV tag body as an RTMP message: `kind` 8 (audio) or 9 (video); other kinds
+    /// (script data) are skipped.
+    pub fn send_tag(&mut self, kind: u8, timestamp_ms: u32, body: Bytes) -> Result<(), String> {
+        let ts = RtmpTimestamp::new(timestamp_ms);
+        // can_be_dropped = true: the next message on the chunk stream gets a full header.
+        let r = match kind {
+            9 => self.session.publish_video_data(body, ts, true),
+            8 => self.session.publish_audio_data(body, ts, true),
+            _ => return Ok(()),
+        }
+        .map_err(|e| format!("RTMP serialize: {e:?}"))?;
+        self.handle_results(vec![r])?;
+        self.sent += 1;
+        if self.sent % 32 == 0 {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Ends the publish and closes the connection.
+    pub fn finish(mut self) -> Result<(), String> {
+        let _ = self.drain();
+        if let Ok(r) = self.session.stop_publishing() {
+            let _ = self.handle_results(r);
+        }
+        let _ = self.stream.flush();
+        let _ = self.stream.shutdown(Shutdown::Both);
+        Ok(())
+    }
+
+    /// Reads whatever the server sent (acknowledgements, pings) without blocking.
+    fn drain(&mut self) -> Result<(), String> {
+        self.stream
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut got = Vec::new();
+        let result = loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => break Err("the server closed the RTMP connection".to_string()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => break Err(format!("RTMP read: {e}")),
+            }
+        };
+        self.stream
+            .set_nonblocking(false)
+            .map_err(|e| e.to_string())?;
+        if !got.is_empty() {
+            self.input(&got)?;
+        }
+        result
+    }
+
+    fn input(&mut self, bytes: &[u8]) -> Result<Vec<ClientSessionEvent>, String> {
+        let results = self
+            .session
+            .handle_input(bytes)
+            .map_err(|e| format!("RTMP input: {e:?}"))?;
+        self.handle_results(results)
+    }
+
+    /// Sends the outbound packets; returns the raised events.
+    fn handle_results(
+        &mut self,
+        results: Vec<ClientSessionResult>,
+    ) -> Result<Vec<ClientSessionEvent>, String> {
+        let mut events = Vec::new();
+        for r in results {
+            match r {
+                ClientSessionResult::OutboundResponse(packet) => self
+                    .stream
+                    .write_all(&packet.bytes)
+                    .map_err(|e| format!("RTMP write: {e}"))?,
+                ClientSessionResult::RaisedEvent(e) => events.push(e),
+                ClientSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(events)
+    }
+
+    fn wait_for(
+        &mut self,
+        events: &mut Vec<ClientSessionEvent>,
+        deadline: Instant,
+        what: &str,
+        want: impl Fn(&ClientSessionEvent) -> bool,
+    ) -> Result<(), String> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(i) = events.iter().position(&want) {
+                events.drain(..=i);
+                return Ok(());
+            }
+            if let Some(e) = events
+                .iter()
+                .find(|e| matches!(e, ClientSessionEvent::ConnectionRequestRejected { .. }))
+            {
+                return Err(format!("RTMP {what}: {e:?}"));
+            }
+            let n = read_some(&mut self.stream, &mut buf, deadline, what)?;
+            let new = self.input(&buf[..n])?;
+            events.extend(new);
+        }
+    }
+}
+
+fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+    what: &str,
+) -> Result<usize, String> {
+    loop {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "RTMP {what}: no answer from the server within 10 s"
+            ));
+        }
+        match stream.read(buf) {
+            Ok(0) => return Err(format!("RTMP {what}: the server closed the connection")),
+            Ok(n) => return Ok(n),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("RTMP {what}: {e}")),
+        }
+    }
+}
+
+/// One tag to publish: FLV tag type, the RTMP timestamp to send, when to send it (ms after the
+/// start: a real publisher sends in real time whatever its timestamps say), and the body.
+#[derive(Debug, Clone)]
+pub struct TimedTag {
+    pub kind: u8,
+    pub timestamp_ms: u32,
+    pub send_at_ms: u64,
+    pub body: Bytes,
+}
+
+/// Publishes `tags` in real time on a thread; the thread's result says how it went.
+pub fn publish_in_real_time(
+    port: u16,
+    app: &str,
+    key: &str,
+    tags: Vec<TimedTag>,
+) -> std::thread::JoinHandle<Result<u64, String>> {
+    let (app, key) = (app.to_string(), key.to_string());
+    std::thread::Builder::new()
+        .name("rtmp-publisher".into())
+        .spawn(move || {
+            let mut p = RtmpPublisher::connect(port, &app, &key)?;
+            let t0 = Instant::now();
+            for t in tags {
+                let due = t0 + Duration::from_millis(t.send_at_ms);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                p.send_tag(t.kind, t.timestamp_ms, t.body)?;
+            }
+            let sent = p.sent;
+            p.finish()?;
+            Ok(sent)
+        })
+        .expect("spawn the RTMP publisher thread")
+}
