@@ -232,6 +232,16 @@ impl Segmenter {
         out
     }
 
+    /// The output changes here although its codec parameters may read the same (a transcoded
+    /// variant whose source changed size): like a new sequence header, a new init segment behind
+    /// a discontinuity, so that every variant of the ladder has its discontinuity at the same
+    /// place (RFC 8216 §6.2.4).
+    pub fn restart_output(&mut self) -> Vec<MuxerOutput> {
+        let mut out = Vec::new();
+        self.restart_on_new_config(&mut out, "source");
+        out
+    }
+
     /// Codec parameters changed mid-session: close the segment; the next keyframe starts a new
     /// init segment behind a discontinuity.
     fn restart_on_new_config(&mut self, out: &mut Vec<MuxerOutput>, which: &str) {
@@ -342,9 +352,13 @@ impl Segmenter {
         }
         let from_timestamp = ticks_90k.max(0) as u64 * rate / u64::from(VIDEO_TIMESCALE);
         let decode_time = match self.audio_next {
-            // A gap (lost audio, a timestamp jump forward) of more than 100 ms: follow the
-            // timestamps. Anything else: stay contiguous, never go backwards.
-            Some(next) if from_timestamp > next + rate / 10 => {
+            // A gap of more than 100 ms (lost audio, a pause): follow the timestamps. A jump
+            // beyond what a frame interval can be is the publisher's clock jumping, which the
+            // video side re-anchors too: stay contiguous, as for anything else; never go back.
+            Some(next)
+                if from_timestamp > next + rate / 10
+                    && from_timestamp - next <= MAX_FRAME_INTERVAL_TICKS as u64 * rate / u64::from(VIDEO_TIMESCALE) =>
+            {
                 if !segment.audio.is_empty() {
                     self.fragment_sequence = flush_fragment(segment, self.fragment_sequence);
                 }

@@ -220,6 +220,7 @@ impl Shared {
             .live
             .as_ref()
             .is_some_and(|live| live.session == session)
+            && !self.status.is_online()
         {
             self.status.went_online();
             info!("stream online");

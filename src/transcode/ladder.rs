@@ -245,6 +245,7 @@ fn run_encoder(variant: &Variant, incoming: &Receiver<EncoderInput>, segment_sec
                 if active.as_ref().is_none_or(|a| a.source != source) {
                     if let Some(old) = active.take() {
                         finish_encoder(variant, old.encoder, &mut segmenter, &emit);
+                        emit(segmenter.restart_output());
                     }
                     active = open_encoder(variant, source, source_fps, segment_seconds);
                     if let Some(new) = &active {
