@@ -54,9 +54,11 @@ profiles, by library and by function, are written beside the results and summari
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -68,9 +70,10 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True          # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import callgrind  # noqa: E402
 from benchlib import (  # noqa: E402
     REPO, BenchError, Http, log, cpu_seconds, peak_rss_kib, try_reap, stop_process, free_port,
-    run, loadavg, parse_media_playlist, probe_video, quality, x264_options, x264_core,
+    run, loadavg, parse_media_playlist, quality, x264_options, x264_core,
     machine_facts, git_rev, ffmpeg_version, ffmpeg_libs, deb_version, median, percentile,
     write_section,
 )
@@ -82,6 +85,7 @@ STREAM_KEY = "benchkey-123456"
 # (name, height, kbps): the ladder of issue 4. maxrate = 1.06 x, bufsize = 1.2 x the bitrate.
 LADDER = [("720p", 720, 2500), ("480p", 480, 1000), ("360p", 360, 600)]
 CPU_USAGE_LEVEL = 2              # selfcast's name for x264 veryfast
+PROFILE_S = 20                   # the perf profiles are taken on this much of the input
 PACE_SHARE = 0.9                 # selfcast's fast runs: publisher at this share of the CLI's speed
 POLL_S = 0.05
 IDLE_S = 2.0
@@ -126,17 +130,40 @@ def make_input(work: Path, duration: int) -> Input:
     meta = path.with_suffix(".json")
     cmd = input_command(path, duration)
     if not (path.exists() and meta.exists()):
-        log(f"generating the {duration} s input (once; cached as {path.relative_to(REPO)})")
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        log(f"generating the {duration} s input (once; cached as {shown})")
         tmp = path.with_name(path.stem + ".tmp.mp4")
         t0 = time.monotonic()
         run(input_command(tmp, duration))
-        out = run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                   "packet=pts_time,flags", "-of", "json", str(tmp)]).stdout
-        packets = json.loads(out)["packets"]
-        keyframes = sorted(float(p["pts_time"]) for p in packets if "K" in p.get("flags", ""))
-        meta.write_text(json.dumps({"frames": len(packets), "keyframes": keyframes}))
+        write_meta(tmp, meta)
         tmp.replace(path)
         log(f"input ready in {time.monotonic() - t0:.0f} s")
+    m = json.loads(meta.read_text())
+    return Input(path, cmd, m["frames"] / FPS, m["frames"], m["keyframes"])
+
+
+def write_meta(clip: Path, meta: Path) -> None:
+    """Frame count and keyframe times of a clip, beside it."""
+    out = run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+               "packet=pts_time,flags", "-of", "json", str(clip)]).stdout
+    packets = json.loads(out)["packets"]
+    keyframes = sorted(float(p["pts_time"]) for p in packets if "K" in p.get("flags", ""))
+    meta.write_text(json.dumps({"frames": len(packets), "keyframes": keyframes}))
+
+
+def cut_input(full: Input, work: Path, seconds: int) -> Input:
+    """The first `seconds` of the input (whole GOPs: -c copy), cached."""
+    if seconds >= full.duration:
+        return full
+    path = work / f"{full.path.stem}-first{seconds}s.mp4"
+    meta = path.with_suffix(".json")
+    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(full.path),
+           "-t", str(seconds), "-c", "copy", str(path)]
+    if not (path.exists() and meta.exists()):
+        tmp = path.with_name(path.stem + ".tmp.mp4")
+        run(cmd[:-1] + [str(tmp)])
+        write_meta(tmp, meta)
+        tmp.replace(path)
     m = json.loads(meta.read_text())
     return Input(path, cmd, m["frames"] / FPS, m["frames"], m["keyframes"])
 
@@ -323,13 +350,13 @@ cpu_usage_level = {CPU_USAGE_LEVEL}
 class Server:
     """A selfcast process on its own ports, config and data dir."""
 
-    def __init__(self, binary: Path, rundir: Path, variants: str):
+    def __init__(self, binary: Path, rundir: Path, variants: str, wrapper: list[str] = ()):
         self.rtmp_port, self.http_port = free_port(), free_port()
         self.config = rundir / "config.toml"
         self.config.write_text(selfcast_config(rundir / "data", self.rtmp_port, self.http_port, variants))
         self.log_path = rundir / "server.log"
         with open(self.log_path, "wb") as logf:
-            self.proc = subprocess.Popen([str(binary), "--config", str(self.config)], stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen([*wrapper, str(binary), "--config", str(self.config)], stdin=subprocess.DEVNULL,
                                          stdout=logf, stderr=subprocess.STDOUT,
                                          env={**os.environ, "NO_COLOR": "1"})
         self.http = Http(self.http_port)
@@ -421,8 +448,13 @@ def run_selfcast(ctx, mode: str, rep: int, keep: Path | None, perf_out: Path | N
     publisher = perf = None
     try:
         server.wait_ready()
+        # The idle rate includes answering our own polling (the same playlists, the same cadence):
+        # the CLI's playlists are files, which cost the CLI nothing to be looked at.
+        idle_watcher = Watcher(names, lambda v: server.playlist(names.index(v)))
         c0, t0 = cpu_seconds(server.pid), time.monotonic()
-        time.sleep(IDLE_S)
+        while time.monotonic() - t0 < IDLE_S:
+            time.sleep(POLL_S)
+            idle_watcher.poll()
         r.idle_cpu_per_s = (cpu_seconds(server.pid) - c0) / (time.monotonic() - t0)
         dropped0 = server.status().get("droppedPackets", 0)
         if perf_out is not None:
@@ -614,20 +646,22 @@ def profile(ctx) -> dict:
     """One more fast run of each side under `perf record` (999 Hz, every thread): where the CPU
     goes, by library, by thread and by function; the full reports are kept in target/bench/."""
     result = {}
-    pace = None
-    for side in ("cli", "selfcast"):
+    short = copy.copy(ctx)
+    short.input = cut_input(ctx.input, ctx.work, PROFILE_S)
+    for side in ("selfcast", "cli"):
         data = ctx.work / f"perf-{side}.data"
-        log(f"profiling {side} (one more run at speed under perf record)")
+        log(f"profiling {side} (a live run of the first {short.input.duration:.0f} s under perf record)")
         if side == "cli":
-            r = run_cli(ctx, "fast", 0, None, perf_out=data)
-            pace = PACE_SHARE * r.rtf
+            r = run_cli(short, "live", 0, None, perf_out=data)
         else:
-            r = run_selfcast(ctx, "fast", 0, None, perf_out=data, pace=pace)
+            r = run_selfcast(short, "live", 0, None, perf_out=data)
         (ctx.work / f"perf-{side}.txt").write_text(
             run(["perf", "report", "-i", str(data), "--no-children", "--sort", "comm,dso,sym",
                  "--stdio", "--percent-limit", "0.2"]).stdout)
         result[side] = {
             "cpu_per_media_s": r.cpu_per_media_s,
+            "missing": r.missing(short.input.frames),
+            "media_s": short.input.duration,
             "by_dso": perf_report(data, "dso")[:15],
             "by_thread": perf_report(data, "comm")[:12],
             "by_sym": [x for x in perf_report(data, "dso,sym") if not x[1].endswith("(all)")][:12],
@@ -657,7 +691,6 @@ def ratio(a, b, digits=2):
 def shell_quote(cmd: list[str]) -> str:
     """A command line a person can read and paste: bare words where safe, else single quotes,
     else double quotes (filter graphs with quoted expressions)."""
-    import shlex
     out = []
     for c in map(str, cmd):
         if c and all(ch.isalnum() or ch in "-_./:=,+%@" for ch in c):
@@ -671,8 +704,8 @@ def shell_quote(cmd: list[str]) -> str:
     return " ".join(out)
 
 
-def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, started: datetime.datetime,
-           minutes: float) -> str:
+def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: dict | None,
+           started: datetime.datetime, minutes: float) -> str:
     m = ctx.machine
     frames = ctx.input.frames
 
@@ -718,8 +751,8 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, star
         w("")
     w(f"- Run: {started:%Y-%m-%d %H:%M} UTC, {minutes:.0f} min, `{ctx.command_line}`")
     w(f"- Machine: {m['nproc']} × {m['cpu']}, {m['mem_gib']:.0f} GiB, {m['os']} (kernel {m['kernel']}); "
-      f"shared with other work: load average {min(r.load_before for r in runs):.1f}–"
-      f"{max(r.load_after for r in runs):.1f} during the runs")
+      + (f"shared with other work: load average {min(r.load_before for r in runs):.1f}–"
+         f"{max(r.load_after for r in runs):.1f} during the runs" if runs else "shared with other work"))
     w(f"- Versions: selfcast {ctx.rev}; {ctx.ffmpeg} ({ctx.libs}); libx264 {ctx.x264_deb} "
       f"(core {x264.get('core') or '?'}). Both sides use the same system libavcodec/libswscale/libx264.")
     w(f"- Runs: {ctx.reps} at speed + {ctx.live_reps} live per side, alternating; figures are the median "
@@ -735,9 +768,13 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, star
     ):
         a, b = pick("selfcast", mode, attr), pick("cli", mode, attr)
         w(f"| {label} | {med_spread(a, d)} | {med_spread(b, d)} | {ratio(median(a), median(b))} |")
-    a, b = pick("selfcast", "fast", "rtf", False), pick("cli", "fast", "rtf")
-    w(f"| real-time factor at speed (media s / wall s) | {med_spread(a, 2)} (paced: a floor, not its "
-      f"limit) | {med_spread(b, 2)} | – |")
+    kept = [r.pace for r in sel("selfcast", "fast", True)]
+    behind = [f"{r.missing(frames)} frames not encoded at {r.pace:.2f}x" for r in sel("selfcast", "fast")
+              if not r.valid(frames)]
+    cell = (f"kept up with a publisher at {', '.join(f'{p:.2f}x' for p in kept)}" if kept else "")
+    cell += ("; " if kept and behind else "") + (f"fell behind: {', '.join(behind)}" if behind else "")
+    w(f"| real-time factor at speed (media s / wall s) | {cell or '–'} | {med_spread(pick('cli', 'fast', 'rtf'), 2)} "
+      "| – |")
     for mode in ("live", "fast"):
         a, b = pick("selfcast", mode, "peak_rss_mib", False), pick("cli", mode, "peak_rss_mib")
         w(f"| peak RSS MiB, {'live' if mode == 'live' else 'at speed'} | {med_spread(a, 0)} | "
@@ -803,8 +840,12 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, star
         w(f"CLI {_cli_name(ctx, v)}: `{b}`")
         w("")
     if prof:
-        w("Where the CPU goes (`perf record -F 999` on one more run at speed of each side; CPU s per media "
-          "s attributed to each library by its share of the samples):")
+        miss = prof["selfcast"].get("missing")
+        w(f"Where the CPU goes (`perf record -F 999` on one more live run of each side, the first "
+          f"{prof['selfcast'].get('media_s', ctx.input.duration):.0f} s of the clip; CPU s per media s "
+          "attributed to each library by its share of the samples"
+          + (f"; selfcast left {miss} frames unencoded in that run, so its column is that much less work"
+             if miss else "") + "):")
         w("")
         w("| library | selfcast | ffmpeg CLI |")
         w("|---|---|---|")
@@ -818,16 +859,39 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, star
             for side in ("selfcast", "cli"):
                 pct = dict((n, p) for p, n in prof[side]["by_dso"]).get(lib)
                 cells.append("–" if pct is None else f"{pct * prof[side]['cpu_per_media_s'] / 100:.3f} ({pct:.1f}%)")
-            w(f"| {lib} | {cells[0]} | {cells[1]} |")
+            w(f"| {_lib(lib)} | {cells[0]} | {cells[1]} |")
         w("")
         for side in ("selfcast", "cli"):
             if side == "selfcast":   # the CLI's threads are unnamed
                 w(f"- {side}, by thread: " + "; ".join(f"{n} {p:.1f}%" for p, n in prof[side]["by_thread"]))
             w(f"- {side}, top functions outside the FFmpeg/x264 libraries (stripped: only the library "
-              "is known there): " + "; ".join(f"`{n}` {p:.1f}%" for p, n in prof[side]["by_sym"]))
+              "is known there): " + "; ".join(f"`{n.replace('selfcast-under-test', 'selfcast')}` {p:.1f}%"
+                                                for p, n in prof[side]["by_sym"]))
         w("")
         w(f"Full profiles: `target/bench/perf-selfcast.txt`, `target/bench/perf-cli.txt` (by thread, library, "
           "function).")
+        w("")
+    if cg:
+        a, b = cg["selfcast"]["by_object"], cg["cli"]["by_object"]
+        ta, tb = sum(a.values()), sum(b.values())
+        w(f"Instructions executed (callgrind, user space only, from the stream's start: a {cg['clip_seconds']} s "
+          f"clip through the same ladder; selfcast {cg['rev']}). Unlike CPU seconds these do not move with "
+          "the machine's load; what they leave out is the kernel, cache misses and waiting"
+          + (f". selfcast encoded {cg['selfcast']['frames_out']} of {cg['selfcast']['frames_expected']} frames "
+             "(it dropped some even at the slow pace under valgrind), so its column is that much less work"
+             if cg["selfcast"].get("frames_out", 0) < (cg["selfcast"].get("frames_expected") or 0) else "")
+          + ":")
+        w("")
+        w("| library | selfcast, G instructions | ffmpeg CLI, G instructions | selfcast / CLI |")
+        w("|---|---|---|---|")
+        libs = sorted(set(a) | set(b), key=lambda k: -(a.get(k, 0) + b.get(k, 0)))
+        shown = [k for k in libs if (a.get(k, 0) + b.get(k, 0)) >= 0.0005 * (ta + tb)]
+        for k in shown:
+            w(f"| {_lib(k)} | {a.get(k, 0) / 1e9:.3f} | {b.get(k, 0) / 1e9:.3f} | {ratio(a.get(k), b.get(k), 3)} |")
+        rest_a = sum(v for k, v in a.items() if k not in shown)
+        rest_b = sum(v for k, v in b.items() if k not in shown)
+        w(f"| everything else | {rest_a / 1e9:.3f} | {rest_b / 1e9:.3f} | |")
+        w(f"| **total** | **{ta / 1e9:.3f}** | **{tb / 1e9:.3f}** | **{ratio(ta, tb, 3)}** |")
         w("")
     # Method and commands.
     w("### How it was measured")
@@ -858,9 +922,10 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, star
     w("  " + shell_quote(cli_command(Path("OUT"))))
     w("  ```")
     w("- CPU: selfcast: utime+stime of the server process from `/proc/PID/stat`, from the publisher's start "
-      "to the last segment listed, minus the server's idle rate (2 s before publishing) × that time; CLI: "
-      "`wait4()` rusage of the process. The publisher is not counted on either side. CPU s per media s = "
-      "CPU s / media duration.")
+      "to the last segment listed, minus the server's idle rate × that time (measured for 2 s before "
+      "publishing while being polled as during the run, so answering the benchmark's own playlist polls "
+      "is not counted: the CLI's playlists are files); CLI: `wait4()` rusage of the process. The publisher "
+      "is not counted on either side. CPU s per media s = CPU s / media duration.")
     w("- Real-time factor: media duration / wall time from the publisher's start until every rendition's "
       "last segment is listed (selfcast, playlists polled every 50 ms) or the CLI has exited. selfcast's "
       "is that of a paced publisher: it shows that selfcast kept up at that speed (see frames not "
@@ -928,6 +993,11 @@ def measure(ctx, runs: list, side: str, mode: str, rep: int, keep: Path | None, 
     return r
 
 
+def _lib(name: str) -> str:
+    """A library name as the report shows it (the measured binary is a copy named selfcast-under-test)."""
+    return "selfcast" if name == "selfcast-under-test" else name
+
+
 def _kv(opts: str | None):
     return [tuple(p.split("=", 1)) if "=" in p else (p, "") for p in (opts or "").split()]
 
@@ -955,6 +1025,9 @@ def main() -> int:
                     help="dry run: selfcast copies the source (no ladder) to test the plumbing")
     ap.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                     help="perf profiles of both sides: when the CPU ratio is above 1.0 (auto), always, never")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count each side's instructions under callgrind on a 2 s clip (~5 min); "
+                         "kept in target/bench/ and reported while the binary stays the same")
     ap.add_argument("--report-only", action="store_true",
                     help="measure nothing: rewrite the section from target/bench/transcode-results.json")
     args = ap.parse_args()
@@ -979,6 +1052,14 @@ def main() -> int:
         log(f"selfcast binary not found: {ctx.binary} (cargo build --release --locked)")
         return 2
 
+    # Measure a copy: a rebuild during the run (cargo in another terminal) must not change what
+    # is measured halfway.
+    ctx.rev = git_rev()
+    snapshot = ctx.work / "selfcast-under-test"
+    shutil.copy2(ctx.binary, snapshot)
+    ctx.binary_origin, ctx.binary = ctx.binary, snapshot
+    ctx.binary_sha256 = callgrind.file_sha256(snapshot)
+
     ctx.input = make_input(ctx.work, args.duration)
     log(f"input: {ctx.input.path.name}, {ctx.input.frames} frames, {len(ctx.input.keyframes)} keyframes")
 
@@ -992,10 +1073,9 @@ def main() -> int:
             + why + "\nrun with --passthrough for a dry run of the plumbing")
         return 3
     ctx.variants = ladder_names(ctx.selfcast_variants != "ladder")
-    log(f"selfcast: {ctx.binary} ({ctx.selfcast_variants}); renditions {', '.join(ctx.variants)}")
+    log(f"selfcast: {ctx.binary_origin} at {ctx.rev} ({ctx.selfcast_variants}); renditions {', '.join(ctx.variants)}")
 
     ctx.machine = machine_facts()
-    ctx.rev = git_rev()
     ctx.ffmpeg = ffmpeg_version()
     ctx.libs = ffmpeg_libs()
     ctx.x264_deb = deb_version("libx264-164") or "?"
@@ -1030,6 +1110,15 @@ def main() -> int:
                 q = qual[side][v]
                 log(f"  {side} {v}: PSNR Y {q['psnr_y']:.2f} dB, SSIM Y {q['ssim_y']:.4f}, {q['frames']} frames")
 
+        cg_file = ctx.work / "callgrind-results.json"
+        if args.callgrind:
+            cg = callgrind.measure(ctx, sys.modules[__name__])
+            cg_file.write_text(json.dumps(cg, indent=1))
+        cg = json.loads(cg_file.read_text()) if cg_file.exists() else None
+        if cg is not None and cg.get("binary_sha256") != ctx.binary_sha256:
+            log("callgrind results in target/bench/ are for another binary: left out (run with --callgrind)")
+            cg = None
+
         prof = None
         def cpu(side, mode):
             return median([r.cpu_per_media_s for r in runs
@@ -1051,10 +1140,10 @@ def main() -> int:
         "ctx": {k: getattr(ctx, k) for k in CTX_SAVED},
         "input": {**asdict(ctx.input), "path": str(ctx.input.path)},
         "runs": [asdict(r) for r in runs],
-        "quality": qual, "x264": x264, "profile": prof,
+        "quality": qual, "x264": x264, "profile": prof, "callgrind": cg,
     }
     (ctx.work / "transcode-results.json").write_text(json.dumps(saved, indent=1, default=str))
-    write_section(args.out, "transcode", report(ctx, runs, qual, x264, prof, started, minutes))
+    write_section(args.out, "transcode", report(ctx, runs, qual, x264, prof, cg, started, minutes))
     log(f"wrote the transcode section of {args.out} ({minutes:.1f} min)")
     return 0
 
@@ -1076,7 +1165,7 @@ def report_only(results: Path, out: Path, work: Path) -> int:
     runs = [Run(**r) for r in saved["runs"]]
     started = datetime.datetime.fromisoformat(saved["started"])
     write_section(out, "transcode", report(ctx, runs, saved["quality"], saved["x264"], saved["profile"],
-                                           started, saved["minutes"]))
+                                           saved.get("callgrind"), started, saved["minutes"]))
     log(f"rewrote the transcode section of {out} from {results}")
     return 0
 
