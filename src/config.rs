@@ -107,7 +107,11 @@ impl Default for VideoConfig {
     fn default() -> Self {
         Self {
             variants: vec![
-                VariantConfig { name: "source".into(), passthrough: true, ..VariantConfig::default() },
+                VariantConfig {
+                    name: "source".into(),
+                    passthrough: true,
+                    ..VariantConfig::default()
+                },
                 VariantConfig {
                     name: "480p".into(),
                     height: Some(480),
@@ -279,26 +283,47 @@ impl Config {
 }
 
 impl Config {
-    fn validate_variants(&self, invalid: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+    fn validate_variants(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
         let variants = &self.video.variants;
         if variants.is_empty() {
-            return Err(invalid("video.variants", "list at least one [[video.variants]]".into()));
+            return Err(invalid(
+                "video.variants",
+                "list at least one [[video.variants]]".into(),
+            ));
         }
         if variants.iter().filter(|v| v.passthrough).count() > 1 {
-            return Err(invalid("video.variants", "at most one variant can be passthrough".into()));
+            return Err(invalid(
+                "video.variants",
+                "at most one variant can be passthrough".into(),
+            ));
         }
         for (index, variant) in variants.iter().enumerate() {
             let key = |field: &str| format!("video.variants[{index}].{field}");
             if variant.name.trim().is_empty() {
-                return Err(invalid(&key("name"), "give every variant a name, like \"480p\"".into()));
+                return Err(invalid(
+                    &key("name"),
+                    "give every variant a name, like \"480p\"".into(),
+                ));
             }
-            if variants[..index].iter().any(|other| other.name == variant.name) {
-                return Err(invalid(&key("name"), format!("\"{}\" is used twice", variant.name)));
+            if variants[..index]
+                .iter()
+                .any(|other| other.name == variant.name)
+            {
+                return Err(invalid(
+                    &key("name"),
+                    format!("\"{}\" is used twice", variant.name),
+                ));
             }
             if variant.cpu_usage_level > 4 {
                 return Err(invalid(
                     &key("cpu_usage_level"),
-                    format!("{} is out of range: 0 (ultrafast) to 4 (fast)", variant.cpu_usage_level),
+                    format!(
+                        "{} is out of range: 0 (ultrafast) to 4 (fast)",
+                        variant.cpu_usage_level
+                    ),
                 ));
             }
             if variant.passthrough {
@@ -319,9 +344,17 @@ impl Config {
             match variant.height {
                 Some(height) if (64..=4320).contains(&height) => {}
                 Some(height) => {
-                    return Err(invalid(&key("height"), format!("{height} is out of range: 64 to 4320")))
+                    return Err(invalid(
+                        &key("height"),
+                        format!("{height} is out of range: 64 to 4320"),
+                    ))
                 }
-                None => return Err(invalid(&key("height"), "missing: set the output height, like 480".into())),
+                None => {
+                    return Err(invalid(
+                        &key("height"),
+                        "missing: set the output height, like 480".into(),
+                    ))
+                }
             }
             match variant.video_bitrate_kbps {
                 Some(kbps) if (100..=100_000).contains(&kbps) => {}
@@ -340,7 +373,10 @@ impl Config {
             }
             if let Some(rate) = variant.framerate {
                 if !(1.0..=120.0).contains(&rate) {
-                    return Err(invalid(&key("framerate"), format!("{rate} is out of range: 1 to 120")));
+                    return Err(invalid(
+                        &key("framerate"),
+                        format!("{rate} is out of range: 1 to 120"),
+                    ));
                 }
             }
         }
@@ -380,7 +416,12 @@ fn line_of_key(text: &str, dotted: &str) -> usize {
             if in_section {
                 header_line = index + 1;
             }
-        } else if in_section && line.split('=').next().is_some_and(|name| name.trim() == key) {
+        } else if in_section
+            && line
+                .split('=')
+                .next()
+                .is_some_and(|name| name.trim() == key)
+        {
             return index + 1;
         }
     }
@@ -409,7 +450,14 @@ mod tests {
         assert_eq!(shipped.hls.playlist_segments, default.hls.playlist_segments);
         assert_eq!(shipped.server.data_dir, default.server.data_dir);
         assert_eq!(shipped.rtmp.stream_key, None);
-        let names = |config: &Config| config.video.variants.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>();
+        let names = |config: &Config| {
+            config
+                .video
+                .variants
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(&shipped), names(&default));
     }
 
@@ -477,27 +525,50 @@ mod tests {
              framerate = 30\ncpu_usage_level = 0\n",
         )
         .unwrap();
-        let [source, low] = &config.video.variants[..] else { panic!("two variants") };
+        let [source, low] = &config.video.variants[..] else {
+            panic!("two variants")
+        };
         assert!(source.passthrough);
-        assert_eq!((low.height, low.video_bitrate_kbps, low.framerate), (Some(360), Some(600), Some(30.0)));
+        assert_eq!(
+            (low.height, low.video_bitrate_kbps, low.framerate),
+            (Some(360), Some(600), Some(30.0))
+        );
         assert_eq!(low.x264_preset(), "ultrafast");
     }
 
     #[test]
     fn ladder_mistakes_name_the_variant_and_line() {
         let two = "[[video.variants]]\nname = \"a\"\npassthrough = true\n[[video.variants]]\nname = \"b\"\n";
-        let err = parse(&format!("{two}height = 480\n")).unwrap_err().to_string();
-        assert!(err.starts_with("config.toml:4: video.variants[1].video_bitrate_kbps: missing"), "{err}");
-        let err = parse(&format!("{two}height = 480\nvideo_bitrate_kbps = 900\ncpu_usage_level = 7\n"))
+        let err = parse(&format!("{two}height = 480\n"))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("config.toml:8: video.variants[1].cpu_usage_level: 7 is out of range"), "{err}");
+        assert!(
+            err.starts_with("config.toml:4: video.variants[1].video_bitrate_kbps: missing"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{two}height = 480\nvideo_bitrate_kbps = 900\ncpu_usage_level = 7\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("config.toml:8: video.variants[1].cpu_usage_level: 7 is out of range"),
+            "{err}"
+        );
         let err = parse("[[video.variants]]\nname = \"a\"\npassthrough = true\nheight = 720\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("config.toml:4: video.variants[0].height: a passthrough variant"), "{err}");
-        let err = parse("[[video.variants]]\nname = \"a\"\nheigth = 720\n").unwrap_err().to_string();
-        assert!(err.starts_with("config.toml:3: video.variants[0].heigth: unknown field"), "{err}");
+        assert!(
+            err.starts_with("config.toml:4: video.variants[0].height: a passthrough variant"),
+            "{err}"
+        );
+        let err = parse("[[video.variants]]\nname = \"a\"\nheigth = 720\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("config.toml:3: video.variants[0].heigth: unknown field"),
+            "{err}"
+        );
         let err = parse("[video]\nvariants = []\n").unwrap_err().to_string();
         assert!(err.contains("video.variants: list at least one"), "{err}");
     }

@@ -3,8 +3,8 @@
 
 pub mod config;
 pub mod hls;
-pub mod log_limit;
 pub mod ingest;
+pub mod log_limit;
 pub mod media;
 pub mod pipeline;
 pub mod secrets;

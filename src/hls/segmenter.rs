@@ -128,7 +128,10 @@ pub struct SessionStart {
 impl SessionStart {
     /// A session starting now at `ticks`.
     pub fn now(ticks: u64) -> Self {
-        Self { ticks, wall_clock: SystemTime::now() }
+        Self {
+            ticks,
+            wall_clock: SystemTime::now(),
+        }
     }
 }
 
@@ -357,7 +360,8 @@ impl Segmenter {
             // video side re-anchors too: stay contiguous, as for anything else; never go back.
             Some(next)
                 if from_timestamp > next + rate / 10
-                    && from_timestamp - next <= MAX_FRAME_INTERVAL_TICKS as u64 * rate / u64::from(VIDEO_TIMESCALE) =>
+                    && from_timestamp - next
+                        <= MAX_FRAME_INTERVAL_TICKS as u64 * rate / u64::from(VIDEO_TIMESCALE) =>
             {
                 if !segment.audio.is_empty() {
                     self.fragment_sequence = flush_fragment(segment, self.fragment_sequence);

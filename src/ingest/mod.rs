@@ -40,8 +40,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::pipeline::Pipeline;
 use crate::log_limit::{LogLimiter, LOG_EVERY};
+use crate::pipeline::Pipeline;
 
 /// At most this many RTMP connections at once. One publisher at a time is live; the rest of the
 /// room is for a reconnecting encoder, refused attempts and probes.

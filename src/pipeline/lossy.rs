@@ -27,7 +27,11 @@ pub enum Sent {
 
 impl LossySender {
     pub fn new(events: Sender<IngestEvent>, queue: &'static str) -> Self {
-        Self { events, awaiting_keyframe: false, queue }
+        Self {
+            events,
+            awaiting_keyframe: false,
+            queue,
+        }
     }
 
     pub fn send(&mut self, event: IngestEvent) -> Sent {
@@ -42,7 +46,10 @@ impl LossySender {
             Ok(()) => Sent::Queued,
             Err(TrySendError::Full(_)) => {
                 if is_video && !self.awaiting_keyframe {
-                    warn!(queue = self.queue, "queue full: dropping video until the next keyframe");
+                    warn!(
+                        queue = self.queue,
+                        "queue full: dropping video until the next keyframe"
+                    );
                     self.awaiting_keyframe = true;
                 }
                 Sent::Dropped
@@ -65,7 +72,13 @@ mod tests {
     use crate::media::MediaPacket;
 
     fn video(keyframe: bool) -> IngestEvent {
-        IngestEvent::Packet(MediaPacket { kind: TrackKind::Video, dts_ms: 0, pts_ms: 0, keyframe, data: Bytes::new() })
+        IngestEvent::Packet(MediaPacket {
+            kind: TrackKind::Video,
+            dts_ms: 0,
+            pts_ms: 0,
+            keyframe,
+            data: Bytes::new(),
+        })
     }
 
     #[test]
@@ -75,7 +88,11 @@ mod tests {
         assert_eq!(sender.send(video(true)), Sent::Queued);
         assert_eq!(sender.send(video(false)), Sent::Dropped, "full");
         rx.recv().unwrap();
-        assert_eq!(sender.send(video(false)), Sent::Dropped, "references the dropped frame");
+        assert_eq!(
+            sender.send(video(false)),
+            Sent::Dropped,
+            "references the dropped frame"
+        );
         assert_eq!(sender.send(video(true)), Sent::Queued);
         rx.recv().unwrap();
         assert_eq!(sender.send(video(false)), Sent::Queued);

@@ -128,7 +128,11 @@ impl Pipeline {
                     .iter()
                     .enumerate()
                     .map(|(index, config)| {
-                        Arc::new(Variant::new(index.to_string(), config.clone(), Segmenter::new(segment_seconds)))
+                        Arc::new(Variant::new(
+                            index.to_string(),
+                            config.clone(),
+                            Segmenter::new(segment_seconds),
+                        ))
                     })
                     .collect(),
                 segment_seconds,
@@ -230,10 +234,20 @@ impl Shared {
 
 /// One session: the passthrough variant's segmenter runs here; transcoded variants run on the
 /// ladder's threads. Until the publisher goes away or the server stops.
-fn run_session(shared: Arc<Shared>, session: u64, incoming: &Receiver<IngestEvent>, stopped: &Receiver<()>) {
+fn run_session(
+    shared: Arc<Shared>,
+    session: u64,
+    incoming: &Receiver<IngestEvent>,
+    stopped: &Receiver<()>,
+) {
     // Every variant's next session starts at the same time on the output timeline.
     let start = SessionStart::now(
-        shared.variants.iter().map(|v| v.lock_segmenter().timeline_end()).max().unwrap_or(0),
+        shared
+            .variants
+            .iter()
+            .map(|v| v.lock_segmenter().timeline_end())
+            .max()
+            .unwrap_or(0),
     );
     let sink: OutputSink = {
         let shared = Arc::clone(&shared);
@@ -251,8 +265,12 @@ fn run_session(shared: Arc<Shared>, session: u64, incoming: &Receiver<IngestEven
         segmenter.begin_session(start);
         (variant, segmenter)
     });
-    let transcoded: Vec<Arc<Variant>> =
-        shared.variants.iter().filter(|v| !v.config.passthrough).cloned().collect();
+    let transcoded: Vec<Arc<Variant>> = shared
+        .variants
+        .iter()
+        .filter(|v| !v.config.passthrough)
+        .cloned()
+        .collect();
     let mut ladder = (!transcoded.is_empty())
         .then(|| Ladder::start(transcoded, shared.segment_seconds, start, Arc::clone(&sink)));
     loop {

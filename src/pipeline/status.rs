@@ -33,7 +33,9 @@ impl InputSummary {
     /// Average media bitrate since the publish began.
     pub fn bitrate_kbps(&self) -> u64 {
         let end = self.until.unwrap_or_else(Instant::now);
-        let seconds = self.since.map_or(0.0, |since| end.saturating_duration_since(since).as_secs_f64());
+        let seconds = self.since.map_or(0.0, |since| {
+            end.saturating_duration_since(since).as_secs_f64()
+        });
         if seconds < 0.5 {
             return 0;
         }
@@ -56,7 +58,10 @@ impl StreamStatus {
         let mut status = self.lock();
         status.last_connect_time = Some(SystemTime::now());
         status.dropped_packets = 0;
-        status.input = InputSummary { since: Some(Instant::now()), ..InputSummary::default() };
+        status.input = InputSummary {
+            since: Some(Instant::now()),
+            ..InputSummary::default()
+        };
     }
 
     /// Notes what an event says about the input.

@@ -22,7 +22,11 @@ pub struct KeyframeClock {
 
 impl KeyframeClock {
     pub fn new(segment_seconds: u32) -> Self {
-        Self { interval_ms: i64::from(segment_seconds.max(1)) * 1000, origin: None, last: None }
+        Self {
+            interval_ms: i64::from(segment_seconds.max(1)) * 1000,
+            origin: None,
+            last: None,
+        }
     }
 
     /// The epoch of a frame shown at `pts_ms` (frames arrive in presentation order).
@@ -59,7 +63,9 @@ mod tests {
     fn epochs_advance_every_interval_from_the_first_frame() {
         // 30 fps as RTMP rounds it: frame n at n × 1000 / 30 ms.
         let mut clock = KeyframeClock::new(2);
-        let epochs: Vec<u64> = (0..130).map(|frame| clock.epoch(5000 + frame * 1000 / 30)).collect();
+        let epochs: Vec<u64> = (0..130)
+            .map(|frame| clock.epoch(5000 + frame * 1000 / 30))
+            .collect();
         assert_eq!(epochs[0], 0);
         assert_eq!(epochs[59], 0);
         assert_eq!(epochs[60], 1, "frame 60 is at 2000 ms after the first");
@@ -77,7 +83,11 @@ mod tests {
         let jumped = 45 * 40 + 30_000;
         assert_eq!(clock.epoch(jumped), 0);
         assert_eq!(clock.epoch(jumped + 4 * 40), 0, "1.96 s of media");
-        assert_eq!(clock.epoch(jumped + 5 * 40), 1, "2.00 s of media: the cadence carried on");
+        assert_eq!(
+            clock.epoch(jumped + 5 * 40),
+            1,
+            "2.00 s of media: the cadence carried on"
+        );
         // Then 10 s back: the next frame still counts as 2.04 s.
         let back = jumped + 5 * 40 - 10_000 + 40;
         assert_eq!(clock.epoch(back), 1);

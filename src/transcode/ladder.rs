@@ -40,14 +40,23 @@ pub struct Ladder {
 
 /// What an encoder thread receives.
 enum EncoderInput {
-    Frame { frame: DecodedFrame, epoch: u64, source_fps: f64 },
+    Frame {
+        frame: DecodedFrame,
+        epoch: u64,
+        source_fps: f64,
+    },
     Audio(IngestEvent),
 }
 
 impl Ladder {
     /// Start the decoder and encoder threads for `variants` (none of them passthrough), their
     /// muxers starting the session at `start`.
-    pub fn start(variants: Vec<Arc<Variant>>, segment_seconds: u32, start: SessionStart, sink: OutputSink) -> Self {
+    pub fn start(
+        variants: Vec<Arc<Variant>>,
+        segment_seconds: u32,
+        start: SessionStart,
+        sink: OutputSink,
+    ) -> Self {
         let (events, incoming) = crossbeam_channel::bounded(DECODER_QUEUE);
         let decoder = std::thread::Builder::new()
             .name("decoder".into())
@@ -55,7 +64,9 @@ impl Ladder {
                 let _span = info_span!("decoder").entered();
                 let encoders = variants
                     .into_iter()
-                    .filter_map(|variant| EncoderThread::spawn(variant, segment_seconds, start, Arc::clone(&sink)))
+                    .filter_map(|variant| {
+                        EncoderThread::spawn(variant, segment_seconds, start, Arc::clone(&sink))
+                    })
                     .collect();
                 run_decoder(&incoming, encoders, segment_seconds);
             });
@@ -66,7 +77,11 @@ impl Ladder {
                 None
             }
         };
-        Self { input: LossySender::new(events, "pipeline → decoder"), decoder, dropped: 0 }
+        Self {
+            input: LossySender::new(events, "pipeline → decoder"),
+            decoder,
+            dropped: 0,
+        }
     }
 
     /// Hand one source event to the decoder thread; never blocks.
@@ -79,10 +94,17 @@ impl Ladder {
     /// End of the session: the threads drain what is queued, flush the codecs and the last
     /// segments, and end; returns when they have.
     pub fn finish(self) {
-        let Ladder { input, decoder, dropped } = self;
+        let Ladder {
+            input,
+            decoder,
+            dropped,
+        } = self;
         drop(input);
         if dropped > 0 {
-            warn!(dropped, "the decoder fell behind: source packets were dropped this session");
+            warn!(
+                dropped,
+                "the decoder fell behind: source packets were dropped this session"
+            );
         }
         if let Some(decoder) = decoder {
             let _ = decoder.join();
@@ -97,15 +119,26 @@ struct EncoderThread {
 }
 
 impl EncoderThread {
-    fn spawn(variant: Arc<Variant>, segment_seconds: u32, start: SessionStart, sink: OutputSink) -> Option<Self> {
+    fn spawn(
+        variant: Arc<Variant>,
+        segment_seconds: u32,
+        start: SessionStart,
+        sink: OutputSink,
+    ) -> Option<Self> {
         let (frames, incoming) = crossbeam_channel::bounded(ENCODER_QUEUE);
         let thread_variant = Arc::clone(&variant);
-        let spawned = std::thread::Builder::new().name(format!("encoder-{}", variant.id)).spawn(move || {
-            let _span = info_span!("encoder", variant = %thread_variant.config.name).entered();
-            run_encoder(&thread_variant, &incoming, segment_seconds, start, &sink);
-        });
+        let spawned = std::thread::Builder::new()
+            .name(format!("encoder-{}", variant.id))
+            .spawn(move || {
+                let _span = info_span!("encoder", variant = %thread_variant.config.name).entered();
+                run_encoder(&thread_variant, &incoming, segment_seconds, start, &sink);
+            });
         match spawned {
-            Ok(handle) => Some(Self { variant, frames, handle }),
+            Ok(handle) => Some(Self {
+                variant,
+                frames,
+                handle,
+            }),
             Err(e) => {
                 error!(variant = %variant.config.name, "cannot start an encoder thread: {e}");
                 None
@@ -118,7 +151,10 @@ impl EncoderThread {
     /// framerate would help).
     fn offer(&self, input: EncoderInput, warnings: &mut LogLimiter<String>) {
         if let Err(TrySendError::Full(_)) = self.frames.try_send(input) {
-            self.variant.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            self.variant
+                .stats
+                .frames_dropped
+                .fetch_add(1, Ordering::Relaxed);
             if let Some(suppressed) = warnings.allow(self.variant.id.clone(), Instant::now()) {
                 warn!(
                     variant = %self.variant.config.name,
@@ -127,7 +163,10 @@ impl EncoderThread {
                 );
             }
         }
-        self.variant.stats.queue_depth.store(self.frames.len(), Ordering::Relaxed);
+        self.variant
+            .stats
+            .queue_depth
+            .store(self.frames.len(), Ordering::Relaxed);
     }
 }
 
@@ -144,14 +183,24 @@ impl FanOut {
         for frame in frames {
             if frame.is_damaged() {
                 if let Some(suppressed) = self.behind.allow("damaged".into(), Instant::now()) {
-                    warn!(suppressed, "the source's video is damaged: the decoder concealed errors in a picture");
+                    warn!(
+                        suppressed,
+                        "the source's video is damaged: the decoder concealed errors in a picture"
+                    );
                 }
             }
             let epoch = self.keyframes.epoch(frame.pts_ms);
             for encoder in &self.encoders {
                 // A new reference to the same picture: no pixels are copied.
                 match frame.try_clone() {
-                    Ok(frame) => encoder.offer(EncoderInput::Frame { frame, epoch, source_fps }, &mut self.behind),
+                    Ok(frame) => encoder.offer(
+                        EncoderInput::Frame {
+                            frame,
+                            epoch,
+                            source_fps,
+                        },
+                        &mut self.behind,
+                    ),
                     Err(e) => warn!("a decoded frame could not be shared: {e}"),
                 }
             }
@@ -173,9 +222,17 @@ impl FanOut {
     }
 }
 
-fn run_decoder(incoming: &Receiver<IngestEvent>, encoders: Vec<EncoderThread>, segment_seconds: u32) {
+fn run_decoder(
+    incoming: &Receiver<IngestEvent>,
+    encoders: Vec<EncoderThread>,
+    segment_seconds: u32,
+) {
     let mut decoder: Option<(VideoDecoder, f64)> = None;
-    let mut out = FanOut { encoders, keyframes: KeyframeClock::new(segment_seconds), behind: LogLimiter::new(LOG_EVERY) };
+    let mut out = FanOut {
+        encoders,
+        keyframes: KeyframeClock::new(segment_seconds),
+        behind: LogLimiter::new(LOG_EVERY),
+    };
     let mut warnings = LogLimiter::new(LOG_EVERY);
     for event in incoming {
         match event {
@@ -186,12 +243,17 @@ fn run_decoder(incoming: &Receiver<IngestEvent>, encoders: Vec<EncoderThread>, s
                 decoder = open_decoder(&config);
             }
             IngestEvent::Packet(packet) if packet.kind == TrackKind::Video => {
-                let Some((video, fps)) = &mut decoder else { continue };
+                let Some((video, fps)) = &mut decoder else {
+                    continue;
+                };
                 match video.decode(&packet) {
                     Ok(frames) => out.frames(frames, *fps),
                     Err(e) => {
                         if let Some(suppressed) = warnings.allow("decode", Instant::now()) {
-                            warn!(suppressed, "skipping a video packet the decoder refused: {e}");
+                            warn!(
+                                suppressed,
+                                "skipping a video packet the decoder refused: {e}"
+                            );
                         }
                     }
                 }
@@ -206,10 +268,19 @@ fn run_decoder(incoming: &Receiver<IngestEvent>, encoders: Vec<EncoderThread>, s
 }
 
 fn open_decoder(config: &AvcDecoderConfig) -> Option<(VideoDecoder, f64)> {
-    let fps = config.sps.frame_rate.filter(|fps| fps.is_finite() && *fps > 0.0).unwrap_or(DEFAULT_FRAME_RATE);
+    let fps = config
+        .sps
+        .frame_rate
+        .filter(|fps| fps.is_finite() && *fps > 0.0)
+        .unwrap_or(DEFAULT_FRAME_RATE);
     match VideoDecoder::new(config) {
         Ok(decoder) => {
-            info!(width = config.sps.width, height = config.sps.height, fps, "decoding the source");
+            info!(
+                width = config.sps.width,
+                height = config.sps.height,
+                fps,
+                "decoding the source"
+            );
             Some((decoder, fps))
         }
         Err(e) => {
@@ -226,7 +297,13 @@ struct ActiveEncoder {
     last_epoch: Option<u64>,
 }
 
-fn run_encoder(variant: &Variant, incoming: &Receiver<EncoderInput>, segment_seconds: u32, start: SessionStart, sink: &OutputSink) {
+fn run_encoder(
+    variant: &Variant,
+    incoming: &Receiver<EncoderInput>,
+    segment_seconds: u32,
+    start: SessionStart,
+    sink: &OutputSink,
+) {
     let mut segmenter = variant.lock_segmenter();
     segmenter.begin_session(start);
     let mut active: Option<ActiveEncoder> = None;
@@ -237,11 +314,22 @@ fn run_encoder(variant: &Variant, incoming: &Receiver<EncoderInput>, segment_sec
         }
     };
     for input in incoming {
-        variant.stats.queue_depth.store(incoming.len(), Ordering::Relaxed);
+        variant
+            .stats
+            .queue_depth
+            .store(incoming.len(), Ordering::Relaxed);
         match input {
             EncoderInput::Audio(event) => emit(segmenter.push(event)),
-            EncoderInput::Frame { frame, epoch, source_fps } => {
-                let source = (frame.frame.width(), frame.frame.height(), frame.frame.format());
+            EncoderInput::Frame {
+                frame,
+                epoch,
+                source_fps,
+            } => {
+                let source = (
+                    frame.frame.width(),
+                    frame.frame.height(),
+                    frame.frame.format(),
+                );
                 if active.as_ref().is_none_or(|a| a.source != source) {
                     if let Some(old) = active.take() {
                         finish_encoder(variant, old.encoder, &mut segmenter, &emit);
@@ -249,7 +337,9 @@ fn run_encoder(variant: &Variant, incoming: &Receiver<EncoderInput>, segment_sec
                     }
                     active = open_encoder(variant, source, source_fps, segment_seconds);
                     if let Some(new) = &active {
-                        emit(segmenter.push(IngestEvent::VideoConfig(new.encoder.config().clone())));
+                        emit(
+                            segmenter.push(IngestEvent::VideoConfig(new.encoder.config().clone())),
+                        );
                     }
                 }
                 let Some(current) = &mut active else { continue };
@@ -280,7 +370,13 @@ fn open_encoder(
     segment_seconds: u32,
 ) -> Option<ActiveEncoder> {
     let (source_width, source_height, format) = source;
-    let settings = encoder_settings(variant, source_width, source_height, source_fps, segment_seconds);
+    let settings = encoder_settings(
+        variant,
+        source_width,
+        source_height,
+        source_fps,
+        segment_seconds,
+    );
     match VideoEncoder::new(&settings, source_width, source_height, format) {
         Ok(encoder) => {
             info!(
@@ -291,10 +387,16 @@ fn open_encoder(
                 gop = settings.gop_frames,
                 "encoding"
             );
-            Some(ActiveEncoder { encoder, source, last_epoch: None })
+            Some(ActiveEncoder {
+                encoder,
+                source,
+                last_epoch: None,
+            })
         }
         Err(e) => {
-            error!("cannot open the encoder: {e}; this variant gets no video until the source changes");
+            error!(
+                "cannot open the encoder: {e}; this variant gets no video until the source changes"
+            );
             None
         }
     }
@@ -302,11 +404,22 @@ fn open_encoder(
 
 /// The variant's output for this source: its height (never above the source's), the width
 /// that keeps the source's aspect ratio (even, as 4:2:0 needs), a GOP of one segment.
-fn encoder_settings(variant: &Variant, source_width: u32, source_height: u32, source_fps: f64, segment_seconds: u32) -> EncoderSettings {
+fn encoder_settings(
+    variant: &Variant,
+    source_width: u32,
+    source_height: u32,
+    source_fps: f64,
+    segment_seconds: u32,
+) -> EncoderSettings {
     let config = &variant.config;
     let height = even(config.height.unwrap_or(source_height).min(source_height));
-    let width = even((f64::from(source_width) * f64::from(height) / f64::from(source_height.max(1))).round() as u32);
-    let fps = config.framerate.map_or(source_fps, |cap| cap.min(source_fps));
+    let width = even(
+        (f64::from(source_width) * f64::from(height) / f64::from(source_height.max(1))).round()
+            as u32,
+    );
+    let fps = config
+        .framerate
+        .map_or(source_fps, |cap| cap.min(source_fps));
     EncoderSettings {
         width,
         height,
@@ -322,12 +435,20 @@ fn even(value: u32) -> u32 {
     (value.max(2) + 1) & !1
 }
 
-fn finish_encoder(variant: &Variant, mut encoder: VideoEncoder, segmenter: &mut Segmenter, emit: &impl Fn(Vec<MuxerOutput>)) {
+fn finish_encoder(
+    variant: &Variant,
+    mut encoder: VideoEncoder,
+    segmenter: &mut Segmenter,
+    emit: &impl Fn(Vec<MuxerOutput>),
+) {
     match encoder.flush() {
         Ok(packets) => mux_video(variant, packets, segmenter, emit),
         Err(e) => warn!("flushing the encoder failed: {e}"),
     }
-    variant.stats.frames_dropped.fetch_add(encoder.dropped_by_cap(), Ordering::Relaxed);
+    variant
+        .stats
+        .frames_dropped
+        .fetch_add(encoder.dropped_by_cap(), Ordering::Relaxed);
 }
 
 fn mux_video(
@@ -367,11 +488,21 @@ mod tests {
             )
         };
         let settings = encoder_settings(&variant(480), 1280, 720, 30.0, 2);
-        assert_eq!((settings.width, settings.height, settings.gop_frames), (854, 480, 60));
+        assert_eq!(
+            (settings.width, settings.height, settings.gop_frames),
+            (854, 480, 60)
+        );
         let settings = encoder_settings(&variant(360), 1920, 1080, 60.0, 2);
-        assert_eq!((settings.width, settings.height, settings.gop_frames), (640, 360, 120));
+        assert_eq!(
+            (settings.width, settings.height, settings.gop_frames),
+            (640, 360, 120)
+        );
         let settings = encoder_settings(&variant(1080), 1280, 720, 30.0, 2);
-        assert_eq!((settings.width, settings.height), (1280, 720), "no upscaling");
+        assert_eq!(
+            (settings.width, settings.height),
+            (1280, 720),
+            "no upscaling"
+        );
         let settings = encoder_settings(&variant(241), 1280, 720, 30.0, 2);
         assert_eq!(settings.height % 2, 0);
     }

@@ -58,12 +58,19 @@ pub struct VariantStats {
 
 impl Variant {
     pub fn new(id: String, config: VariantConfig, segmenter: Segmenter) -> Self {
-        Self { id, config, segmenter: Mutex::new(segmenter), stats: VariantStats::default() }
+        Self {
+            id,
+            config,
+            segmenter: Mutex::new(segmenter),
+            stats: VariantStats::default(),
+        }
     }
 
     /// The variant's muxer; held by the thread that runs the variant for a whole session.
     pub fn lock_segmenter(&self) -> MutexGuard<'_, Segmenter> {
-        self.segmenter.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.segmenter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Counts a source video frame going to a passthrough muxer.

@@ -96,7 +96,12 @@ pub fn routes(
             hls_url: "/hls/stream.m3u8",
             dropped_packets: stream.dropped_packets,
             input: input(&stream),
-            variants: state.pipeline.variants().iter().map(|v| variant_status(v, &served)).collect(),
+            variants: state
+                .pipeline
+                .variants()
+                .iter()
+                .map(|v| variant_status(v, &served))
+                .collect(),
         };
         warp::reply::with_header(
             warp::reply::json(&status),
