@@ -47,6 +47,7 @@ impl Variant {
                 preset,
                 gop_frames: 30 * SEGMENT_SECONDS,
                 frame_rate_hint: 30.0,
+                threads: 0,
             },
             encoder: None,
             segmenter,
@@ -188,7 +189,7 @@ fn a_two_rung_ladder_probes_decodes_and_lines_up() {
     for event in &events {
         match event {
             IngestEvent::VideoConfig(config) => {
-                decoder.get_or_insert_with(|| VideoDecoder::new(config).expect("decoder"));
+                decoder.get_or_insert_with(|| VideoDecoder::new(config, 0).expect("decoder"));
             }
             IngestEvent::Packet(p) if p.kind == TrackKind::Video => {
                 decoded += decoder.as_mut().unwrap().decode(p).unwrap().len() as u64;
@@ -229,7 +230,7 @@ fn a_two_rung_ladder_probes_decodes_and_lines_up() {
     for event in events {
         match event {
             IngestEvent::VideoConfig(config) => {
-                decoder.get_or_insert_with(|| VideoDecoder::new(&config).expect("decoder"));
+                decoder.get_or_insert_with(|| VideoDecoder::new(&config, 0).expect("decoder"));
             }
             IngestEvent::Packet(p) if p.kind == TrackKind::Video => {
                 let frames = decoder.as_mut().unwrap().decode(&p).expect("decodes");

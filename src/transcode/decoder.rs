@@ -2,9 +2,9 @@
 //! publisher's [`MediaPacket`]s (AVCC framing, as FLV carries them) in, raw pictures out.
 //!
 //! Threading: a [`VideoDecoder`] is owned and driven by one thread (the pipeline's decoder
-//! thread); it is `Send` but not meant to be shared. libavcodec runs its own frame-threading
-//! workers behind it (`threads=auto`, as the `ffmpeg` CLI does), so decoding a packet returns the
-//! pictures it completes a few packets later, and [`VideoDecoder::flush`] returns the rest.
+//! thread); it is `Send` but not meant to be shared. With more than one thread libavcodec runs
+//! frame-threading workers behind it, so decoding a packet returns the pictures it completes a
+//! few packets later; [`VideoDecoder::flush`] returns the rest.
 //! The [`DecodedFrame`]s it hands out are reference-counted (`av_frame_clone`): each encoder
 //! thread gets its own clone of the same picture buffers, which nobody writes after decoding.
 
@@ -85,8 +85,9 @@ pub struct VideoDecoder {
 }
 
 impl VideoDecoder {
-    /// H.264 decoder opened with the avcC record as extradata (so AVCC packets decode as is).
-    pub fn new(config: &AvcDecoderConfig) -> Result<Self, TranscodeError> {
+    /// H.264 decoder opened with the avcC record as extradata (so AVCC packets decode as is),
+    /// with `threads` frame threads (0: libavcodec picks, cores + 1, as the `ffmpeg` CLI asks).
+    pub fn new(config: &AvcDecoderConfig, threads: u32) -> Result<Self, TranscodeError> {
         let codec = ffmpeg_next::decoder::find(ffmpeg_next::codec::Id::H264)
             .ok_or(TranscodeError::CodecMissing("h264 decoder"))?;
         let mut context = ffmpeg_next::codec::Context::new_with_codec(codec);
@@ -111,8 +112,7 @@ impl VideoDecoder {
             (*ctx).extradata_size = size;
             // Packets and frames carry milliseconds.
             (*ctx).pkt_timebase = ffi::AVRational { num: 1, den: 1000 };
-            // libavcodec's default is 1 thread; the CLI asks for "auto" (cores + 1 frame threads).
-            (*ctx).thread_count = 0;
+            (*ctx).thread_count = i32::try_from(threads).unwrap_or(0);
         }
         let decoder = context
             .decoder()

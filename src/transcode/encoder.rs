@@ -8,7 +8,8 @@
 //! the caller at the segment boundaries so that every rung cuts at the same timestamps.
 //!
 //! Threading: a [`VideoEncoder`] is owned and driven by one thread (one encoder thread per
-//! variant); it is `Send`. libx264 runs its own worker threads behind it (`threads` auto). The
+//! variant); it is `Send`. libx264 may run worker threads of its own behind it
+//! ([`EncoderSettings::threads`]). The
 //! [`DecodedFrame`]s it reads are shared with the other variants' encoders and are never written:
 //! scaling writes into this encoder's own picture, and a picture passed through unscaled is sent
 //! through a new reference whose properties (pts, picture type) are this encoder's own.
@@ -84,6 +85,9 @@ pub struct EncoderSettings {
     pub gop_frames: u32,
     /// Frames per second for rate control: the source's, or the capped rate.
     pub frame_rate_hint: f64,
+    /// libx264's own worker threads (slice threads under zerolatency); 0 lets x264 pick
+    /// (1.5 × cores). See [`super::threads`].
+    pub threads: u32,
 }
 
 impl EncoderSettings {
@@ -243,10 +247,10 @@ impl VideoEncoder {
             (*ctx).sample_aspect_ratio = ffi::AVRational { num: 1, den: 1 };
             // The avcC comes from the global headers; keyframes carry no SPS/PPS in band.
             (*ctx).flags |= ffi::AV_CODEC_FLAG_GLOBAL_HEADER as i32;
-            // x264 picks: thread_count 0 is X264_THREADS_AUTO, and thread_type 0 leaves
-            // sliced threads to the tune (libx264.c sets b_sliced_threads from a non-zero
-            // thread_type, which would override zerolatency's choice).
-            (*ctx).thread_count = 0;
+            // thread_count 0 is X264_THREADS_AUTO; thread_type 0 leaves sliced threads to the
+            // tune (libx264.c sets b_sliced_threads from a non-zero thread_type, which would
+            // override zerolatency's choice).
+            (*ctx).thread_count = i32::try_from(settings.threads).unwrap_or(0);
             (*ctx).thread_type = 0;
         }
         let gop = settings.gop_frames;
@@ -691,6 +695,7 @@ mod tests {
             preset: "veryfast",
             gop_frames: 60,
             frame_rate_hint: 30.0,
+            threads: 1,
         };
         assert!(good.check().is_ok());
         for bad in [
@@ -775,6 +780,7 @@ mod tests {
             preset: "ultrafast",
             gop_frames: 30,
             frame_rate_hint: 30.0,
+            threads: 1,
         }
     }
 
@@ -837,7 +843,7 @@ mod tests {
                 }
             }
 
-            let mut decoder = VideoDecoder::new(&config).expect("decoder opens");
+            let mut decoder = VideoDecoder::new(&config, 1).expect("decoder opens");
             let mut frames = Vec::new();
             for packet in &packets {
                 let packet = packet.clone().into_media_packet();
@@ -859,7 +865,7 @@ mod tests {
         let mut encoder = VideoEncoder::new(&settings(160, 120), 160, 120, Pixel::YUV420P)
             .expect("libx264 opens");
         let packets = encode(&mut encoder, (160, 120), 20, &[0, 10]);
-        let mut decoder = VideoDecoder::new(encoder.config()).expect("decoder opens");
+        let mut decoder = VideoDecoder::new(encoder.config(), 1).expect("decoder opens");
         let mut frames = Vec::new();
         let mut errors = 0;
         for (i, packet) in packets.into_iter().enumerate() {

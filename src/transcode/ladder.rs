@@ -17,6 +17,7 @@ use tracing::{error, info, info_span, warn};
 use super::decoder::{DecodedFrame, VideoDecoder};
 use super::encoder::{EncoderSettings, VideoEncoder};
 use super::keyframes::KeyframeClock;
+use super::threads::ThreadPlan;
 use super::{OutputSink, Variant};
 use crate::hls::{MuxerOutput, Segmenter, SessionStart};
 use crate::log_limit::{LogLimiter, LOG_EVERY};
@@ -58,17 +59,27 @@ impl Ladder {
         sink: OutputSink,
     ) -> Self {
         let (events, incoming) = crossbeam_channel::bounded(DECODER_QUEUE);
+        let threads = ThreadPlan::here(variants.len());
+        info!(
+            renditions = variants.len(),
+            decoder_threads = threads.decoder,
+            x264_threads = threads.encoder,
+            "starting the ladder"
+        );
+        let plan = EncoderPlan {
+            segment_seconds,
+            start,
+            threads: threads.encoder,
+        };
         let decoder = std::thread::Builder::new()
             .name("decoder".into())
             .spawn(move || {
                 let _span = info_span!("decoder").entered();
                 let encoders = variants
                     .into_iter()
-                    .filter_map(|variant| {
-                        EncoderThread::spawn(variant, segment_seconds, start, Arc::clone(&sink))
-                    })
+                    .filter_map(|variant| EncoderThread::spawn(variant, plan, Arc::clone(&sink)))
                     .collect();
-                run_decoder(&incoming, encoders, segment_seconds);
+                run_decoder(&incoming, encoders, segment_seconds, threads.decoder);
             });
         let decoder = match decoder {
             Ok(handle) => Some(handle),
@@ -119,19 +130,14 @@ struct EncoderThread {
 }
 
 impl EncoderThread {
-    fn spawn(
-        variant: Arc<Variant>,
-        segment_seconds: u32,
-        start: SessionStart,
-        sink: OutputSink,
-    ) -> Option<Self> {
+    fn spawn(variant: Arc<Variant>, plan: EncoderPlan, sink: OutputSink) -> Option<Self> {
         let (frames, incoming) = crossbeam_channel::bounded(ENCODER_QUEUE);
         let thread_variant = Arc::clone(&variant);
         let spawned = std::thread::Builder::new()
             .name(format!("encoder-{}", variant.id))
             .spawn(move || {
                 let _span = info_span!("encoder", variant = %thread_variant.config.name).entered();
-                run_encoder(&thread_variant, &incoming, segment_seconds, start, &sink);
+                run_encoder(&thread_variant, &incoming, plan, &sink);
             });
         match spawned {
             Ok(handle) => Some(Self {
@@ -226,6 +232,7 @@ fn run_decoder(
     incoming: &Receiver<IngestEvent>,
     encoders: Vec<EncoderThread>,
     segment_seconds: u32,
+    threads: u32,
 ) {
     let mut decoder: Option<(VideoDecoder, f64)> = None;
     let mut out = FanOut {
@@ -240,7 +247,7 @@ fn run_decoder(
                 if let Some((mut old, fps)) = decoder.take() {
                     out.frames(old.flush(), fps);
                 }
-                decoder = open_decoder(&config);
+                decoder = open_decoder(&config, threads);
             }
             IngestEvent::Packet(packet) if packet.kind == TrackKind::Video => {
                 let Some((video, fps)) = &mut decoder else {
@@ -267,13 +274,13 @@ fn run_decoder(
     out.finish();
 }
 
-fn open_decoder(config: &AvcDecoderConfig) -> Option<(VideoDecoder, f64)> {
+fn open_decoder(config: &AvcDecoderConfig, threads: u32) -> Option<(VideoDecoder, f64)> {
     let fps = config
         .sps
         .frame_rate
         .filter(|fps| fps.is_finite() && *fps > 0.0)
         .unwrap_or(DEFAULT_FRAME_RATE);
-    match VideoDecoder::new(config) {
+    match VideoDecoder::new(config, threads) {
         Ok(decoder) => {
             info!(
                 width = config.sps.width,
@@ -290,6 +297,16 @@ fn open_decoder(config: &AvcDecoderConfig) -> Option<(VideoDecoder, f64)> {
     }
 }
 
+/// What every encoder thread of a session is started with.
+#[derive(Clone, Copy)]
+struct EncoderPlan {
+    segment_seconds: u32,
+    /// Where the session begins on the output timeline.
+    start: SessionStart,
+    /// libx264 threads ([`ThreadPlan::encoder`]).
+    threads: u32,
+}
+
 /// The encoder of the current source format (re-created when the source's size changes).
 struct ActiveEncoder {
     encoder: VideoEncoder,
@@ -300,12 +317,11 @@ struct ActiveEncoder {
 fn run_encoder(
     variant: &Variant,
     incoming: &Receiver<EncoderInput>,
-    segment_seconds: u32,
-    start: SessionStart,
+    plan: EncoderPlan,
     sink: &OutputSink,
 ) {
     let mut segmenter = variant.lock_segmenter();
-    segmenter.begin_session(start);
+    segmenter.begin_session(plan.start);
     let mut active: Option<ActiveEncoder> = None;
     let mut warnings = LogLimiter::new(LOG_EVERY);
     let emit = |outputs: Vec<MuxerOutput>| {
@@ -335,7 +351,7 @@ fn run_encoder(
                         finish_encoder(variant, old.encoder, &mut segmenter, &emit);
                         emit(segmenter.restart_output());
                     }
-                    active = open_encoder(variant, source, source_fps, segment_seconds);
+                    active = open_encoder(variant, source, source_fps, plan);
                     if let Some(new) = &active {
                         emit(
                             segmenter.push(IngestEvent::VideoConfig(new.encoder.config().clone())),
@@ -367,16 +383,10 @@ fn open_encoder(
     variant: &Variant,
     source: (u32, u32, ffmpeg_next::format::Pixel),
     source_fps: f64,
-    segment_seconds: u32,
+    plan: EncoderPlan,
 ) -> Option<ActiveEncoder> {
     let (source_width, source_height, format) = source;
-    let settings = encoder_settings(
-        variant,
-        source_width,
-        source_height,
-        source_fps,
-        segment_seconds,
-    );
+    let settings = encoder_settings(variant, source_width, source_height, source_fps, plan);
     match VideoEncoder::new(&settings, source_width, source_height, format) {
         Ok(encoder) => {
             info!(
@@ -409,7 +419,7 @@ fn encoder_settings(
     source_width: u32,
     source_height: u32,
     source_fps: f64,
-    segment_seconds: u32,
+    plan: EncoderPlan,
 ) -> EncoderSettings {
     let config = &variant.config;
     let height = even(config.height.unwrap_or(source_height).min(source_height));
@@ -426,8 +436,9 @@ fn encoder_settings(
         video_bitrate_kbps: config.video_bitrate_kbps.unwrap_or(1000),
         max_framerate: config.framerate,
         preset: config.x264_preset(),
-        gop_frames: ((fps * f64::from(segment_seconds)).round() as u32).max(1),
+        gop_frames: ((fps * f64::from(plan.segment_seconds)).round() as u32).max(1),
         frame_rate_hint: fps,
+        threads: plan.threads,
     }
 }
 
@@ -473,6 +484,15 @@ fn mux_video(
 mod tests {
     use super::*;
 
+    const PLAN: EncoderPlan = EncoderPlan {
+        segment_seconds: 2,
+        start: SessionStart {
+            ticks: 0,
+            wall_clock: std::time::UNIX_EPOCH,
+        },
+        threads: 1,
+    };
+
     #[test]
     fn sizes_follow_the_source_aspect_and_never_upscale() {
         let variant = |height: u32| {
@@ -487,23 +507,23 @@ mod tests {
                 Segmenter::new(2),
             )
         };
-        let settings = encoder_settings(&variant(480), 1280, 720, 30.0, 2);
+        let settings = encoder_settings(&variant(480), 1280, 720, 30.0, PLAN);
         assert_eq!(
             (settings.width, settings.height, settings.gop_frames),
             (854, 480, 60)
         );
-        let settings = encoder_settings(&variant(360), 1920, 1080, 60.0, 2);
+        let settings = encoder_settings(&variant(360), 1920, 1080, 60.0, PLAN);
         assert_eq!(
             (settings.width, settings.height, settings.gop_frames),
             (640, 360, 120)
         );
-        let settings = encoder_settings(&variant(1080), 1280, 720, 30.0, 2);
+        let settings = encoder_settings(&variant(1080), 1280, 720, 30.0, PLAN);
         assert_eq!(
             (settings.width, settings.height),
             (1280, 720),
             "no upscaling"
         );
-        let settings = encoder_settings(&variant(241), 1280, 720, 30.0, 2);
+        let settings = encoder_settings(&variant(241), 1280, 720, 30.0, PLAN);
         assert_eq!(settings.height % 2, 0);
     }
 }

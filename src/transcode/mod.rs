@@ -16,12 +16,14 @@
 //! - [`encoder`]: scaling and x264 encoding of one variant.
 //! - [`ladder`]: the threads and channels above.
 //! - [`keyframes`]: where keyframes go.
+//! - [`threads`]: how many threads the codecs run behind the ladder's own.
 
 pub mod audio;
 pub mod decoder;
 pub mod encoder;
 pub mod keyframes;
 pub mod ladder;
+pub mod threads;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
