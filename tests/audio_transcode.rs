@@ -16,7 +16,8 @@ use common::flv::flv_tags;
 use common::{ffmpeg_decode, ffprobe_json};
 use selfcast::media::flv::{parse_audio_tag, AudioTag};
 use selfcast::media::{AudioSpecificConfig, MediaPacket};
-use selfcast::transcode::audio::{AudioSource, AudioTranscoder};
+use selfcast::media::AudioSource;
+use selfcast::transcode::audio::AudioTranscoder;
 
 /// Samples per AAC-LC frame.
 const FRAME: f64 = 1024.0;

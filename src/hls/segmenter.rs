@@ -227,6 +227,10 @@ impl Segmenter {
                     self.restart_on_new_config(&mut out, "audio");
                 }
             }
+            IngestEvent::OtherAudioConfig(source) => {
+                // The pipeline converts such audio to AAC before it gets here.
+                warn!(source = %source.describe(), "the muxer takes AAC only: audio config ignored");
+            }
             IngestEvent::Packet(packet) => match packet.kind {
                 TrackKind::Video => self.push_video(packet, &mut out),
                 TrackKind::Audio => self.push_audio(packet),

@@ -8,6 +8,9 @@
 //!   them, even when they go backwards: the muxer re-anchors its timeline.
 //! - Anything unusable (a frame before its sequence header, a malformed tag, bad NAL framing) is
 //!   skipped with a rate-limited warning and counted.
+//! - Audio that is not AAC (MP3, PCM, Nellymoser, G.711, Speex; Opus over enhanced RTMP) is
+//!   described by an `OtherAudioConfig` (from its tag header or sequence start) and passed on
+//!   for the pipeline to convert.
 //! - A video codec other than H.264 from the start makes the stream unusable: [`Fatal`]. An
 //!   unsupported audio codec is logged once and the stream continues without audio.
 
@@ -22,7 +25,9 @@ use crate::log_limit::{LogLimiter, LOG_EVERY};
 use crate::media::aac::AacError;
 use crate::media::avc::AvcError;
 use crate::media::flv::{self, AudioTag, FlvError, VideoTag};
-use crate::media::{AudioSpecificConfig, AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind};
+use crate::media::{
+    AudioSource, AudioSpecificConfig, AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind,
+};
 
 /// The stream cannot go on (e.g. it is HEVC): the publish must end, for this reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,7 +55,7 @@ impl Skip {
                 "skipping video frame: no valid H.264 sequence header received yet"
             }
             Skip::AudioBeforeConfig => {
-                "skipping audio frame: no valid AAC sequence header received yet"
+                "skipping audio frame: no valid sequence header for its codec received yet"
             }
             Skip::BadVideoConfig => "ignoring invalid H.264 sequence header",
             Skip::BadAudioConfig => "ignoring invalid AAC sequence header",
@@ -71,13 +76,24 @@ pub(super) struct PublishStats {
     pub(super) skipped: u64,
 }
 
+/// What describes the audio codec, as last passed on.
+#[derive(Debug, PartialEq, Eq)]
+enum AudioHeader {
+    /// An AAC sequence header (AudioSpecificConfig).
+    Aac(Bytes),
+    /// A legacy FLV tag's first byte (format, rate, size, channels).
+    Flv(u8),
+    /// An Opus sequence start (OpusHead).
+    Opus(Bytes),
+}
+
 /// Per-publish conversion state.
 #[derive(Debug)]
 pub(super) struct TagConverter {
     clock: TimestampExtender,
     /// The raw sequence headers last passed on, to pass on only changes.
     video_config: Option<Bytes>,
-    audio_config: Option<Bytes>,
+    audio_header: Option<AudioHeader>,
     /// The audio codec is unsupported: audio is dropped for the rest of the publish.
     audio_refused: bool,
     warnings: LogLimiter<Skip>,
@@ -91,7 +107,7 @@ impl Default for TagConverter {
         TagConverter {
             clock: TimestampExtender::default(),
             video_config: None,
-            audio_config: None,
+            audio_header: None,
             audio_refused: false,
             warnings: LogLimiter::new(LOG_EVERY),
             stats: PublishStats::default(),
@@ -182,44 +198,103 @@ impl TagConverter {
     }
 
     /// One RTMP audio message: `timestamp` is its 32-bit RTMP timestamp, `body` the FLV
-    /// `AUDIODATA`.
-    pub(super) fn audio(&mut self, timestamp: u32, body: &Bytes) -> Option<IngestEvent> {
+    /// `AUDIODATA`. Its events, in order: a config when the codec's description arrived or
+    /// changed, then the frame.
+    pub(super) fn audio(&mut self, timestamp: u32, body: &Bytes) -> Vec<IngestEvent> {
         if self.audio_refused {
             self.count(Skip::UnsupportedAudio);
-            return None;
+            return Vec::new();
         }
-        let error = match flv::parse_audio_tag(body) {
-            Ok(AudioTag::SequenceHeader(raw)) => return self.audio_config(raw),
-            Ok(AudioTag::Frame(data)) => {
-                if self.audio_config.is_none() {
-                    self.skip(Skip::AudioBeforeConfig, &"");
-                    return None;
-                }
-                let dts_ms = self.clock.extend(timestamp);
-                self.stats.audio_frames += 1;
-                return Some(IngestEvent::Packet(MediaPacket {
-                    kind: TrackKind::Audio,
-                    dts_ms,
-                    pts_ms: dts_ms,
-                    keyframe: true,
-                    data,
-                }));
+        let tag = match flv::parse_audio_tag(body) {
+            Ok(tag) => tag,
+            Err(error) => {
+                self.audio_error(error);
+                return Vec::new();
             }
-            Err(error) => error,
         };
+        let mut events = Vec::new();
+        match tag {
+            AudioTag::SequenceHeader(raw) => events.extend(self.aac_config(raw)),
+            AudioTag::OpusHeader(id_header) => {
+                let header = AudioHeader::Opus(id_header.clone());
+                events.extend(self.other_config(header, AudioSource::Opus { id_header }));
+            }
+            AudioTag::Frame(data) => {
+                let configured = matches!(self.audio_header, Some(AudioHeader::Aac(_)));
+                events.extend(self.audio_frame(timestamp, data, configured));
+            }
+            AudioTag::OpusFrame(data) => {
+                let configured = matches!(self.audio_header, Some(AudioHeader::Opus(_)));
+                events.extend(self.audio_frame(timestamp, data, configured));
+            }
+            AudioTag::Legacy { header, data } => {
+                // The tag header is the codec's whole description: a new one is a new config.
+                if self.audio_header != Some(AudioHeader::Flv(header)) {
+                    match AudioSource::from_flv_tag(body) {
+                        Ok(source) => {
+                            events.extend(self.other_config(AudioHeader::Flv(header), source))
+                        }
+                        Err(error) => {
+                            self.audio_error(error);
+                            return events;
+                        }
+                    }
+                }
+                events.extend(self.audio_frame(timestamp, data, true));
+            }
+        }
+        events
+    }
+
+    fn audio_error(&mut self, error: FlvError) {
         match error {
             FlvError::NoMedia(what) => debug!("ignoring audio tag: {what}"),
-            FlvError::UnsupportedAudioCodec(_) if self.audio_config.is_none() => {
+            FlvError::UnsupportedAudioCodec(_) if self.audio_header.is_none() => {
                 self.refuse_audio(&error);
             }
             FlvError::UnsupportedAudioCodec(_) => self.skip(Skip::UnsupportedAudio, &error),
             _ => self.skip(Skip::MalformedAudio, &error),
         }
-        None
     }
 
-    fn audio_config(&mut self, raw: Bytes) -> Option<IngestEvent> {
-        if self.audio_config.as_ref() == Some(&raw) {
+    /// An audio frame; `configured`: its codec's description was passed on before it.
+    fn audio_frame(
+        &mut self,
+        timestamp: u32,
+        data: Bytes,
+        configured: bool,
+    ) -> Option<IngestEvent> {
+        if !configured {
+            self.skip(Skip::AudioBeforeConfig, &"");
+            return None;
+        }
+        let dts_ms = self.clock.extend(timestamp);
+        self.stats.audio_frames += 1;
+        Some(IngestEvent::Packet(MediaPacket {
+            kind: TrackKind::Audio,
+            dts_ms,
+            pts_ms: dts_ms,
+            keyframe: true,
+            data,
+        }))
+    }
+
+    /// Audio that is not AAC: described to the pipeline, which converts it.
+    fn other_config(&mut self, header: AudioHeader, source: AudioSource) -> Option<IngestEvent> {
+        if self.audio_header.as_ref() == Some(&header) {
+            return None;
+        }
+        info!(
+            source = %source.describe(),
+            "{} audio that is not AAC: converting it to AAC",
+            if self.audio_header.is_some() { "new" } else { "received" },
+        );
+        self.audio_header = Some(header);
+        Some(IngestEvent::OtherAudioConfig(source))
+    }
+
+    fn aac_config(&mut self, raw: Bytes) -> Option<IngestEvent> {
+        if matches!(&self.audio_header, Some(AudioHeader::Aac(old)) if *old == raw) {
             return None;
         }
         match AudioSpecificConfig::parse(raw.clone()) {
@@ -229,16 +304,16 @@ impl TagConverter {
                     sample_rate = config.sample_rate,
                     channels = config.channels,
                     "{} AAC sequence header",
-                    if self.audio_config.is_some() { "new" } else { "received" },
+                    if self.audio_header.is_some() { "new" } else { "received" },
                 );
-                self.audio_config = Some(raw);
+                self.audio_header = Some(AudioHeader::Aac(raw));
                 Some(IngestEvent::AudioConfig(config))
             }
             Err(
                 error @ (AacError::ChannelConfigurationZero
                 | AacError::UnsupportedChannelConfiguration(_)
                 | AacError::UnsupportedObjectType { .. }),
-            ) if self.audio_config.is_none() => {
+            ) if self.audio_header.is_none() => {
                 self.refuse_audio(&error);
                 None
             }
@@ -397,9 +472,11 @@ mod tests {
         ])
     }
 
-    fn packet(event: Option<IngestEvent>) -> MediaPacket {
-        match event {
-            Some(IngestEvent::Packet(p)) => p,
+    /// The one packet among `events` (an Option or a Vec).
+    fn packet(events: impl IntoIterator<Item = IngestEvent>) -> MediaPacket {
+        let events: Vec<IngestEvent> = events.into_iter().collect();
+        match &events[..] {
+            [IngestEvent::Packet(p)] => p.clone(),
             other => panic!("expected a packet, got {other:?}"),
         }
     }
@@ -415,7 +492,7 @@ mod tests {
             (v.codecs_string().as_str(), v.sps.width, v.sps.height),
             ("avc1.64001f", 1280, 720)
         );
-        let Some(IngestEvent::AudioConfig(a)) = c.audio(0, &aac_sequence_header()) else {
+        let [IngestEvent::AudioConfig(a)] = &c.audio(0, &aac_sequence_header())[..] else {
             panic!()
         };
         assert_eq!(
@@ -454,7 +531,7 @@ mod tests {
             c.video(66, &avc_sequence_header()).map(|e| e.is_none()),
             Ok(true)
         );
-        assert!(c.audio(66, &aac_sequence_header()).is_none());
+        assert!(c.audio(66, &aac_sequence_header()).is_empty());
         assert_eq!(
             c.stats,
             PublishStats {
@@ -472,7 +549,7 @@ mod tests {
         assert!(matches!(c.video(33, &video_frame(false, [0; 3])), Ok(None)));
         assert!(c
             .audio(0, &Bytes::from_static(&[0xaf, 0x01, 0x21]))
-            .is_none());
+            .is_empty());
         assert_eq!(c.skipped(Skip::VideoBeforeConfig), 2);
         assert_eq!(c.skipped(Skip::AudioBeforeConfig), 1);
         assert!(matches!(
@@ -518,7 +595,7 @@ mod tests {
             .expect("not fatal")
             .is_some());
         // Audio: a truncated AAC header.
-        assert!(c.audio(0, &Bytes::from_static(&[0xaf])).is_none());
+        assert!(c.audio(0, &Bytes::from_static(&[0xaf])).is_empty());
         assert_eq!(c.skipped(Skip::MalformedAudio), 1);
         // Video command frames are not worth a warning.
         assert!(matches!(
@@ -568,12 +645,12 @@ mod tests {
     #[test]
     fn unsupported_audio_is_dropped_for_the_whole_publish() {
         let mut c = TagConverter::default();
-        // 2f: SoundFormat 2 = MP3.
+        // f2: SoundFormat 15 = device-specific sound.
         assert!(c
-            .audio(0, &Bytes::from_static(&[0x2f, 0xff, 0xfb, 0x90]))
-            .is_none());
+            .audio(0, &Bytes::from_static(&[0xf2, 0x01, 0x02]))
+            .is_empty());
         // Even an AAC header afterwards does not revive audio: the encoder is misconfigured.
-        assert!(c.audio(0, &aac_sequence_header()).is_none());
+        assert!(c.audio(0, &aac_sequence_header()).is_empty());
         assert_eq!(c.skipped(Skip::UnsupportedAudio), 2);
         // Video is unaffected.
         assert!(matches!(c.video(0, &avc_sequence_header()), Ok(Some(_))));
@@ -582,11 +659,94 @@ mod tests {
         let mut c = TagConverter::default();
         assert!(c
             .audio(0, &Bytes::from_static(&[0xaf, 0x00, 0x11, 0x80]))
-            .is_none());
+            .is_empty());
         assert!(c
             .audio(0, &Bytes::from_static(&[0xaf, 0x01, 0x21]))
-            .is_none());
+            .is_empty());
         assert_eq!(c.skipped(Skip::UnsupportedAudio), 2);
+    }
+
+    #[test]
+    fn audio_in_other_codecs_is_described_then_passed_on() {
+        let mut c = TagConverter::default();
+        // 2f: MP3, 44 kHz, 16-bit, stereo; the payload starts with an MPEG-1 Layer III frame
+        // header for 48 kHz stereo (ff fb 94 44), which is what the source is.
+        let mp3 = Bytes::from_static(&[0x2f, 0xff, 0xfb, 0x94, 0x44, 0x00]);
+        let events = c.audio(0, &mp3);
+        let [IngestEvent::OtherAudioConfig(source), IngestEvent::Packet(p)] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(
+            source,
+            &AudioSource::Flv {
+                sound_format: 2,
+                sample_rate: 48000,
+                channels: 2,
+                sample_size_bits: 16
+            }
+        );
+        assert_eq!((p.kind, p.dts_ms, p.keyframe), (TrackKind::Audio, 0, true));
+        assert_eq!(
+            &p.data[..],
+            &mp3[1..],
+            "the codec data after the tag header"
+        );
+        // The same header again: only the frame. A frame split mid-MP3-frame (no syncword)
+        // says nothing new either.
+        assert_eq!(packet(c.audio(26, &mp3)).dts_ms, 26);
+        assert_eq!(
+            packet(c.audio(52, &Bytes::from_static(&[0x2f, 0x12, 0x34]))).dts_ms,
+            52
+        );
+        // A different header byte (mono: 2e) is a new description.
+        let events = c.audio(78, &Bytes::from_static(&[0x2e, 0xff, 0xfb, 0x94, 0xc4]));
+        assert!(
+            matches!(
+                &events[..],
+                [
+                    IngestEvent::OtherAudioConfig(AudioSource::Flv { channels: 1, .. }),
+                    IngestEvent::Packet(_)
+                ]
+            ),
+            "{events:?}"
+        );
+        // An empty legacy frame is malformed, and skipped.
+        assert!(c.audio(100, &Bytes::from_static(&[0x2f])).is_empty());
+        assert_eq!(c.skipped(Skip::MalformedAudio), 1);
+
+        // Opus over enhanced RTMP: 9 0 'Opus' OpusHead..., then 9 1 'Opus' packet.
+        let mut c = TagConverter::default();
+        assert!(c
+            .audio(
+                0,
+                &Bytes::from_static(&[0x91, b'O', b'p', b'u', b's', 0xfc])
+            )
+            .is_empty());
+        assert_eq!(
+            c.skipped(Skip::AudioBeforeConfig),
+            1,
+            "an Opus frame before its header"
+        );
+        let head = Bytes::from_static(b"\x90OpusOpusHead\x01\x02\x38\x01\x80\xbb\0\0\0\0\0");
+        let [IngestEvent::OtherAudioConfig(AudioSource::Opus { id_header })] =
+            &c.audio(0, &head)[..]
+        else {
+            panic!()
+        };
+        assert_eq!(&id_header[..8], b"OpusHead");
+        assert!(
+            c.audio(0, &head).is_empty(),
+            "unchanged: not passed on again"
+        );
+        let p = packet(c.audio(
+            20,
+            &Bytes::from_static(&[0x91, b'O', b'p', b'u', b's', 0xfc]),
+        ));
+        assert_eq!((p.dts_ms, &p.data[..]), (20, &[0xfc][..]));
+        // AAC frames are not Opus frames.
+        assert!(c
+            .audio(40, &Bytes::from_static(&[0xaf, 0x01, 0x21]))
+            .is_empty());
     }
 
     #[test]

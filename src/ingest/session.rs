@@ -224,7 +224,7 @@ impl RtmpSession {
                 data, timestamp, ..
             } => {
                 if let Some(publish) = &mut self.publishing {
-                    if let Some(event) = publish.converter.audio(timestamp.value, &data) {
+                    for event in publish.converter.audio(timestamp.value, &data) {
                         publish.publisher.send(event);
                     }
                 }

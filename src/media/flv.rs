@@ -13,6 +13,12 @@
 
 use bytes::Bytes;
 
+use super::audio_source::{
+    flv_sound_format_name, FLV_AAC, FLV_ADPCM, FLV_ALAW, FLV_EX_HEADER, FLV_MP3, FLV_MP3_8K,
+    FLV_MULAW, FLV_NELLYMOSER, FLV_NELLYMOSER_16K, FLV_NELLYMOSER_8K, FLV_PCM, FLV_PCM_LE,
+    FLV_SPEEX,
+};
+
 /// Why an FLV tag body could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlvError {
@@ -28,7 +34,8 @@ pub enum FlvError {
     )]
     UnsupportedVideoCodec(String),
     #[error(
-        "unsupported audio codec {0}: only AAC is supported, set the encoder's audio codec to AAC"
+        "unsupported audio codec {0}: set the encoder's audio codec to AAC (MP3, Opus, Speex, \
+         Nellymoser, G.711 and PCM are converted to AAC too)"
     )]
     UnsupportedAudioCodec(String),
     /// A well-formed tag that carries no media (a video command frame, enhanced-RTMP metadata,
@@ -79,21 +86,25 @@ pub enum VideoTag {
     EndOfSequence,
 }
 
-/// An audio tag body (E.4.2.1), AAC only.
+/// An audio tag body (E.4.2.1): AAC, which HLS carries as it is, or a codec the pipeline
+/// converts to AAC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AudioTag {
     /// `AACPacketType` 0: an `AudioSpecificConfig` (see [`super::aac`]).
     SequenceHeader(Bytes),
     /// `AACPacketType` 1: one raw AAC frame (no ADTS header).
     Frame(Bytes),
+    /// A legacy FLV codec (MP3, Linear PCM, ADPCM, Nellymoser, G.711, Speex): the tag's first
+    /// byte, which describes it ([`super::AudioSource::from_flv_tag`]), and its codec data.
+    Legacy { header: u8, data: Bytes },
+    /// Enhanced RTMP `Opus` sequence start: the identification header (`OpusHead`, RFC 7845).
+    OpusHeader(Bytes),
+    /// Enhanced RTMP `Opus` coded frame: one Opus packet.
+    OpusFrame(Bytes),
 }
 
 /// FLV `CodecID` 7 (E.4.3.1).
 const CODEC_AVC: u8 = 7;
-/// FLV `SoundFormat` 10 (E.4.2.1).
-const SOUND_FORMAT_AAC: u8 = 10;
-/// Enhanced RTMP: `SoundFormat` 9 means "an audio FourCC follows".
-const SOUND_FORMAT_EX_HEADER: u8 = 9;
 /// Enhanced RTMP: the top bit of a video tag's first byte means "a video FourCC follows".
 const VIDEO_IS_EX_HEADER: u8 = 0x80;
 /// `FrameType` (E.4.3.1): 1 keyframe, 2 inter frame, 3 disposable inter frame,
@@ -225,25 +236,38 @@ fn avc_packet(
 /// Parse an audio tag body.
 ///
 /// ```text
-/// legacy (E.4.2.1):  SoundFormat UB4 (10 = AAC) | SoundRate UB2 | SoundSize UB1 | SoundType UB1
-///                    AACPacketType UI8 (0 AudioSpecificConfig, 1 raw frame)
-///                    data
+/// legacy (E.4.2.1):  SoundFormat UB4 | SoundRate UB2 | SoundSize UB1 | SoundType UB1
+///                    AAC (10):    AACPacketType UI8 (0 AudioSpecificConfig, 1 raw frame) | data
+///                    0-8, 11, 14: codec data (MP3, PCM, ADPCM, Nellymoser, G.711, Speex)
 /// enhanced RTMP v2:  SoundFormat UB4 = 9 | AudioPacketType UB4
-///                    FourCC UI32 ('mp4a' accepted; 'Opus', 'fLaC', 'ac-3'... refused)
+///                    FourCC UI32 ('mp4a' and 'Opus' accepted; 'fLaC', 'ac-3'... refused)
 ///                    data
 /// ```
 /// For AAC the SoundRate/SoundSize/SoundType bits are meaningless (always 44 kHz, 16-bit,
-/// stereo): the AudioSpecificConfig is authoritative.
+/// stereo): the AudioSpecificConfig is authoritative. For the other legacy codecs they are all
+/// there is ([`super::AudioSource::from_flv_tag`]).
 pub fn parse_audio_tag(body: &Bytes) -> Result<AudioTag, FlvError> {
     let first = *body.first().ok_or(FlvError::Empty("audio tag"))?;
     let sound_format = first >> 4;
-    if sound_format == SOUND_FORMAT_EX_HEADER {
-        return parse_enhanced_audio_tag(body, first & 0x0f);
-    }
-    if sound_format != SOUND_FORMAT_AAC {
-        return Err(FlvError::UnsupportedAudioCodec(
-            sound_format_name(sound_format).to_string(),
-        ));
+    match sound_format {
+        FLV_EX_HEADER => return parse_enhanced_audio_tag(body, first & 0x0f),
+        FLV_AAC => {}
+        FLV_PCM | FLV_ADPCM | FLV_MP3 | FLV_PCM_LE | FLV_NELLYMOSER_16K | FLV_NELLYMOSER_8K
+        | FLV_NELLYMOSER | FLV_ALAW | FLV_MULAW | FLV_SPEEX | FLV_MP3_8K => {
+            let data = body.slice(1..);
+            if data.is_empty() {
+                return Err(FlvError::Empty("audio frame"));
+            }
+            return Ok(AudioTag::Legacy {
+                header: first,
+                data,
+            });
+        }
+        other => {
+            return Err(FlvError::UnsupportedAudioCodec(
+                flv_sound_format_name(other).to_string(),
+            ))
+        }
     }
     if body.len() < 2 {
         return Err(FlvError::Truncated {
@@ -255,7 +279,7 @@ pub fn parse_audio_tag(body: &Bytes) -> Result<AudioTag, FlvError> {
     aac_packet(body[1], body.slice(2..))
 }
 
-/// The enhanced-RTMP audio header; only the `mp4a` FourCC is accepted.
+/// The enhanced-RTMP audio header; the `mp4a` and `Opus` FourCCs are accepted.
 fn parse_enhanced_audio_tag(body: &Bytes, packet_type: u8) -> Result<AudioTag, FlvError> {
     /// AudioPacketType values (Enhanced RTMP v2).
     const SEQUENCE_START: u8 = 0;
@@ -278,6 +302,9 @@ fn parse_enhanced_audio_tag(body: &Bytes, packet_type: u8) -> Result<AudioTag, F
         });
     }
     let fourcc = [body[1], body[2], body[3], body[4]];
+    if &fourcc == b"Opus" {
+        return opus_packet(packet_type, body.slice(5..));
+    }
     if &fourcc != b"mp4a" {
         return Err(FlvError::UnsupportedAudioCodec(audio_fourcc_name(fourcc)));
     }
@@ -288,6 +315,21 @@ fn parse_enhanced_audio_tag(body: &Bytes, packet_type: u8) -> Result<AudioTag, F
         MULTICHANNEL_CONFIG => Err(FlvError::NoMedia("enhanced RTMP audio channel layout")),
         other => Err(FlvError::UnknownPacketType {
             what: "enhanced RTMP audio",
+            value: other,
+        }),
+    }
+}
+
+/// An enhanced-RTMP `Opus` packet once the header is read.
+fn opus_packet(packet_type: u8, data: Bytes) -> Result<AudioTag, FlvError> {
+    match packet_type {
+        _ if data.is_empty() && packet_type <= 1 => Err(FlvError::Empty("Opus packet")),
+        0 => Ok(AudioTag::OpusHeader(data)),
+        1 => Ok(AudioTag::OpusFrame(data)),
+        2 => Err(FlvError::NoMedia("enhanced RTMP audio end of sequence")),
+        4 => Err(FlvError::NoMedia("enhanced RTMP audio channel layout")),
+        other => Err(FlvError::UnknownPacketType {
+            what: "enhanced RTMP Opus audio",
             value: other,
         }),
     }
@@ -386,7 +428,6 @@ fn video_fourcc_name(fourcc: [u8; 4]) -> String {
 
 fn audio_fourcc_name(fourcc: [u8; 4]) -> String {
     let name = match &fourcc {
-        b"Opus" => "Opus",
         b"fLaC" => "FLAC",
         b"ac-3" => "AC-3",
         b"ec-3" => "E-AC-3",
@@ -405,25 +446,6 @@ fn fourcc_text(fourcc: [u8; 4]) -> String {
         )
     } else {
         format!("{fourcc:02x?}")
-    }
-}
-
-/// FLV `SoundFormat` names (E.4.2.1).
-fn sound_format_name(format: u8) -> &'static str {
-    match format {
-        0 => "Linear PCM (platform endian)",
-        1 => "ADPCM",
-        2 => "MP3",
-        3 => "Linear PCM (little endian)",
-        4 => "Nellymoser 16 kHz mono",
-        5 => "Nellymoser 8 kHz mono",
-        6 => "Nellymoser",
-        7 => "G.711 A-law",
-        8 => "G.711 mu-law",
-        11 => "Speex",
-        14 => "MP3 8 kHz",
-        15 => "device-specific sound",
-        _ => "reserved SoundFormat",
     }
 }
 
@@ -620,24 +642,69 @@ mod tests {
     }
 
     #[test]
-    fn other_audio_codecs_are_refused_by_name() {
-        // 2f = SoundFormat 2 (MP3) 44 kHz 16-bit stereo; b6 = 11 (Speex); 7e = G.711 A-law
-        let err = parse_audio_tag(&b(&[0x2f, 0xff, 0xfb])).unwrap_err();
-        assert_eq!(err, FlvError::UnsupportedAudioCodec("MP3".into()));
-        assert!(err.to_string().contains("only AAC"), "{err}");
+    fn other_audio_codecs_are_passed_on_for_conversion() {
+        // 2f = SoundFormat 2 (MP3) 44 kHz 16-bit stereo, then the MP3 data.
         assert_eq!(
-            parse_audio_tag(&b(&[0xb6])),
-            Err(FlvError::UnsupportedAudioCodec("Speex".into()))
+            parse_audio_tag(&b(&[0x2f, 0xff, 0xfb])),
+            Ok(AudioTag::Legacy {
+                header: 0x2f,
+                data: b(&[0xff, 0xfb])
+            })
         );
-        assert!(parse_audio_tag(&b(&[0x7e]))
-            .unwrap_err()
-            .to_string()
-            .contains("A-law"));
-        // Enhanced RTMP 'Opus'
-        let err = parse_audio_tag(&b(&[0x91, b'O', b'p', b'u', b's', 0xfc])).unwrap_err();
+        // b6 = 11 (Speex), 7e = 7 (G.711 A-law), 3e = 3 (PCM little endian), 5a = Nellymoser
+        // 8 kHz: their first byte and data.
+        for first in [0xb6, 0x7e, 0x3e, 0x5a, 0x1f, 0x82, 0xe2, 0x0f, 0x4a, 0x6f] {
+            assert_eq!(
+                parse_audio_tag(&b(&[first, 0x01])),
+                Ok(AudioTag::Legacy {
+                    header: first,
+                    data: b(&[0x01])
+                }),
+                "{first:02x}"
+            );
+        }
+        assert_eq!(
+            parse_audio_tag(&b(&[0x2f])),
+            Err(FlvError::Empty("audio frame"))
+        );
+        // Enhanced RTMP 'Opus': sequence start (OpusHead) and a coded frame.
+        assert_eq!(
+            parse_audio_tag(&b(&[0x90, b'O', b'p', b'u', b's', b'O', b'p'])),
+            Ok(AudioTag::OpusHeader(b(b"Op")))
+        );
+        assert_eq!(
+            parse_audio_tag(&b(&[0x91, b'O', b'p', b'u', b's', 0xfc])),
+            Ok(AudioTag::OpusFrame(b(&[0xfc])))
+        );
+        assert_eq!(
+            parse_audio_tag(&b(&[0x91, b'O', b'p', b'u', b's'])),
+            Err(FlvError::Empty("Opus packet"))
+        );
+        assert!(matches!(
+            parse_audio_tag(&b(&[0x92, b'O', b'p', b'u', b's'])),
+            Err(FlvError::NoMedia(_))
+        ));
+    }
+
+    #[test]
+    fn audio_codecs_nobody_can_decode_are_refused_by_name() {
+        // f2 = SoundFormat 15 (device-specific), c2 = 12 (reserved).
+        let err = parse_audio_tag(&b(&[0xf2, 0x00])).unwrap_err();
         assert_eq!(
             err,
-            FlvError::UnsupportedAudioCodec("Opus (enhanced RTMP FourCC 'Opus')".into())
+            FlvError::UnsupportedAudioCodec("device-specific sound".into())
+        );
+        assert!(err.to_string().contains("to AAC"), "{err}");
+        assert_eq!(
+            parse_audio_tag(&b(&[0xc2, 0x00])),
+            Err(FlvError::UnsupportedAudioCodec(
+                "reserved SoundFormat".into()
+            ))
+        );
+        let err = parse_audio_tag(&b(&[0x91, b'f', b'L', b'a', b'C', 0xfc])).unwrap_err();
+        assert_eq!(
+            err,
+            FlvError::UnsupportedAudioCodec("FLAC (enhanced RTMP FourCC 'fLaC')".into())
         );
     }
 

@@ -5,6 +5,7 @@
 //! track timescales.
 
 pub mod aac;
+pub mod audio_source;
 pub mod avc;
 pub mod flv;
 
@@ -21,6 +22,7 @@ pub(crate) mod test_bytes {
 use bytes::Bytes;
 
 pub use aac::AudioSpecificConfig;
+pub use audio_source::AudioSource;
 pub use avc::{AvcDecoderConfig, Sps};
 
 /// Which elementary stream a packet belongs to.
@@ -33,7 +35,9 @@ pub enum TrackKind {
 /// One compressed access unit.
 ///
 /// Video `data` is AVCC framing (each NAL unit preceded by its 4-byte big-endian length), exactly
-/// as FLV and ISO BMFF `mdat` both carry it. Audio `data` is one raw AAC frame (no ADTS header).
+/// as FLV and ISO BMFF `mdat` both carry it. Audio `data` is one raw AAC frame (no ADTS header),
+/// or after an [`IngestEvent::OtherAudioConfig`] one frame of that codec as FLV carries it
+/// (after the tag header).
 #[derive(Debug, Clone)]
 pub struct MediaPacket {
     pub kind: TrackKind,
@@ -53,5 +57,9 @@ pub enum IngestEvent {
     VideoConfig(AvcDecoderConfig),
     /// The AAC sequence header arrived (or changed mid-stream).
     AudioConfig(AudioSpecificConfig),
+    /// The source's audio is in a codec HLS does not carry (MP3, Opus, Speex...): the first
+    /// tag said so (or its description changed). The pipeline encodes such audio to AAC
+    /// before any muxer sees it.
+    OtherAudioConfig(AudioSource),
     Packet(MediaPacket),
 }

@@ -74,6 +74,7 @@ impl StreamStatus {
                 (input.width, input.height) = (config.sps.width, config.sps.height);
             }
             IngestEvent::AudioConfig(config) => input.audio_codec = Some(config.codecs_string()),
+            IngestEvent::OtherAudioConfig(source) => input.audio_codec = Some(source.describe()),
             IngestEvent::Packet(packet) => input.media_bytes += packet.data.len() as u64,
         }
     }
