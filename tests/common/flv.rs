@@ -91,6 +91,7 @@ pub fn events(tags: Vec<(u8, i64, Bytes)>) -> Vec<IngestEvent> {
                     keyframe: true,
                     data,
                 })),
+                other => panic!("these tests read AAC audio only, not {other:?}"),
             },
             _ => {} // script data (onMetaData)
         }
