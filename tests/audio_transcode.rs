@@ -230,6 +230,7 @@ fn feed(flv: &Path, bitrate_kbps: u32) -> Fed {
                     continue;
                 }
                 AudioTag::Frame(data) => data,
+                other => panic!("not AAC: {other:?}"),
             }
         } else {
             if transcoder.is_none() {
