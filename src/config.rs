@@ -139,7 +139,14 @@ pub struct VariantConfig {
     /// 0..=4: the x264 presets ultrafast, superfast, veryfast, faster, fast.
     #[serde(default = "default_cpu_usage_level")]
     pub cpu_usage_level: u8,
+    /// AAC bitrate of this variant's audio, re-encoded; absent: the source's AAC as it is (or,
+    /// for a source in another codec, AAC at [`DEFAULT_AUDIO_BITRATE_KBPS`]). Applies to a
+    /// passthrough variant too.
+    pub audio_bitrate_kbps: Option<u32>,
 }
+
+/// The AAC bitrate for a source whose audio is not AAC, where a variant does not set one.
+pub const DEFAULT_AUDIO_BITRATE_KBPS: u32 = 128;
 
 impl Default for VariantConfig {
     fn default() -> Self {
@@ -150,6 +157,7 @@ impl Default for VariantConfig {
             video_bitrate_kbps: None,
             framerate: None,
             cpu_usage_level: default_cpu_usage_level(),
+            audio_bitrate_kbps: None,
         }
     }
 }
@@ -325,6 +333,14 @@ impl Config {
                         variant.cpu_usage_level
                     ),
                 ));
+            }
+            if let Some(kbps) = variant.audio_bitrate_kbps {
+                if !(32..=512).contains(&kbps) {
+                    return Err(invalid(
+                        &key("audio_bitrate_kbps"),
+                        format!("{kbps} is out of range: 32 to 512 (AAC-LC)"),
+                    ));
+                }
             }
             if variant.passthrough {
                 for (field, set) in [
@@ -520,7 +536,7 @@ mod tests {
     #[test]
     fn ladder_variants_are_read_in_order() {
         let config = parse(
-            "[[video.variants]]\nname = \"source\"\npassthrough = true\n\n\
+            "[[video.variants]]\nname = \"source\"\npassthrough = true\naudio_bitrate_kbps = 160\n\n\
              [[video.variants]]\nname = \"360p\"\nheight = 360\nvideo_bitrate_kbps = 600\n\
              framerate = 30\ncpu_usage_level = 0\n",
         )
@@ -529,6 +545,10 @@ mod tests {
             panic!("two variants")
         };
         assert!(source.passthrough);
+        assert_eq!(
+            (source.audio_bitrate_kbps, low.audio_bitrate_kbps),
+            (Some(160), None)
+        );
         assert_eq!(
             (low.height, low.video_bitrate_kbps, low.framerate),
             (Some(360), Some(600), Some(30.0))
@@ -553,6 +573,15 @@ mod tests {
         .to_string();
         assert!(
             err.starts_with("config.toml:8: video.variants[1].cpu_usage_level: 7 is out of range"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{two}height = 480\nvideo_bitrate_kbps = 900\naudio_bitrate_kbps = 16\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("config.toml:8: video.variants[1].audio_bitrate_kbps: 16 is out of range: 32 to 512"),
             "{err}"
         );
         let err = parse("[[video.variants]]\nname = \"a\"\npassthrough = true\nheight = 720\n")

@@ -15,8 +15,8 @@ use std::process::Command;
 use common::flv::flv_tags;
 use common::{ffmpeg_decode, ffprobe_json};
 use selfcast::media::flv::{parse_audio_tag, AudioTag};
-use selfcast::media::{AudioSpecificConfig, MediaPacket};
 use selfcast::media::AudioSource;
+use selfcast::media::{AudioSpecificConfig, MediaPacket};
 use selfcast::transcode::audio::AudioTranscoder;
 
 /// Samples per AAC-LC frame.

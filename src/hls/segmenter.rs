@@ -144,6 +144,8 @@ pub struct Segmenter {
     audio_config: Option<AudioSpecificConfig>,
     /// The init segment the open segment refers to.
     init: Option<(u32, TrackConfigs)>,
+    /// A segment referring to `init` has been output.
+    init_used: bool,
     /// The next segment begins a new timeline or uses a new init.
     discontinuity_pending: bool,
     clock: Option<SessionClock>,
@@ -166,6 +168,7 @@ impl Segmenter {
             video_config: None,
             audio_config: None,
             init: None,
+            init_used: false,
             discontinuity_pending: false,
             clock: None,
             session_wall_clock: SystemTime::now(),
@@ -222,9 +225,16 @@ impl Segmenter {
                     .audio_config
                     .as_ref()
                     .is_some_and(|old| old.raw != config.raw);
+                let late = self.audio_config.is_none()
+                    && self
+                        .init
+                        .as_ref()
+                        .is_some_and(|(_, tracks)| tracks.audio.is_none());
                 self.audio_config = Some(config);
                 if changed {
                     self.restart_on_new_config(&mut out, "audio");
+                } else if late {
+                    self.add_audio_track(&mut out);
                 }
             }
             IngestEvent::OtherAudioConfig(source) => {
@@ -387,6 +397,19 @@ impl Segmenter {
         self.audio_next = Some(decode_time + frame);
     }
 
+    /// The audio's first config came after the video had started (an encoder's first audio
+    /// frame a few milliseconds after the first keyframe; audio from a transcoder): the init
+    /// segment gains an audio track. Before any segment refers to the init it is simply
+    /// replaced; after, it is a change of codec parameters like any other.
+    fn add_audio_track(&mut self, out: &mut Vec<MuxerOutput>) {
+        if self.init_used {
+            self.restart_on_new_config(out, "audio");
+        } else {
+            self.init = None;
+            self.start_init(out);
+        }
+    }
+
     /// Build the init segment for the current configs; false while the video config is missing.
     fn start_init(&mut self, out: &mut Vec<MuxerOutput>) -> bool {
         let Some(video) = self.video_config.clone() else {
@@ -405,6 +428,7 @@ impl Segmenter {
             tracks: tracks.clone(),
         }));
         self.init = Some((generation, tracks));
+        self.init_used = false;
         true
     }
 
@@ -444,6 +468,7 @@ impl Segmenter {
         let (Some((generation, _)), Some(clock)) = (&self.init, &self.clock) else {
             return;
         };
+        self.init_used = true;
         let since_anchor = segment.start_ticks.saturating_sub(clock.ticks_anchor);
         out.push(MuxerOutput::Segment(MediaSegment {
             data: Bytes::from(segment.fragments),
@@ -598,6 +623,53 @@ pub(crate) mod tests {
                 "segment {index}: {millis} ms"
             );
         }
+    }
+
+    #[test]
+    fn audio_that_starts_after_the_first_keyframe_gets_a_track() {
+        let mut segmenter = Segmenter::new(2);
+        segmenter.begin_session(SessionStart::now(0));
+        let mut out = segmenter.push(IngestEvent::VideoConfig(video_config()));
+        out.extend(segmenter.push(video(0, true)));
+        // The audio config 20 ms after the first keyframe: the init (not used yet) is replaced.
+        out.extend(segmenter.push(IngestEvent::AudioConfig(audio_config())));
+        for frame in 1..130 {
+            out.extend(segmenter.push(video(frame * 1000 / 30, frame % 60 == 0)));
+            out.extend(segmenter.push(audio(frame * 1000 / 30)));
+        }
+        let inits: Vec<(u32, bool)> = out
+            .iter()
+            .filter_map(|o| match o {
+                MuxerOutput::Init(init) => Some((init.generation, init.tracks.audio.is_some())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(inits, [(0, false), (1, true)]);
+        let first = segments(&out);
+        assert!(first
+            .iter()
+            .all(|s| s.init_generation == 1 && !s.discontinuity));
+
+        // Audio that starts after segments went out: a new init behind a discontinuity.
+        let mut segmenter = Segmenter::new(2);
+        segmenter.begin_session(SessionStart::now(0));
+        let mut out = segmenter.push(IngestEvent::VideoConfig(video_config()));
+        for frame in 0..70 {
+            out.extend(segmenter.push(video(frame * 1000 / 30, frame % 60 == 0)));
+        }
+        out.extend(segmenter.push(IngestEvent::AudioConfig(audio_config())));
+        for frame in 70..190 {
+            out.extend(segmenter.push(video(frame * 1000 / 30, frame % 60 == 0)));
+            out.extend(segmenter.push(audio(frame * 1000 / 30)));
+        }
+        let segments = segments(&out);
+        assert_eq!(
+            segments
+                .iter()
+                .map(|s| (s.init_generation, s.discontinuity))
+                .collect::<Vec<_>>(),
+            [(0, false), (0, false), (1, true)]
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@ use tracing::warn;
 
 use crate::media::{IngestEvent, TrackKind};
 
-pub struct LossySender {
-    events: Sender<IngestEvent>,
+/// Sends `T`: an [`IngestEvent`], or something that carries one.
+pub struct LossySender<T: AsRef<IngestEvent> = IngestEvent> {
+    events: Sender<T>,
     awaiting_keyframe: bool,
     /// Says where the queue is, in the warning.
     queue: &'static str,
@@ -25,8 +26,8 @@ pub enum Sent {
     Closed,
 }
 
-impl LossySender {
-    pub fn new(events: Sender<IngestEvent>, queue: &'static str) -> Self {
+impl<T: AsRef<IngestEvent>> LossySender<T> {
+    pub fn new(events: Sender<T>, queue: &'static str) -> Self {
         Self {
             events,
             awaiting_keyframe: false,
@@ -34,10 +35,11 @@ impl LossySender {
         }
     }
 
-    pub fn send(&mut self, event: IngestEvent) -> Sent {
-        let is_video = matches!(&event, IngestEvent::Packet(p) if p.kind == TrackKind::Video);
+    pub fn send(&mut self, event: T) -> Sent {
+        let is_video =
+            matches!(event.as_ref(), IngestEvent::Packet(p) if p.kind == TrackKind::Video);
         if is_video && self.awaiting_keyframe {
-            if !matches!(&event, IngestEvent::Packet(p) if p.keyframe) {
+            if !matches!(event.as_ref(), IngestEvent::Packet(p) if p.keyframe) {
                 return Sent::Dropped;
             }
             self.awaiting_keyframe = false;

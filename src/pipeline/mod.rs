@@ -11,6 +11,7 @@
 //! playlist (behind a discontinuity). Session threads run one after the other: each joins its
 //! predecessor before touching the segmenter.
 
+mod audio;
 mod lossy;
 mod status;
 
@@ -21,6 +22,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use tracing::{error, info};
 
+use audio::AudioStage;
 pub use lossy::{LossySender, Sent};
 pub use status::{StatusSnapshot, StreamStatus};
 
@@ -232,8 +234,8 @@ impl Shared {
     }
 }
 
-/// One session: the passthrough variant's segmenter runs here; transcoded variants run on the
-/// ladder's threads. Until the publisher goes away or the server stops.
+/// One session: the passthrough variant's segmenter and the audio stage run here; transcoded
+/// variants run on the ladder's threads. Until the publisher goes away or the server stops.
 fn run_session(
     shared: Arc<Shared>,
     session: u64,
@@ -259,32 +261,43 @@ fn run_session(
             }
         })
     };
-    let passthrough = shared.variants.iter().find(|v| v.config.passthrough);
-    let mut passthrough = passthrough.map(|variant| {
-        let mut segmenter = variant.lock_segmenter();
-        segmenter.begin_session(start);
-        (variant, segmenter)
-    });
-    let transcoded: Vec<Arc<Variant>> = shared
+    let mut audio = AudioStage::new(shared.variants.iter().map(|v| v.config.audio_bitrate_kbps));
+    let mut passthrough = shared
         .variants
         .iter()
-        .filter(|v| !v.config.passthrough)
-        .cloned()
+        .enumerate()
+        .find(|(_, v)| v.config.passthrough)
+        .map(|(index, variant)| {
+            let mut segmenter = variant.lock_segmenter();
+            segmenter.begin_session(start);
+            Passthrough {
+                variant,
+                segmenter,
+                audio_route: audio.route_of(index),
+                sink: Arc::clone(&sink),
+            }
+        });
+    let transcoded: Vec<(Arc<Variant>, usize)> = shared
+        .variants
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.config.passthrough)
+        .map(|(index, v)| (Arc::clone(v), audio.route_of(index)))
         .collect();
     let mut ladder = (!transcoded.is_empty())
         .then(|| Ladder::start(transcoded, shared.segment_seconds, start, Arc::clone(&sink)));
     loop {
         crossbeam_channel::select! {
             recv(incoming) -> event => match event {
+                Ok(event) if AudioStage::takes(&event) => {
+                    deliver_audio(audio.push(event), &mut ladder, &mut passthrough);
+                }
                 Ok(event) => {
                     if let Some(ladder) = &mut ladder {
-                        ladder.send(&event);
+                        ladder.send_video(&event);
                     }
-                    if let Some((variant, segmenter)) = &mut passthrough {
-                        variant.count_input(&event);
-                        for output in segmenter.push(event) {
-                            sink(&variant.id, output);
-                        }
+                    if let Some(passthrough) = &mut passthrough {
+                        passthrough.push(event);
                     }
                 }
                 Err(_) => break, // the publisher went away
@@ -292,12 +305,50 @@ fn run_session(
             recv(stopped) -> _ => break, // shutdown
         }
     }
-    if let Some((variant, segmenter)) = &mut passthrough {
-        for output in segmenter.end_session() {
-            sink(&variant.id, output);
-        }
+    deliver_audio(audio.finish(), &mut ladder, &mut passthrough);
+    if let Some(mut passthrough) = passthrough {
+        passthrough.end_session();
     }
     if let Some(ladder) = ladder {
         ladder.finish();
+    }
+}
+
+/// Audio from the stage to the variants of each route.
+fn deliver_audio(
+    routed: Vec<(usize, IngestEvent)>,
+    ladder: &mut Option<Ladder>,
+    passthrough: &mut Option<Passthrough>,
+) {
+    for (route, event) in routed {
+        if let Some(ladder) = ladder {
+            ladder.send_audio(route, &event);
+        }
+        if let Some(passthrough) = passthrough.as_mut().filter(|p| p.audio_route == route) {
+            passthrough.push(event);
+        }
+    }
+}
+
+/// The passthrough variant's muxer, held by the session thread for the whole session.
+struct Passthrough<'a> {
+    variant: &'a Variant,
+    segmenter: MutexGuard<'a, Segmenter>,
+    audio_route: usize,
+    sink: OutputSink,
+}
+
+impl Passthrough<'_> {
+    fn push(&mut self, event: IngestEvent) {
+        self.variant.count_input(&event);
+        for output in self.segmenter.push(event) {
+            (self.sink)(&self.variant.id, output);
+        }
+    }
+
+    fn end_session(&mut self) {
+        for output in self.segmenter.end_session() {
+            (self.sink)(&self.variant.id, output);
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! scales, encodes and muxes its variant. Created when a session starts, gone (threads joined,
 //! codec contexts freed) when it ends.
 //!
-//! Audio goes through the decoder thread unchanged, so that each variant's muxer sees it in
-//! order with the frames around it; the source's AAC is passed through.
+//! Audio (AAC, from the pipeline's audio stage, tagged with the route each variant takes) goes
+//! through the decoder thread unchanged, so that each variant's muxer sees it in order with the
+//! frames around it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -34,9 +35,24 @@ const DEFAULT_FRAME_RATE: f64 = 30.0;
 
 /// A running ladder; dropping it without [`Ladder::finish`] also ends it (without waiting).
 pub struct Ladder {
-    input: LossySender,
+    input: LossySender<LadderInput>,
     decoder: Option<JoinHandle<()>>,
+    /// The audio routes some encoder of this ladder takes.
+    audio_routes: Vec<usize>,
     dropped: u64,
+}
+
+/// What the decoder thread receives: the source's video, or audio for the encoders of one
+/// audio route (see [`crate::pipeline`]'s audio stage).
+struct LadderInput {
+    audio_route: Option<usize>,
+    event: IngestEvent,
+}
+
+impl AsRef<IngestEvent> for LadderInput {
+    fn as_ref(&self) -> &IngestEvent {
+        &self.event
+    }
 }
 
 /// What an encoder thread receives.
@@ -50,10 +66,10 @@ enum EncoderInput {
 }
 
 impl Ladder {
-    /// Start the decoder and encoder threads for `variants` (none of them passthrough), their
-    /// muxers starting the session at `start`.
+    /// Start the decoder and encoder threads for `variants` (none of them passthrough, each
+    /// with the audio route it takes), their muxers starting the session at `start`.
     pub fn start(
-        variants: Vec<Arc<Variant>>,
+        variants: Vec<(Arc<Variant>, usize)>,
         segment_seconds: u32,
         start: SessionStart,
         sink: OutputSink,
@@ -71,13 +87,16 @@ impl Ladder {
             start,
             threads: threads.encoder,
         };
+        let audio_routes = variants.iter().map(|(_, route)| *route).collect();
         let decoder = std::thread::Builder::new()
             .name("decoder".into())
             .spawn(move || {
                 let _span = info_span!("decoder").entered();
                 let encoders = variants
                     .into_iter()
-                    .filter_map(|variant| EncoderThread::spawn(variant, plan, Arc::clone(&sink)))
+                    .filter_map(|(variant, audio_route)| {
+                        EncoderThread::spawn(variant, audio_route, plan, Arc::clone(&sink))
+                    })
                     .collect();
                 run_decoder(&incoming, encoders, segment_seconds, threads.decoder);
             });
@@ -91,13 +110,31 @@ impl Ladder {
         Self {
             input: LossySender::new(events, "pipeline → decoder"),
             decoder,
+            audio_routes,
             dropped: 0,
         }
     }
 
-    /// Hand one source event to the decoder thread; never blocks.
-    pub fn send(&mut self, event: &IngestEvent) {
-        if self.input.send(event.clone()) == Sent::Dropped {
+    /// Hand one source video event to the decoder thread; never blocks.
+    pub fn send_video(&mut self, event: &IngestEvent) {
+        self.send(LadderInput {
+            audio_route: None,
+            event: event.clone(),
+        });
+    }
+
+    /// Hand one audio event to the encoders of `route` (if the ladder has any); never blocks.
+    pub fn send_audio(&mut self, route: usize, event: &IngestEvent) {
+        if self.audio_routes.contains(&route) {
+            self.send(LadderInput {
+                audio_route: Some(route),
+                event: event.clone(),
+            });
+        }
+    }
+
+    fn send(&mut self, input: LadderInput) {
+        if self.input.send(input) == Sent::Dropped {
             self.dropped += 1;
         }
     }
@@ -109,6 +146,7 @@ impl Ladder {
             input,
             decoder,
             dropped,
+            ..
         } = self;
         drop(input);
         if dropped > 0 {
@@ -125,12 +163,19 @@ impl Ladder {
 
 struct EncoderThread {
     variant: Arc<Variant>,
+    /// The audio route this variant carries.
+    audio_route: usize,
     frames: Sender<EncoderInput>,
     handle: JoinHandle<()>,
 }
 
 impl EncoderThread {
-    fn spawn(variant: Arc<Variant>, plan: EncoderPlan, sink: OutputSink) -> Option<Self> {
+    fn spawn(
+        variant: Arc<Variant>,
+        audio_route: usize,
+        plan: EncoderPlan,
+        sink: OutputSink,
+    ) -> Option<Self> {
         let (frames, incoming) = crossbeam_channel::bounded(ENCODER_QUEUE);
         let thread_variant = Arc::clone(&variant);
         let spawned = std::thread::Builder::new()
@@ -142,6 +187,7 @@ impl EncoderThread {
         match spawned {
             Ok(handle) => Some(Self {
                 variant,
+                audio_route,
                 frames,
                 handle,
             }),
@@ -213,8 +259,8 @@ impl FanOut {
         }
     }
 
-    fn audio(&mut self, event: &IngestEvent) {
-        for encoder in &self.encoders {
+    fn audio(&mut self, route: usize, event: &IngestEvent) {
+        for encoder in self.encoders.iter().filter(|e| e.audio_route == route) {
             encoder.offer(EncoderInput::Audio(event.clone()), &mut self.behind);
         }
     }
@@ -229,7 +275,7 @@ impl FanOut {
 }
 
 fn run_decoder(
-    incoming: &Receiver<IngestEvent>,
+    incoming: &Receiver<LadderInput>,
     encoders: Vec<EncoderThread>,
     segment_seconds: u32,
     threads: u32,
@@ -241,7 +287,11 @@ fn run_decoder(
         behind: LogLimiter::new(LOG_EVERY),
     };
     let mut warnings = LogLimiter::new(LOG_EVERY);
-    for event in incoming {
+    for LadderInput { audio_route, event } in incoming {
+        if let Some(route) = audio_route {
+            out.audio(route, &event);
+            continue;
+        }
         match event {
             IngestEvent::VideoConfig(config) => {
                 if let Some((mut old, fps)) = decoder.take() {
@@ -265,7 +315,7 @@ fn run_decoder(
                     }
                 }
             }
-            audio => out.audio(&audio),
+            _ => {}
         }
     }
     if let Some((mut video, fps)) = decoder.take() {
