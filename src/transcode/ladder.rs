@@ -27,9 +27,11 @@ use crate::pipeline::{LossySender, Sent};
 
 /// Source events waiting for the decoder: several seconds of a typical stream.
 const DECODER_QUEUE: usize = 512;
-/// Decoded frames waiting for one encoder: half a second at 30 fps. A variant further behind
-/// than this drops frames instead of holding raw pictures in memory.
-const ENCODER_QUEUE: usize = 16;
+/// Decoded frames waiting for one encoder: two seconds at 30 fps, enough to ride out the
+/// stalls of a busy machine (the queued frames are references to the decoder's pictures, shared
+/// by every variant: at most ~85 MiB of 720p pictures, and only while encoders are behind). A
+/// variant further behind than this drops frames instead of holding more in memory.
+const ENCODER_QUEUE: usize = 60;
 /// Frame rate assumed when the source's SPS does not say.
 const DEFAULT_FRAME_RATE: f64 = 30.0;
 
