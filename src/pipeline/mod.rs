@@ -7,6 +7,9 @@
 //! announced online when the session's first segment is in the playlist, not before: until
 //! then the playlist only holds what an earlier session left.
 //!
+//! The session thread also runs the audio stage ([`audio`]): whatever the source's audio codec,
+//! every variant gets AAC (copied, or encoded once per distinct `audio_bitrate_kbps`).
+//!
 //! One [`Segmenter`] outlives the sessions, so a reconnecting publisher continues the same
 //! playlist (behind a discontinuity). Session threads run one after the other: each joins its
 //! predecessor before touching the segmenter.
@@ -316,7 +319,7 @@ fn run_session(
 
 /// Audio from the stage to the variants of each route.
 fn deliver_audio(
-    routed: Vec<(usize, IngestEvent)>,
+    routed: Vec<audio::Routed>,
     ladder: &mut Option<Ladder>,
     passthrough: &mut Option<Passthrough>,
 ) {

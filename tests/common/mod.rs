@@ -1291,6 +1291,26 @@ impl Tracker {
     }
 }
 
+/// After a publisher left: polls `reload` (which fetches the playlists and returns their texts)
+/// until every playlist has stayed the same for 2 s, as the ladder's threads flush their last
+/// segments after the publisher has gone; panics if they keep changing for 30 s.
+pub fn wait_until_playlists_settle(mut reload: impl FnMut() -> Vec<String>) {
+    let mut stable_since = Instant::now();
+    let mut last: Vec<String> = Vec::new();
+    let settled = poll_until(Duration::from_secs(30), Duration::from_millis(400), || {
+        let now = reload();
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        }
+        (stable_since.elapsed() >= Duration::from_secs(2)).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "the playlists kept changing for 30 s after the publisher left"
+    );
+}
+
 /// GETs and strictly parses a media playlist; `Err` with the text on any failure.
 pub fn fetch_media(url: &str) -> Result<(Resp, Fetched), String> {
     let r = http_get(url)?;
