@@ -11,6 +11,13 @@ zerolatency, high profile, 2 s closed GOPs, bilinear scaling; AAC copied) in two
       stream on its stdin, one process that decodes once, splits, scales, encodes each rendition
       and writes fMP4 HLS (`-f hls -var_stream_map ...`).
 
+--ladder default measures selfcast's default ladder instead, the [[video.variants]] of the
+shipped config.toml (the source copied, `passthrough = true`, + 480p 1200 kbps veryfast): issue 4's
+"runs in real time on one core for a 720p30 source". The CLI then copies the source's video into
+that rendition (-c:v:0 copy) and scales and encodes the others, with the same x264 settings.
+--cores N pins selfcast and the CLI (every thread) to the first N CPUs with `taskset -c`; the
+publisher is not pinned: it stands for OBS on another machine and has the other core(s).
+
 Each side runs in two modes, `--reps` times each, the sides alternating:
 
   fast: at speed. The CLI's publisher sends as fast as the CLI reads (a pipe: it waits for the
@@ -40,15 +47,19 @@ How each figure is taken:
             to the nearest source keyframe). The last segment, closed by the end of the stream,
             has no closing packet and is left out. Resolution: +0..50 ms from polling, plus the
             publisher's interleaving (an audio packet or two, ~21 ms each).
-  quality   every rendition's init + segments (from the first live run of each side) are joined
-            into one file and compared with the source scaled to its size (bicubic):
+  quality   every transcoded rendition's init + segments (from the first live run of each side)
+            are joined into one file and compared with the source scaled to its size (bicubic):
             ffmpeg -lavfi psnr and ssim, each frame paired with the source frame at the same time
             from the start (settb=1/FPS,setpts=PTS-STARTPTS on both).
 
 Results: a section `## transcode` in BENCHMARKS.md, and everything measured in
-target/bench/transcode-results.json. When the CPU ratio selfcast/CLI is above 1.0 (or with
---profile always), one more fast run of each side is recorded with `perf record` and the
-profiles, by library and by function, are written beside the results and summarised in the report.
+target/bench/transcode-results.json; with --ladder default or --cores N, a section of its own
+(`## transcode: default ladder on one core`, ...) and transcode-default-1core-results.json, ...
+(bench_names). With --ladder default or --cores, the headline says whether selfcast kept up in
+real time there (live runs: no frame left unencoded) and what share of a core each side used.
+When the CPU ratio selfcast/CLI is above 1.0 (or with --profile always), one more fast run of
+each side is recorded with `perf record` and the profiles, by library and by function, are
+written beside the results and summarised in the report.
 """
 
 from __future__ import annotations
@@ -56,6 +67,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import functools
 import json
 import os
 import shlex
@@ -65,6 +77,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,15 +95,89 @@ FPS = 30
 SEGMENT_S = 2
 GOP = FPS * SEGMENT_S
 STREAM_KEY = "benchkey-123456"
-# (name, height, kbps): the ladder of issue 4. maxrate = 1.06 x, bufsize = 1.2 x the bitrate.
-LADDER = [("720p", 720, 2500), ("480p", 480, 1000), ("360p", 360, 600)]
-CPU_USAGE_LEVEL = 2              # selfcast's name for x264 veryfast
+# A ladder: its rungs, (name, height, kbps, cpu_usage_level); height None = the source's video
+# copied (selfcast: passthrough = true; the CLI: -c:v:N copy). maxrate = 1.06 x, bufsize = 1.2 x
+# the bitrate. cpu_usage_level is selfcast's name for the x264 preset (X264_PRESETS).
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast")
+CPU_USAGE_LEVEL = 2              # veryfast
+LADDER_THREE = [("720p", 720, 2500, CPU_USAGE_LEVEL), ("480p", 480, 1000, CPU_USAGE_LEVEL),
+                ("360p", 360, 600, CPU_USAGE_LEVEL)]
 PROFILE_S = 20                   # the perf profiles are taken on this much of the input
 PACE_SHARE = 0.9                 # selfcast's fast runs: publisher at this share of the CLI's speed
 POLL_S = 0.05
 IDLE_S = 2.0
 SETTLE_S = 5.0                   # no playlist change for this long after the publisher ended: done
 INPUT_VERSION = "v1"             # bump when the generator command changes
+
+
+# ---- The ladder ---------------------------------------------------------------------------------
+
+LADDER_CHOICES = ("three", "default")
+
+
+def load_ladder(which: str) -> list[tuple]:
+    """The rungs of `--ladder`. "three": issue 4's ladder (LADDER_THREE). "default": the
+    [[video.variants]] of the shipped config.toml, read now so the benchmark follows the file
+    (selfcast's built-in default where it has none: the source copied + 480p 1200 kbps)."""
+    if which == "three":
+        return [tuple(r) for r in LADDER_THREE]
+    import tomllib
+    path = REPO / "config.toml"
+    with open(path, "rb") as f:
+        variants = tomllib.load(f).get("video", {}).get("variants")
+    if not variants:
+        variants = [{"name": "source", "passthrough": True},
+                    {"name": "480p", "height": 480, "video_bitrate_kbps": 1200}]
+    rungs = []
+    for v in variants:
+        other = sorted(set(v) - {"name", "passthrough", "height", "video_bitrate_kbps", "cpu_usage_level"})
+        if other:
+            raise BenchError(f"{path}: variant {v.get('name')!r} sets {', '.join(other)}, which the "
+                             "benchmark's CLI command does not reproduce")
+        if v.get("passthrough"):
+            rungs.append((v["name"], None, None, None))
+        else:
+            rungs.append((v["name"], int(v["height"]), int(v["video_bitrate_kbps"]),
+                          int(v.get("cpu_usage_level", CPU_USAGE_LEVEL))))
+    levels = {level for _, height, _, level in rungs if height is not None}
+    if len(levels) != 1:
+        raise BenchError(f"{path}: the benchmark needs at least one transcoded variant, all with the same "
+                         f"cpu_usage_level (the CLI command sets one x264 preset); found {sorted(levels)}")
+    return rungs
+
+
+def transcoded(rungs: list) -> list[tuple]:
+    return [r for r in rungs if r[1] is not None]
+
+
+def ladder_text(rungs: list) -> str:
+    """e.g. "720p 2500 kbps, 480p 1000 kbps, 360p 600 kbps; x264 veryfast"."""
+    return (", ".join(f"{n} {k} kbps" if h is not None else f"{n}: the source's video copied"
+                      for n, h, k, _ in rungs)
+            + f"; x264 {X264_PRESETS[transcoded(rungs)[0][3]]}")
+
+
+def bench_names(ladder: str, cores: int | None) -> tuple[str, str]:
+    """(the BENCHMARKS.md section, the suffix of the results files) of a ladder and --cores:
+    today's ladder on every core keeps the plain `## transcode` and transcode-results.json."""
+    where = "" if cores is None else " on one core" if cores == 1 else f" on {cores} cores"
+    suffix = ("" if ladder == "three" else f"-{ladder}") + ("" if cores is None else f"-{cores}core")
+    if ladder == "three":
+        return ("transcode" + (f": three-rung ladder{where}" if where else "")), suffix
+    return f"transcode: {ladder} ladder{where}", suffix
+
+
+def cpu_list(cores: int | None) -> str | None:
+    """The first `cores` CPUs this process may run on, as taskset -c takes them ("0", "0-1")."""
+    if cores is None:
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if not 1 <= cores <= len(allowed):
+        raise BenchError(f"--cores {cores}: this process may run on {len(allowed)} CPUs ({allowed})")
+    cpus = allowed[:cores]
+    if cpus == list(range(cpus[0], cpus[-1] + 1)):
+        return str(cpus[0]) if len(cpus) == 1 else f"{cpus[0]}-{cpus[-1]}"
+    return ",".join(map(str, cpus))
 
 
 # ---- The input ----------------------------------------------------------------------------------
@@ -253,6 +340,12 @@ class Run:
     def rtf(self) -> float:
         return self.media_s / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def end_lag_s(self) -> float:
+        """Wall time beyond the media's length: in a live run, how long after the end of the
+        stream (the publisher sends in real time) the last segment was listed (or the CLI exited)."""
+        return self.wall_s - self.media_s
+
     def missing(self, frames: int) -> int | None:
         """Source frames that did not make it into the renditions (selfcast drops frames instead
         of falling behind), summed over the renditions; None where not counted (the CLI, which
@@ -315,13 +408,14 @@ class Watcher:
         return out
 
 
-def ladder_names(passthrough: bool) -> list[str]:
-    return ["source"] if passthrough else [name for name, _, _ in LADDER]
+def ladder_names(passthrough: bool, rungs: list) -> list[str]:
+    return ["source"] if passthrough else [r[0] for r in rungs]
 
 
-def selfcast_config(data_dir: Path, rtmp_port: int, http_port: int, variants: str) -> str:
-    """variants: "ladder", "passthrough" (one [[video.variants]] passthrough = true) or "none"
-    (no [[video]] tables at all: a binary from before the ladder, which passes the source)."""
+def selfcast_config(data_dir: Path, rtmp_port: int, http_port: int, variants: str,
+                    rungs: list = LADDER_THREE) -> str:
+    """variants: "ladder" (the rungs), "passthrough" (one [[video.variants]] passthrough = true)
+    or "none" (no [[video]] tables at all: a binary from before the ladder, which passes the source)."""
     text = f"""# written by ci/bench transcode
 [server]
 data_dir = "{data_dir}"
@@ -335,12 +429,15 @@ segment_seconds = {SEGMENT_S}
 playlist_segments = 40
 """
     if variants == "ladder":
-        for name, height, kbps in LADDER:
+        for name, height, kbps, level in rungs:
+            if height is None:
+                text += f'[[video.variants]]\nname = "{name}"\npassthrough = true\n'
+                continue
             text += f"""[[video.variants]]
 name = "{name}"
 height = {height}
 video_bitrate_kbps = {kbps}
-cpu_usage_level = {CPU_USAGE_LEVEL}
+cpu_usage_level = {level}
 """
     elif variants == "passthrough":
         text += '[[video.variants]]\nname = "source"\npassthrough = true\n'
@@ -350,10 +447,12 @@ cpu_usage_level = {CPU_USAGE_LEVEL}
 class Server:
     """A selfcast process on its own ports, config and data dir."""
 
-    def __init__(self, binary: Path, rundir: Path, variants: str, wrapper: list[str] = ()):
+    def __init__(self, binary: Path, rundir: Path, variants: str, wrapper: list[str] = (),
+                 rungs: list = LADDER_THREE):
         self.rtmp_port, self.http_port = free_port(), free_port()
         self.config = rundir / "config.toml"
-        self.config.write_text(selfcast_config(rundir / "data", self.rtmp_port, self.http_port, variants))
+        self.config.write_text(selfcast_config(rundir / "data", self.rtmp_port, self.http_port, variants,
+                                               rungs))
         self.log_path = rundir / "server.log"
         with open(self.log_path, "wb") as logf:
             self.proc = subprocess.Popen([*wrapper, str(binary), "--config", str(self.config)], stdin=subprocess.DEVNULL,
@@ -420,13 +519,13 @@ class Server:
         stop_process(self.proc, signal.SIGTERM, grace_s=SEGMENT_S + 10)
 
 
-def supports_variants(binary: Path, work: Path) -> tuple[bool, str]:
+def supports_variants(binary: Path, work: Path, rungs: list) -> tuple[bool, str]:
     """Whether this selfcast accepts [[video.variants]] (one that does not exits at start-up
     with a config error naming `video`)."""
     rundir = work / "runs" / "probe"
     shutil.rmtree(rundir, ignore_errors=True)
     rundir.mkdir(parents=True)
-    server = Server(binary, rundir, "ladder")
+    server = Server(binary, rundir, "ladder", rungs=rungs)
     try:
         server.wait_ready(timeout_s=15)
         return True, ""
@@ -444,7 +543,7 @@ def run_selfcast(ctx, mode: str, rep: int, keep: Path | None, perf_out: Path | N
     names = ctx.variants
     r = Run("selfcast", mode, rep, ctx.input.duration, load_before=loadavg())
     r.pace = 1.0 if mode == "live" else pace
-    server = Server(ctx.binary, rundir, ctx.selfcast_variants)
+    server = Server(ctx.binary, rundir, ctx.selfcast_variants, wrapper=ctx.pin, rungs=ctx.rungs)
     publisher = perf = None
     try:
         server.wait_ready()
@@ -516,24 +615,41 @@ def run_selfcast(ctx, mode: str, rep: int, keep: Path | None, perf_out: Path | N
     return r
 
 
-def cli_command(outdir: Path, passthrough: bool = False) -> list[str]:
+def cli_command(outdir: Path, rungs: list = LADDER_THREE) -> list[str]:
     """One ffmpeg process doing the ladder the way a self-hosted server spawns it: FLV on stdin,
-    decode once, split, scale (bilinear), one x264 per rendition, fMP4 HLS per rendition.
-    -fps_mode passthrough: one output frame per input frame, as selfcast does (the default for
-    the hls muxer, cfr, may duplicate frames to fill the B-frame delay at the start)."""
-    n = len(LADDER)
-    split = f"[0:v]split={n}" + "".join(f"[s{i}]" for i in range(n)) + ";"
-    scales = ";".join(f"[s{i}]scale=-2:{h}:flags=bilinear[v{i}]" for i, (_, h, _) in enumerate(LADDER))
+    decode once, split, scale (bilinear), one x264 per transcoded rendition, fMP4 HLS per
+    rendition; a rung without a height gets the source's video copied (-c:v:N copy), as
+    selfcast's passthrough variant. -fps_mode passthrough: one output frame per input frame, as
+    selfcast does (the default for the hls muxer, cfr, may duplicate frames to fill the B-frame
+    delay at the start)."""
+    n = len(rungs)
+    coded = [i for i, r in enumerate(rungs) if r[1] is not None]
+    if len(coded) > 1:
+        graph = (f"[0:v]split={len(coded)}" + "".join(f"[s{i}]" for i in coded) + ";"
+                 + ";".join(f"[s{i}]scale=-2:{rungs[i][1]}:flags=bilinear[v{i}]" for i in coded))
+    else:
+        graph = "".join(f"[0:v]scale=-2:{rungs[i][1]}:flags=bilinear[v{i}]" for i in coded)
     cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning",
-           "-f", "flv", "-i", "pipe:0", "-filter_complex", split + scales]
+           "-f", "flv", "-i", "pipe:0", "-filter_complex", graph]
     for i in range(n):
-        cmd += ["-map", f"[v{i}]", "-map", "0:a:0"]
-    cmd += ["-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
-            "-profile:v", "high", "-pix_fmt", "yuv420p"]
-    for i, (_, _, kbps) in enumerate(LADDER):
+        cmd += ["-map", f"[v{i}]" if i in coded else "0:v:0", "-map", "0:a:0"]
+
+    def x264(opt: str, value: str) -> list[str]:
+        """An encoder option for every video output (-opt) or, where a rendition is copied (a copy
+        takes no encoder options: `-profile:v high` is an error on it), for each encoded one (-opt:v:N)."""
+        if len(coded) == n:
+            return [opt, value]
+        return [a for i in coded for a in (f"{opt.removesuffix(':v')}:v:{i}", value)]
+    cmd += ["-fps_mode", "passthrough", *x264("-c:v", "libx264"), *x264("-preset", X264_PRESETS[rungs[coded[0]][3]]),
+            *x264("-tune", "zerolatency"), *x264("-profile:v", "high"), *x264("-pix_fmt", "yuv420p")]
+    for i in range(n):
+        if i not in coded:
+            cmd += [f"-c:v:{i}", "copy"]
+            continue
+        kbps = rungs[i][2]
         cmd += [f"-b:v:{i}", f"{kbps}k", f"-maxrate:v:{i}", f"{round(kbps * 1.06)}k",
                 f"-bufsize:v:{i}", f"{round(kbps * 1.2)}k"]
-    cmd += ["-g", str(GOP), "-keyint_min", str(GOP), "-x264-params", "scenecut=0:open_gop=0",
+    cmd += [*x264("-g", str(GOP)), *x264("-keyint_min", str(GOP)), *x264("-x264-params", "scenecut=0:open_gop=0"),
             "-c:a", "copy",
             "-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_list_size", "0", "-hls_segment_type", "fmp4",
             "-var_stream_map", " ".join(f"v:{i},a:{i}" for i in range(n)),
@@ -554,7 +670,7 @@ def run_cli(ctx, mode: str, rep: int, keep: Path | None, perf_out: Path | None =
     shutil.rmtree(rundir, ignore_errors=True)
     outdir = rundir / "hls"
     outdir.mkdir(parents=True)
-    names = [name for name, _, _ in LADDER]
+    names = [r[0] for r in ctx.rungs]
     r = Run("cli", mode, rep, ctx.input.duration, load_before=loadavg())
     r.pace = 1.0 if mode == "live" else None
     watcher = Watcher(names, lambda v: read_file(outdir / str(names.index(v)) / "stream.m3u8"))
@@ -564,8 +680,8 @@ def run_cli(ctx, mode: str, rep: int, keep: Path | None, perf_out: Path | None =
     try:
         t_start = time.monotonic()
         publisher = Publisher(ctx.input.path, "pipe:1", r.pace, stdout=subprocess.PIPE)
-        cli = subprocess.Popen(cli_command(outdir), stdin=publisher.proc.stdout, stdout=subprocess.DEVNULL,
-                               stderr=logf)
+        cli = subprocess.Popen([*ctx.pin, *cli_command(outdir, ctx.rungs)], stdin=publisher.proc.stdout,
+                               stdout=subprocess.DEVNULL, stderr=logf)
         publisher.proc.stdout.close()       # the CLI holds the pipe now; it alone keeps it open
         if perf_out is not None:
             perf = subprocess.Popen(["perf", "record", "-F", "999", "-q", "-o", str(perf_out), "-p",
@@ -582,7 +698,7 @@ def run_cli(ctx, mode: str, rep: int, keep: Path | None, perf_out: Path | None =
         if usage.status != 0:
             logf.flush()
             tail = "\n".join((rundir / "ffmpeg.log").read_text(errors="replace").splitlines()[-15:])
-            raise BenchError(f"ffmpeg CLI exited {usage.status}: {' '.join(cli_command(outdir))}\n{tail}")
+            raise BenchError(f"ffmpeg CLI exited {usage.status}: {' '.join([*ctx.pin, *cli_command(outdir, ctx.rungs)])}\n{tail}")
         publisher.proc.wait(timeout=10)
         if publisher.proc.returncode != 0:
             raise BenchError(publisher.error())
@@ -649,13 +765,13 @@ def profile(ctx) -> dict:
     short = copy.copy(ctx)
     short.input = cut_input(ctx.input, ctx.work, PROFILE_S)
     for side in ("selfcast", "cli"):
-        data = ctx.work / f"perf-{side}.data"
+        data = ctx.work / f"perf{ctx.suffix}-{side}.data"
         log(f"profiling {side} (a live run of the first {short.input.duration:.0f} s under perf record)")
         if side == "cli":
             r = run_cli(short, "live", 0, None, perf_out=data)
         else:
             r = run_selfcast(short, "live", 0, None, perf_out=data)
-        (ctx.work / f"perf-{side}.txt").write_text(
+        (ctx.work / f"perf{ctx.suffix}-{side}.txt").write_text(
             run(["perf", "report", "-i", str(data), "--no-children", "--sort", "comm,dso,sym",
                  "--stdio", "--percent-limit", "0.2"]).stdout)
         result[side] = {
@@ -727,14 +843,31 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
         n = len(sel("selfcast", mode)) - len(sel("selfcast", mode, True))
         return f" ({n} of {len(sel('selfcast', mode))} runs left out: frames dropped)" if n else ""
 
+    where = ("all cores (not pinned)" if ctx.cores is None else "one core" if ctx.cores == 1 else f"{ctx.cores} cores")
+    where_pinned = where if ctx.cores is None else f"{where} (`taskset -c {ctx.cpus}`)"
+    n_out = frames * len(ctx.variants)
     lines = []
     w = lines.append
-    w("## transcode")
+    w(f"## {ctx.section}")
     w("")
-    w(f"Issue 4: the same {ctx.input.duration:.0f} s 720p30 H.264/AAC clip through the same ABR ladder "
-      "(720p 2500 kbps, 480p 1000 kbps, 360p 600 kbps; x264 veryfast) by (a) selfcast's in-process "
-      "pipeline and (b) one `ffmpeg` CLI process doing the same work, the way a self-hosted server "
-      "spawns it. Goal: CPU ratio selfcast / CLI at or below 0.95 at equal quality.")
+    if ctx.ladder == "default":
+        copied_v = ", ".join(f"`{n}`" for n, h, _, _ in ctx.rungs if h is None)
+        w(f"Issue 4: selfcast's default ladder (the `[[video.variants]]` of the shipped `config.toml`: "
+          f"{ladder_text(ctx.rungs)}) on {where_pinned}, for a {ctx.input.duration:.0f} s 720p30 H.264/AAC "
+          "clip, by (a) selfcast's in-process pipeline and (b) one `ffmpeg` CLI process doing the same work "
+          f"the way a self-hosted server spawns it (the source's video copied into {copied_v or 'no rendition'}, "
+          "the other renditions scaled and encoded)"
+          + (", both pinned to the same CPU(s)" if ctx.cores is not None else "") + ". Goal: \"The default "
+          "ladder runs in real time on one core for a 720p30 source. A ladder that the machine cannot keep "
+          "up with is reported, not hidden\": selfcast drops frames rather than fall behind, and counts them "
+          "(frames not encoded, from `/api/status`); the CLI never drops, it lags (real-time factor below 1, "
+          "last segment late).")
+    else:
+        w(f"Issue 4: the same {ctx.input.duration:.0f} s 720p30 H.264/AAC clip through the same ABR ladder "
+          f"({ladder_text(ctx.rungs)}) by (a) selfcast's in-process "
+          "pipeline and (b) one `ffmpeg` CLI process doing the same work, the way a self-hosted server "
+          "spawns it" + ("" if ctx.cores is None else f", both on {where_pinned}")
+          + ". Goal: CPU ratio selfcast / CLI at or below 0.95 at equal quality.")
     w("")
     if ctx.selfcast_variants != "ladder":
         why = ("this selfcast predates `[[video.variants]]`" if ctx.selfcast_variants == "none"
@@ -743,7 +876,32 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
           "transcoded), so its column measures ingest + muxing only and the ratios mean nothing.**")
         w("")
     live_ratio, fast_ratio = cpu_ratio("live"), cpu_ratio("fast")
-    if ctx.selfcast_variants == "ladder" and (live_ratio or fast_ratio):
+    live = sel("selfcast", "live")
+    if ctx.selfcast_variants == "ladder" and live and (ctx.ladder != "three" or ctx.cores is not None):
+        # Did it keep up in real time where it ran: the live runs.
+        missing = [r.missing(frames) for r in live]
+        kept = all(x == 0 for x in missing) and all(r.ended_by == "every rendition complete" for r in live)
+        a, b = median(pick("selfcast", "live", "cpu_per_media_s")), median(pick("cli", "live", "cpu_per_media_s"))
+        cli_live = sel("cli", "live")
+
+        def share(x):
+            if x is None:
+                return "–"
+            s = f"{x:.3f} ({x:.0%} of one core"
+            return s + (f", {x / ctx.cores:.0%} of the {ctx.cores}" if ctx.cores and ctx.cores > 1 else "") + ")"
+        w(f"**selfcast {'kept up' if kept else 'did NOT keep up'} in real time on {where_pinned} with "
+          f"{'its default ladder' if ctx.ladder == 'default' else 'this ladder'}: frames not encoded "
+          f"{', '.join(str(x) for x in missing)} (of {n_out}) in the {len(live)} live run(s), real-time factor "
+          f"{med_spread([r.rtf for r in live], 2)}, last segment listed {med_spread([r.end_lag_s for r in live], 2)} s "
+          "after the end of the stream"
+          + ("" if kept else "; the dropped frames are counted, not hidden") + ". "
+          f"CPU s per media s, live: selfcast {share(a)}, ffmpeg CLI {share(b)}; selfcast / CLI "
+          f"{fmt(live_ratio, 2)} live, {fmt(fast_ratio, 2)} at speed (medians). "
+          + (f"The CLI on the same CPU(s): real-time factor {med_spread([r.rtf for r in cli_live], 2)}, "
+             f"exited {med_spread([r.end_lag_s for r in cli_live], 2)} s after the end of the stream."
+             if cli_live else "") + "**")
+        w("")
+    elif ctx.selfcast_variants == "ladder" and (live_ratio or fast_ratio):
         headline = live_ratio if live_ratio is not None else fast_ratio
         verdict = "met" if headline <= 0.95 else "not met"
         w(f"**CPU ratio selfcast / CLI: {fmt(live_ratio, 2)} with a live (real-time) publisher, "
@@ -753,6 +911,11 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
     w(f"- Machine: {m['nproc']} × {m['cpu']}, {m['mem_gib']:.0f} GiB, {m['os']} (kernel {m['kernel']}); "
       + (f"shared with other work: load average {min(r.load_before for r in runs):.1f}–"
          f"{max(r.load_after for r in runs):.1f} during the runs" if runs else "shared with other work"))
+    if ctx.cores is not None:
+        w(f"- Pinned: selfcast and the CLI to CPU {ctx.cpus} (`taskset -c {ctx.cpus}`: every thread, the "
+          "encoders' and decoder's thread pools size themselves to it); the publisher (what OBS on another "
+          "machine is) and the benchmark's own polling are not pinned"
+          + (" and have the other core(s) to themselves." if ctx.cores < m["nproc"] else "."))
     w(f"- Versions: selfcast {ctx.rev}; {ctx.ffmpeg} ({ctx.libs}); libx264 {ctx.x264_deb} "
       f"(core {x264.get('core') or '?'}). Both sides use the same system libavcodec/libswscale/libx264.")
     w(f"- Runs: {ctx.reps} at speed + {ctx.live_reps} live per side, alternating; figures are the median "
@@ -775,6 +938,11 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
     cell += ("; " if kept and behind else "") + (f"fell behind: {', '.join(behind)}" if behind else "")
     w(f"| real-time factor at speed (media s / wall s) | {cell or '–'} | {med_spread(pick('cli', 'fast', 'rtf'), 2)} "
       "| – |")
+    w(f"| real-time factor, live (media s / wall s to the last segment) | "
+      f"{med_spread(pick('selfcast', 'live', 'rtf', False), 2)} | {med_spread(pick('cli', 'live', 'rtf', False), 2)} | – |")
+    w(f"| last segment after the end of the stream, live, s | "
+      f"{med_spread(pick('selfcast', 'live', 'end_lag_s', False), 2)} | "
+      f"{med_spread(pick('cli', 'live', 'end_lag_s', False), 2)} | – |")
     for mode in ("live", "fast"):
         a, b = pick("selfcast", mode, "peak_rss_mib", False), pick("cli", mode, "peak_rss_mib")
         w(f"| peak RSS MiB, {'live' if mode == 'live' else 'at speed'} | {med_spread(a, 0)} | "
@@ -784,7 +952,6 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
       f"{fmt(percentile(a, 50), 2)} / {fmt(percentile(a, 95), 2)} | "
       f"{fmt(percentile(b, 50), 2)} / {fmt(percentile(b, 95), 2)} | "
       f"{ratio(percentile(a, 50), percentile(b, 50))} / {ratio(percentile(a, 95), percentile(b, 95))} |")
-    n_out = frames * len(ctx.variants)
     w(f"| frames not encoded, of {n_out} per run: live runs; at speed | "
       f"{' '.join(str(r.missing(frames)) for r in sel('selfcast', 'live'))}; "
       f"{' '.join(str(r.missing(frames)) for r in sel('selfcast', 'fast'))} | 0 (it lags instead) | |")
@@ -817,6 +984,8 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
     # x264 settings as the encoders wrote them into the stream (SEI user data).
     same, differ = [], []
     for v in ctx.variants:
+        if copied(ctx, v):
+            continue
         a, b = x264.get("selfcast", {}).get(v), x264.get("cli", {}).get(_cli_name(ctx, v))
         if a is None and b is None:
             continue
@@ -868,8 +1037,8 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
               "is known there): " + "; ".join(f"`{n.replace('selfcast-under-test', 'selfcast')}` {p:.1f}%"
                                                 for p, n in prof[side]["by_sym"]))
         w("")
-        w(f"Full profiles: `target/bench/perf-selfcast.txt`, `target/bench/perf-cli.txt` (by thread, library, "
-          "function).")
+        w(f"Full profiles: `target/bench/perf{ctx.suffix}-selfcast.txt`, `target/bench/perf{ctx.suffix}-cli.txt` "
+          "(by thread, library, function).")
         w("")
     if cg:
         a, b = cg["selfcast"]["by_object"], cg["cli"]["by_object"]
@@ -910,16 +1079,17 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
     w("  ffmpeg -i input.mp4 -map 0:v:0 -map 0:a:0 -c copy -f flv -flush_packets 1 "
       "rtmp://127.0.0.1:PORT/live/KEY   # or pipe:1 | the CLI")
     w("  ```")
-    w("- (a) selfcast, `target/release/selfcast --config config.toml` with:")
+    pin = "" if not ctx.pin else shell_quote(ctx.pin) + " "
+    w(f"- (a) selfcast, `{pin}target/release/selfcast --config config.toml` with:")
     w("")
     w("  ```toml")
-    for line in selfcast_config(Path("DATA_DIR"), 0, 0, ctx.selfcast_variants).strip().splitlines()[1:]:
+    for line in selfcast_config(Path("DATA_DIR"), 0, 0, ctx.selfcast_variants, ctx.rungs).strip().splitlines()[1:]:
         w("  " + line.replace("127.0.0.1:0", "127.0.0.1:PORT"))
     w("  ```")
     w("- (b) the ffmpeg CLI:")
     w("")
     w("  ```sh")
-    w("  " + shell_quote(cli_command(Path("OUT"))))
+    w("  " + shell_quote([*ctx.pin, *cli_command(Path("OUT"), ctx.rungs)]))
     w("  ```")
     w("- CPU: selfcast: utime+stime of the server process from `/proc/PID/stat`, from the publisher's start "
       "to the last segment listed, minus the server's idle rate × that time (measured for 2 s before "
@@ -940,7 +1110,7 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
       "nearest keyframe); its listed time is the first 50 ms poll of the playlist (selfcast over HTTP, the "
       "CLI's file) that shows it. The last segment (closed by the end of the stream) is left out. "
       "Resolution about +0–70 ms.")
-    w("- Quality: each rendition's init + segments from the first live run, joined, against the source scaled to "
+    w("- Quality: each transcoded rendition's init + segments from the first live run, joined, against the source scaled to "
       "the rendition's size (bicubic), each frame paired with the source frame at the same time from the "
       "start (in frame units, so a dropped frame does not shift the rest); PSNR is ffmpeg's average (from "
       "the mean squared error), SSIM ffmpeg's All/Y:")
@@ -970,7 +1140,7 @@ def report(ctx, runs: list[Run], qual: dict, x264: dict, prof: dict | None, cg: 
         w("")
         w("Notes: " + " ".join(sorted(set(notes))))
     w("")
-    w("Raw figures: `target/bench/transcode-results.json`.")
+    w(f"Raw figures: `target/bench/transcode{ctx.suffix}-results.json`.")
     return "\n".join(lines) + "\n"
 
 
@@ -1003,8 +1173,14 @@ def _kv(opts: str | None):
 
 
 def _cli_name(ctx, v: str) -> str:
-    """The CLI rendition to compare with selfcast's `v` (in a dry run, the source vs 720p)."""
-    return "720p" if v == "source" else v
+    """The CLI rendition to compare with selfcast's `v` (in a dry run of a ladder without a
+    source rung, the source vs the first transcoded rendition, 720p)."""
+    return v if v in [r[0] for r in ctx.rungs] else transcoded(ctx.rungs)[0][0]
+
+
+def copied(ctx, v: str) -> bool:
+    """Whether rendition `v` is the source's video copied (no quality or x264 settings to compare)."""
+    return any(name == v and height is None for name, height, _, _ in ctx.rungs)
 
 
 # ---- Main ---------------------------------------------------------------------------------------------
@@ -1028,11 +1204,20 @@ def main() -> int:
     ap.add_argument("--callgrind", action="store_true",
                     help="also count each side's instructions under callgrind on a 2 s clip (~5 min); "
                          "kept in target/bench/ and reported while the binary stays the same")
+    ap.add_argument("--ladder", choices=LADDER_CHOICES, default="three",
+                    help="three: 720p/480p/360p (default); default: the [[video.variants]] of the shipped "
+                         "config.toml (the source copied + 480p), in its own section of the report")
+    ap.add_argument("--cores", type=int, default=None,
+                    help="pin selfcast and the CLI to the first N CPUs (taskset; default: not pinned); "
+                         "the publisher is not pinned")
     ap.add_argument("--report-only", action="store_true",
-                    help="measure nothing: rewrite the section from target/bench/transcode-results.json")
+                    help="measure nothing: rewrite the section from the last run's saved results "
+                         "(target/bench/transcode[-LADDER][-Ncore]-results.json)")
     args = ap.parse_args()
+    section, suffix = bench_names(args.ladder, args.cores)
+    results = args.work.resolve() / f"transcode{suffix}-results.json"
     if args.report_only:
-        return report_only(args.work.resolve() / "transcode-results.json", args.out, args.work.resolve())
+        return report_only(results, args.out, args.work.resolve())
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -1046,7 +1231,20 @@ def main() -> int:
     ctx.work.mkdir(parents=True, exist_ok=True)
     ctx.reps = args.reps
     ctx.live_reps = args.reps if args.live_reps is None else args.live_reps
-    ctx.command_line = os.environ.get("BENCH_COMMAND_LINE", "ci/bench transcode")
+    ctx.command_line = os.environ.get("BENCH_COMMAND_LINE") or shell_quote(
+        ["python3", *[str(Path(a).resolve().relative_to(REPO)) if Path(a).is_absolute() and Path(a).resolve().is_relative_to(REPO)
+                      else a for a in sys.argv]])
+    ctx.ladder, ctx.cores, ctx.section, ctx.suffix = args.ladder, args.cores, section, suffix
+    try:
+        ctx.rungs = load_ladder(args.ladder)
+        ctx.cpus = cpu_list(args.cores)
+    except (BenchError, OSError, ValueError, KeyError) as e:
+        log(f"--ladder {args.ladder} --cores {args.cores}: {e}")
+        return 2
+    ctx.pin = [] if ctx.cpus is None else ["taskset", "-c", ctx.cpus]
+    if ctx.pin and not shutil.which("taskset"):
+        log("--cores needs taskset (util-linux)")
+        return 2
     ctx.timeout = lambda mode: (ctx.input.duration * (6 if mode == "fast" else 3)) + 60
     if not ctx.binary.exists():
         log(f"selfcast binary not found: {ctx.binary} (cargo build --release --locked)")
@@ -1063,7 +1261,7 @@ def main() -> int:
     ctx.input = make_input(ctx.work, args.duration)
     log(f"input: {ctx.input.path.name}, {ctx.input.frames} frames, {len(ctx.input.keyframes)} keyframes")
 
-    supported, why = supports_variants(ctx.binary, ctx.work)
+    supported, why = supports_variants(ctx.binary, ctx.work, ctx.rungs)
     if args.passthrough:
         ctx.selfcast_variants = "passthrough" if supported else "none"
     elif supported:
@@ -1072,8 +1270,10 @@ def main() -> int:
         log("this selfcast does not accept [[video.variants]] yet (the transcode pipeline is not in):\n"
             + why + "\nrun with --passthrough for a dry run of the plumbing")
         return 3
-    ctx.variants = ladder_names(ctx.selfcast_variants != "ladder")
-    log(f"selfcast: {ctx.binary_origin} at {ctx.rev} ({ctx.selfcast_variants}); renditions {', '.join(ctx.variants)}")
+    ctx.variants = ladder_names(ctx.selfcast_variants != "ladder", ctx.rungs)
+    log(f"selfcast: {ctx.binary_origin} at {ctx.rev} ({ctx.selfcast_variants}); renditions {', '.join(ctx.variants)}"
+        f"; ladder {args.ladder} ({ladder_text(ctx.rungs)})"
+        + (f"; selfcast and the CLI pinned to CPU {ctx.cpus}" if ctx.cpus is not None else ""))
 
     ctx.machine = machine_facts()
     ctx.ffmpeg = ffmpeg_version()
@@ -1081,7 +1281,7 @@ def main() -> int:
     ctx.x264_deb = deb_version("libx264-164") or "?"
 
     runs: list[Run] = []
-    keep = {"selfcast": ctx.work / "out" / "selfcast", "cli": ctx.work / "out" / "cli"}
+    keep = {"selfcast": ctx.work / f"out{suffix}" / "selfcast", "cli": ctx.work / f"out{suffix}" / "cli"}
     for d in keep.values():
         shutil.rmtree(d, ignore_errors=True)
     try:
@@ -1099,10 +1299,10 @@ def main() -> int:
 
         log("quality (PSNR, SSIM) of the first live run's renditions")
         qual, x264 = {"selfcast": {}, "cli": {}}, {"selfcast": {}, "cli": {}}
-        for side, names in (("selfcast", ctx.variants), ("cli", [n for n, _, _ in LADDER])):
+        for side, names in (("selfcast", ctx.variants), ("cli", [r[0] for r in ctx.rungs])):
             for v in names:
                 f = keep[side] / f"{v}.mp4"
-                if not f.exists():
+                if copied(ctx, v) or not f.exists():
                     continue
                 qual[side][v] = quality(f, ctx.input.path, FPS)
                 x264[side][v] = x264_options(f)
@@ -1110,13 +1310,16 @@ def main() -> int:
                 q = qual[side][v]
                 log(f"  {side} {v}: PSNR Y {q['psnr_y']:.2f} dB, SSIM Y {q['ssim_y']:.4f}, {q['frames']} frames")
 
-        cg_file = ctx.work / "callgrind-results.json"
+        cg_file = ctx.work / f"callgrind{'' if args.ladder == 'three' else '-' + args.ladder}-results.json"
         if args.callgrind:
-            cg = callgrind.measure(ctx, sys.modules[__name__])
+            # callgrind.measure uses Server, Publisher and cli_command of this module: with this ladder.
+            tc = types.SimpleNamespace(Server=functools.partial(Server, rungs=ctx.rungs), Publisher=Publisher,
+                                       cli_command=lambda out: cli_command(out, ctx.rungs))
+            cg = callgrind.measure(ctx, tc)
             cg_file.write_text(json.dumps(cg, indent=1))
         cg = json.loads(cg_file.read_text()) if cg_file.exists() else None
         if cg is not None and cg.get("binary_sha256") != ctx.binary_sha256:
-            log("callgrind results in target/bench/ are for another binary: left out (run with --callgrind)")
+            log(f"{cg_file.name} is for another binary: left out (run with --callgrind)")
             cg = None
 
         prof = None
@@ -1142,31 +1345,38 @@ def main() -> int:
         "runs": [asdict(r) for r in runs],
         "quality": qual, "x264": x264, "profile": prof, "callgrind": cg,
     }
-    (ctx.work / "transcode-results.json").write_text(json.dumps(saved, indent=1, default=str))
-    write_section(args.out, "transcode", report(ctx, runs, qual, x264, prof, cg, started, minutes))
-    log(f"wrote the transcode section of {args.out} ({minutes:.1f} min)")
+    results.write_text(json.dumps(saved, indent=1, default=str))
+    write_section(args.out, ctx.section, report(ctx, runs, qual, x264, prof, cg, started, minutes))
+    log(f"wrote the section '## {ctx.section}' of {args.out} ({minutes:.1f} min)")
     return 0
 
 
 # What report() needs from the context, saved with the results so --report-only can rewrite the
 # section (after a change to the report's layout) without measuring again.
 CTX_SAVED = ("selfcast_variants", "variants", "reps", "live_reps", "command_line", "machine", "rev",
-             "ffmpeg", "libs", "x264_deb")
+             "ffmpeg", "libs", "x264_deb", "ladder", "rungs", "cores", "cpus", "pin", "section", "suffix")
 
 
 def report_only(results: Path, out: Path, work: Path) -> int:
+    if not results.exists():
+        log(f"no saved results: {results} (run the benchmark with the same --ladder and --cores first)")
+        return 2
     saved = json.loads(results.read_text())
     ctx = Ctx()
     ctx.work = work
+    # Results saved before --ladder and --cores: today's ladder, not pinned.
+    ctx.ladder, ctx.rungs, ctx.cores, ctx.cpus, ctx.pin = "three", LADDER_THREE, None, None, []
+    ctx.section, ctx.suffix = bench_names("three", None)
     for k, v in saved["ctx"].items():
         setattr(ctx, k, v)
+    ctx.rungs = [tuple(r) for r in ctx.rungs]
     i = saved["input"]
     ctx.input = Input(Path(i["path"]), i["command"], i["duration"], i["frames"], i["keyframes"])
     runs = [Run(**r) for r in saved["runs"]]
     started = datetime.datetime.fromisoformat(saved["started"])
-    write_section(out, "transcode", report(ctx, runs, saved["quality"], saved["x264"], saved["profile"],
+    write_section(out, ctx.section, report(ctx, runs, saved["quality"], saved["x264"], saved["profile"],
                                            saved.get("callgrind"), started, saved["minutes"]))
-    log(f"rewrote the transcode section of {out} from {results}")
+    log(f"rewrote the section '## {ctx.section}' of {out} from {results}")
     return 0
 
 
