@@ -18,6 +18,8 @@ pub struct Config {
     pub hls: HlsConfig,
     pub video: VideoConfig,
     pub storage: StorageConfig,
+    pub chat: ChatConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +177,49 @@ impl VariantConfig {
     }
 }
 
+/// The live chat beside the video (docs/CHAT.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Off: messages are refused until a moderator turns chat on (the admin API).
+    pub enabled: bool,
+    /// The name on the streamer's own messages; no viewer can take it.
+    pub streamer_name: String,
+    /// The newest messages sent to each joiner (and by `GET /api/chat`).
+    pub history_messages: usize,
+    /// Longest message, in characters.
+    pub max_message_chars: usize,
+    /// Messages a connection may send at once, then `rate_per_second` on average.
+    pub rate_burst: u32,
+    pub rate_per_second: f64,
+    /// Open chat connections, in all and from one address.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            streamer_name: "Streamer".into(),
+            history_messages: 50,
+            max_message_chars: 500,
+            rate_burst: 5,
+            rate_per_second: 1.0,
+            max_connections: 10_000,
+            max_connections_per_ip: 20,
+        }
+    }
+}
+
+/// The admin API (`/api/admin/...`, HTTP Basic auth `admin:<password>`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Absent: generated, saved in `data_dir`, printed at start-up.
+    pub password: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
@@ -279,6 +324,7 @@ impl Config {
             }
         }
         self.validate_variants(&invalid)?;
+        self.validate_chat(&invalid)?;
         let app = self.rtmp.app.trim_matches('/');
         if app.is_empty() || app.contains('/') {
             return Err(invalid(
@@ -291,6 +337,62 @@ impl Config {
 }
 
 impl Config {
+    fn validate_chat(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let chat = &self.chat;
+        if let Err(e) = crate::chat::names::check_name(&chat.streamer_name, "") {
+            return Err(invalid("chat.streamer_name", e.to_string()));
+        }
+        let ranges: [(&str, f64, f64, f64); 6] = [
+            (
+                "chat.history_messages",
+                chat.history_messages as f64,
+                0.0,
+                1000.0,
+            ),
+            (
+                "chat.max_message_chars",
+                chat.max_message_chars as f64,
+                1.0,
+                10_000.0,
+            ),
+            ("chat.rate_burst", f64::from(chat.rate_burst), 1.0, 1000.0),
+            ("chat.rate_per_second", chat.rate_per_second, 0.01, 1000.0),
+            (
+                "chat.max_connections",
+                chat.max_connections as f64,
+                1.0,
+                1_000_000.0,
+            ),
+            (
+                "chat.max_connections_per_ip",
+                chat.max_connections_per_ip as f64,
+                1.0,
+                1_000_000.0,
+            ),
+        ];
+        for (key, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!("{value} is out of range: {low} to {high}"),
+                ));
+            }
+        }
+        if let Some(password) = &self.admin.password {
+            if password.chars().count() < 8 || password.contains(char::is_control) {
+                return Err(invalid(
+                    "admin.password",
+                    "must be at least 8 characters; remove it to have a strong one generated"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_variants(
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,

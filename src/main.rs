@@ -10,6 +10,8 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use selfcast::chat::users::UserStore;
+use selfcast::chat::Hub;
 use selfcast::config::Config;
 use selfcast::ingest::{self, IngestSettings};
 use selfcast::pipeline::{Pipeline, StreamStatus};
@@ -101,6 +103,11 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         None => secrets::load_or_generate(&config.server.data_dir, "stream_key")
             .context("cannot set up the stream key")?,
     };
+    let admin_password = match &config.admin.password {
+        Some(password) => Secret::Existing(password.clone()),
+        None => secrets::load_or_generate(&config.server.data_dir, "admin_password")
+            .context("cannot set up the admin password")?,
+    };
     ffmpeg_next::init().context("cannot initialise the FFmpeg libraries")?;
     // libavcodec would print per-packet decode errors and x264's per-encoder statistics on
     // stderr; every failure that matters is reported by our code, with context and rate limits.
@@ -117,10 +124,13 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, stream_key))
+    runtime.block_on(serve(config, stream_key, admin_password))
 }
 
-async fn serve(config: Config, stream_key: Secret) -> anyhow::Result<()> {
+async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> anyhow::Result<()> {
+    let chat_dir = config.server.data_dir.join("chat");
+    let chat_users = UserStore::open(&chat_dir).context("cannot set up the chat's user store")?;
+    let chat = Arc::new(Hub::new(config.chat.clone(), chat_users));
     let store = Arc::new(HlsStore::new(
         config.hls.playlist_segments,
         config.hls.segment_seconds,
@@ -149,6 +159,8 @@ async fn serve(config: Config, stream_key: Secret) -> anyhow::Result<()> {
         store: Arc::clone(&store),
         pipeline: Arc::clone(&pipeline),
         viewers: ViewerCounter::default(),
+        chat,
+        admin_password: admin_password.value().to_owned(),
         title: config.server.title.clone(),
         static_dir: config.http.static_dir.clone(),
     });
@@ -172,7 +184,7 @@ async fn serve(config: Config, stream_key: Secret) -> anyhow::Result<()> {
         changed(ingest_stopped),
     ));
 
-    print_banner(&config, rtmp_addr, http_addr, &stream_key);
+    print_banner(&config, rtmp_addr, http_addr, &stream_key, &admin_password);
 
     shutdown_signal().await;
     info!("shutting down: ending the live playlist (Ctrl-C again to quit at once)");
@@ -233,6 +245,7 @@ fn print_banner(
     rtmp: std::net::SocketAddr,
     http: std::net::SocketAddr,
     key: &Secret,
+    admin_password: &Secret,
 ) {
     let host = |addr: std::net::SocketAddr| {
         if addr.ip().is_unspecified() {
@@ -249,13 +262,23 @@ fn print_banner(
         Secret::Existing(_) if config.rtmp.stream_key.is_some() => "the stream_key in your config file".into(),
         Secret::Existing(_) => format!("in {}", config.server.data_dir.join("stream_key").display()),
     };
+    let admin_line = match admin_password {
+        Secret::Generated(value) => format!(
+            "user admin, password {value}\n                (generated and saved in {}; set [admin] password to choose your own)",
+            config.server.data_dir.join("admin_password").display()
+        ),
+        Secret::Existing(_) if config.admin.password.is_some() => "user admin, the password in your config file".into(),
+        Secret::Existing(_) => format!("user admin, password in {}", config.server.data_dir.join("admin_password").display()),
+    };
     println!(
-        "\nselfcast {} is running.\n\n  OBS > Settings > Stream (Service: Custom...)\n    Server:     rtmp://{}/{}\n    Stream Key: {}\n\n  Watch:        http://{}/\n  HLS:          http://{}/hls/stream.m3u8\n\n  (use this machine's address instead of localhost from other computers; Ctrl-C to stop)\n",
+        "\nselfcast {} is running.\n\n  OBS > Settings > Stream (Service: Custom...)\n    Server:     rtmp://{}/{}\n    Stream Key: {}\n\n  Watch:        http://{}/\n  HLS:          http://{}/hls/stream.m3u8\n  Moderation:   http://{}/api/admin/ ({})\n\n  (use this machine's address instead of localhost from other computers; Ctrl-C to stop)\n",
         env!("CARGO_PKG_VERSION"),
         host(rtmp),
         config.rtmp.app,
         key_line,
         host(http),
         host(http),
+        host(http),
+        admin_line,
     );
 }

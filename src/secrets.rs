@@ -84,9 +84,36 @@ fn write_private(file: &Path, value: &str) -> std::io::Result<()> {
     handle.sync_all()
 }
 
+/// Whether `given` equals `expected`, in a time that depends only on `given.len()`: neither the
+/// position of the first difference nor the key's length can be measured by a peer.
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    if expected.is_empty() {
+        return given.is_empty();
+    }
+    // Any length difference shows up in `diff`; the loop runs over the peer's own bytes.
+    let mut diff = given.len() ^ expected.len();
+    for (i, &byte) in given.iter().enumerate() {
+        diff |= usize::from(byte ^ expected[i % expected.len()]);
+    }
+    std::hint::black_box(diff) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"s3cret-key", b"s3cret-key"));
+        assert!(!constant_time_eq(b"s3cret-kez", b"s3cret-key"));
+        assert!(!constant_time_eq(b"s3cret-ke", b"s3cret-key"));
+        assert!(!constant_time_eq(b"s3cret-keyy", b"s3cret-key"));
+        // A repetition of the key matches it byte for byte modulo its length: still not equal.
+        assert!(!constant_time_eq(b"abab", b"ab"));
+        assert!(!constant_time_eq(b"", b"ab"));
+        assert!(!constant_time_eq(b"x", b""));
+        assert!(constant_time_eq(b"", b""));
+    }
 
     #[test]
     fn generated_once_then_reused() {

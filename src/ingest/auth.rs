@@ -5,19 +5,7 @@
 //! mistake is to paste the key into the server URL (`rtmp://host/live/KEY`), which makes it part
 //! of the app name: [`describe_app`] blanks it out before the app name is logged.
 
-/// Whether `given` equals `expected`, in a time that depends only on `given.len()`: neither the
-/// position of the first difference nor the key's length can be measured by a peer.
-pub(super) fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
-    if expected.is_empty() {
-        return given.is_empty();
-    }
-    // Any length difference shows up in `diff`; the loop runs over the peer's own bytes.
-    let mut diff = given.len() ^ expected.len();
-    for (i, &byte) in given.iter().enumerate() {
-        diff |= usize::from(byte ^ expected[i % expected.len()]);
-    }
-    std::hint::black_box(diff) == 0
-}
+use crate::secrets::constant_time_eq;
 
 /// Whether the app a client connects to is the configured one, ignoring leading and trailing
 /// slashes (`live`, `live/` and `/live` are the same app).
@@ -50,19 +38,6 @@ pub(super) fn describe_app(app: &str, stream_key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn constant_time_eq_is_equality() {
-        assert!(constant_time_eq(b"s3cret-key", b"s3cret-key"));
-        assert!(!constant_time_eq(b"s3cret-kez", b"s3cret-key"));
-        assert!(!constant_time_eq(b"s3cret-ke", b"s3cret-key"));
-        assert!(!constant_time_eq(b"s3cret-keyy", b"s3cret-key"));
-        // A repetition of the key matches it byte for byte modulo its length: still not equal.
-        assert!(!constant_time_eq(b"abab", b"ab"));
-        assert!(!constant_time_eq(b"", b"ab"));
-        assert!(!constant_time_eq(b"x", b""));
-        assert!(constant_time_eq(b"", b""));
-    }
 
     #[test]
     fn app_names() {

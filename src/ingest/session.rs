@@ -22,10 +22,11 @@ use rml_rtmp::sessions::{
 use rml_rtmp::time::RtmpTimestamp;
 use tracing::{debug, error, info, trace, warn};
 
-use super::auth::{app_matches, constant_time_eq, describe_app};
+use super::auth::{app_matches, describe_app};
 use super::publish::{describe_metadata, metadata_codec_warning, TagConverter};
 use super::Shared;
 use crate::pipeline::{PublishRefused, Publisher};
+use crate::secrets::constant_time_eq;
 
 /// Whether the connection should go on after a batch of input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

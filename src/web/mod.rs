@@ -7,10 +7,14 @@
 //! | `/hls/<variant>/stream.m3u8`  | media playlist                                           |
 //! | `/hls/<variant>/<file>`       | init (`init-*.mp4`) and media (`seg-*.m4s`) segments     |
 //! | `/api/status`                 | stream status JSON                                       |
+//! | `/api/chat/register`, `/api/chat`, `/ws` | chat: register, recent messages, the websocket |
+//! | `/api/admin/...`              | moderation (HTTP Basic auth), docs/API.md                |
 //! | `/vendor/...`                 | vendored player libraries (hls.js)                       |
 //! | everything else               | the page: the owner's `static_dir`, else the built-in one |
 
+mod admin;
 mod assets;
+mod chat;
 mod hls;
 mod status;
 mod viewers;
@@ -23,6 +27,7 @@ use warp::Filter;
 
 pub use viewers::ViewerCounter;
 
+use crate::chat::Hub;
 use crate::pipeline::Pipeline;
 use crate::store::HlsStore;
 
@@ -31,6 +36,9 @@ pub struct WebState {
     pub store: Arc<HlsStore>,
     pub pipeline: Arc<Pipeline>,
     pub viewers: ViewerCounter,
+    pub chat: Arc<Hub>,
+    /// For HTTP Basic auth on `/api/admin/` (user `admin`).
+    pub admin_password: String,
     pub title: String,
     pub static_dir: Option<PathBuf>,
 }
@@ -43,6 +51,8 @@ pub fn serve(
 ) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
     let routes = hls::routes(Arc::clone(&state))
         .or(status::routes(Arc::clone(&state)))
+        .or(chat::routes(Arc::clone(&state)))
+        .or(admin::routes(Arc::clone(&state)))
         .or(assets::routes(state))
         .with(warp::trace::request());
     warp::serve(routes).try_bind_with_graceful_shutdown(listen, shutdown)

@@ -88,7 +88,7 @@ pub fn routes(
         let served = state.store.summaries();
         let status = Status {
             online: stream.online,
-            viewer_count: state.viewers.count(),
+            viewer_count: state.viewers.count(&state.chat.connected_ips()),
             last_connect_time: stream.last_connect_time.map(rfc3339),
             last_disconnect_time: stream.last_disconnect_time.map(rfc3339),
             stream_title: state.title.clone(),

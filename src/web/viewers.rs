@@ -1,5 +1,6 @@
-//! Counts the people watching now: distinct client addresses that fetched a media playlist in
-//! the last 30 seconds (a playing HLS client reloads it every target duration).
+//! Counts the people watching now: open pages (their chat websocket) plus HLS-only clients,
+//! distinct addresses that fetched a media playlist in the last 30 seconds (a playing HLS client
+//! reloads it every target duration) and have no page open.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,11 +19,13 @@ impl ViewerCounter {
         self.lock().insert(client, Instant::now());
     }
 
-    /// Clients seen within the window; forgets the others.
-    pub fn count(&self) -> usize {
+    /// Open pages (`page_ips`: the address of each open chat websocket) plus the addresses
+    /// seen within the window that have no page open; forgets addresses gone quiet.
+    pub fn count(&self, page_ips: &[IpAddr]) -> usize {
         let mut last_seen = self.lock();
         last_seen.retain(|_, seen| seen.elapsed() < ACTIVE_WINDOW);
-        last_seen.len()
+        let hls_only = last_seen.keys().filter(|ip| !page_ips.contains(ip)).count();
+        page_ips.len() + hls_only
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
@@ -42,6 +45,14 @@ mod tests {
         counter.saw([10, 0, 0, 1].into());
         counter.saw([10, 0, 0, 1].into());
         counter.saw([10, 0, 0, 2].into());
-        assert_eq!(counter.count(), 2);
+        assert_eq!(counter.count(&[]), 2);
+        // Two pages open from 10.0.0.1 (whose players also fetch playlists) and one from
+        // 10.0.0.3: three pages, plus 10.0.0.2 playing HLS elsewhere.
+        let pages: [IpAddr; 3] = [
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 3].into(),
+        ];
+        assert_eq!(counter.count(&pages), 4);
     }
 }

@@ -1,0 +1,555 @@
+//! The one place chat state lives: who is connected, the recent messages, the users, and the
+//! fan-out of every event to every connection.
+//!
+//! Fan-out is a `tokio::sync::broadcast` channel of events serialized once ([`Outbound`]): a
+//! send never waits for any receiver, and a connection whose client cannot keep up falls behind
+//! by more than the channel holds, gets `Lagged`, and is closed by its task (see
+//! [`super::connection`]); nobody else notices. Everything else is behind one mutex held for
+//! microseconds (no I/O under it except the user log's short appends).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tokio::sync::broadcast;
+use tracing::info;
+
+use super::events::{rfc3339, ErrorKind, ServerEvent, SystemUser, UserJson};
+use super::names::{check_name, random_name, NameError};
+use super::users::{User, UserStore};
+use crate::config::ChatConfig;
+use crate::secrets::{random_token, SecretError};
+
+/// Events a connection's client has not read yet, at most; more and it is dropped.
+const FANOUT_CAPACITY: usize = 1024;
+const TOKEN_LENGTH: usize = 32;
+
+/// What every connection task receives.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// An event, already JSON.
+    Event(Arc<str>),
+    /// Close the connections of this user (disabled by a moderator).
+    DisconnectUser(String),
+    /// Close the connections from this address (banned).
+    DisconnectIp(IpAddr),
+}
+
+/// Why a connection or a message was refused: the event type to send and the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Refused {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Refused {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// An accepted connection, as its task needs it.
+pub struct Joined {
+    pub connection: u64,
+    pub user: User,
+    /// Set when the user was registered for this connection (it came without a token).
+    pub new_token: Option<String>,
+    pub events: broadcast::Receiver<Outbound>,
+    /// The newest visible messages, oldest first.
+    pub history: Vec<Arc<str>>,
+}
+
+/// A connected client, for the admin API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub connection: u64,
+    pub user: User,
+    pub ip: IpAddr,
+    pub connected_at: SystemTime,
+    pub messages: u64,
+}
+
+struct Message {
+    id: String,
+    json: Arc<str>,
+    visible: bool,
+}
+
+struct Connection {
+    user_id: String,
+    ip: IpAddr,
+    connected_at: SystemTime,
+    messages: u64,
+}
+
+struct State {
+    users: UserStore,
+    connections: HashMap<u64, Connection>,
+    next_connection: u64,
+    /// The newest messages, hidden ones included (they are never sent).
+    history: VecDeque<Message>,
+    enabled: bool,
+    next_event: u64,
+}
+
+pub struct Hub {
+    config: ChatConfig,
+    fanout: broadcast::Sender<Outbound>,
+    state: Mutex<State>,
+    /// Message ids are `<run>-<n>`: unique across restarts.
+    run: String,
+    started: SystemTime,
+}
+
+impl Hub {
+    pub fn new(config: ChatConfig, users: UserStore) -> Self {
+        let (fanout, _) = broadcast::channel(FANOUT_CAPACITY);
+        let started = SystemTime::now();
+        let run = started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+            .to_string();
+        Hub {
+            state: Mutex::new(State {
+                users,
+                connections: HashMap::new(),
+                next_connection: 0,
+                history: VecDeque::new(),
+                enabled: config.enabled,
+                next_event: 0,
+            }),
+            config,
+            fanout,
+            run,
+            started,
+        }
+    }
+
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+
+    /// A new user with a readable random name (or `name`, if it is allowed), and its token.
+    pub fn register(&self, name: Option<&str>) -> Result<(User, String), Refused> {
+        let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(name) => Some(self.checked_name(name)?),
+            None => None,
+        };
+        let mut state = self.lock();
+        register_locked(&mut state, name, &self.config.streamer_name).map_err(|_| {
+            Refused::new(
+                ErrorKind::NeedsRegistration,
+                "the server could not create a user (no randomness); try again",
+            )
+        })
+    }
+
+    /// Accept a websocket from `ip` with `token` (none: register one on the fly).
+    pub fn connect(&self, token: Option<&str>, ip: IpAddr) -> Result<Joined, Refused> {
+        let mut state = self.lock();
+        if state.users.is_banned(ip) {
+            return Err(Refused::new(
+                ErrorKind::UserDisabled,
+                "you are banned from this chat",
+            ));
+        }
+        if state.connections.len() >= self.config.max_connections {
+            return Err(Refused::new(
+                ErrorKind::MaxConnectionsExceeded,
+                "the chat is full; try again later",
+            ));
+        }
+        let from_ip = state.connections.values().filter(|c| c.ip == ip).count();
+        if from_ip >= self.config.max_connections_per_ip {
+            return Err(Refused::new(
+                ErrorKind::MaxConnectionsExceeded,
+                format!(
+                    "too many chat connections from your address (at most {})",
+                    self.config.max_connections_per_ip
+                ),
+            ));
+        }
+        let (user, new_token) = match token.filter(|t| !t.is_empty()) {
+            Some(token) => match state.users.by_token(token) {
+                Some(user) if user.disabled_at.is_some() => {
+                    return Err(Refused::new(
+                        ErrorKind::UserDisabled,
+                        "a moderator disabled your chat user",
+                    ))
+                }
+                Some(user) => (user.clone(), None),
+                None => {
+                    return Err(Refused::new(
+                        ErrorKind::NeedsRegistration,
+                        "unknown access token: register again (POST /api/chat/register)",
+                    ))
+                }
+            },
+            None => {
+                let (user, token) = register_locked(&mut state, None, &self.config.streamer_name)
+                    .map_err(|_| {
+                    Refused::new(
+                        ErrorKind::NeedsRegistration,
+                        "the server could not create a user; try again",
+                    )
+                })?;
+                (user, Some(token))
+            }
+        };
+        let first_of_user = !state.connections.values().any(|c| c.user_id == user.id);
+        let connection = state.next_connection;
+        state.next_connection += 1;
+        state.connections.insert(
+            connection,
+            Connection {
+                user_id: user.id.clone(),
+                ip,
+                connected_at: SystemTime::now(),
+                messages: 0,
+            },
+        );
+        // Subscribe under the lock: the joiner gets every event after its history.
+        let events = self.fanout.subscribe();
+        let history = visible_history(&state);
+        if first_of_user {
+            let event = ServerEvent::UserJoined {
+                id: next_id(&mut state, &self.run),
+                timestamp: now(),
+                user: UserJson::of(&user),
+            };
+            self.broadcast(&event);
+        }
+        Ok(Joined {
+            connection,
+            user,
+            new_token,
+            events,
+            history,
+        })
+    }
+
+    /// The connection closed.
+    pub fn disconnect(&self, connection: u64) {
+        let mut state = self.lock();
+        let Some(gone) = state.connections.remove(&connection) else {
+            return;
+        };
+        let still_here = state
+            .connections
+            .values()
+            .any(|c| c.user_id == gone.user_id);
+        if still_here {
+            return;
+        }
+        if let Some(user) = state.users.get(&gone.user_id).cloned() {
+            let event = ServerEvent::UserParted {
+                id: next_id(&mut state, &self.run),
+                timestamp: now(),
+                user: UserJson::of(&user),
+            };
+            self.broadcast(&event);
+        }
+    }
+
+    /// A message from a connection's user, checked and sent to everyone.
+    pub fn chat(&self, connection: u64, body: &str) -> Result<(), Refused> {
+        let chars = body.chars().count();
+        if chars > self.config.max_message_chars {
+            return Err(Refused::new(
+                ErrorKind::MessageTooLong,
+                format!(
+                    "messages are at most {} characters (this one has {chars})",
+                    self.config.max_message_chars
+                ),
+            ));
+        }
+        if body.trim().is_empty() {
+            return Err(Refused::new(ErrorKind::InvalidMessage, "an empty message"));
+        }
+        let mut state = self.lock();
+        if !state.enabled {
+            return Err(Refused::new(
+                ErrorKind::ChatDisabled,
+                "chat is turned off for now",
+            ));
+        }
+        let Some(conn) = state.connections.get_mut(&connection) else {
+            return Err(Refused::new(ErrorKind::NeedsRegistration, "not connected"));
+        };
+        conn.messages += 1;
+        let user_id = conn.user_id.clone();
+        let Some(user) = state.users.get(&user_id).cloned() else {
+            return Err(Refused::new(ErrorKind::NeedsRegistration, "unknown user"));
+        };
+        self.post(&mut state, UserJson::of(&user), body);
+        Ok(())
+    }
+
+    /// The streamer's message (admin API), marked as such.
+    pub fn post_as_streamer(&self, body: &str) -> Result<String, Refused> {
+        if body.trim().is_empty() {
+            return Err(Refused::new(ErrorKind::InvalidMessage, "an empty message"));
+        }
+        let mut state = self.lock();
+        let user = UserJson::streamer(&self.config.streamer_name, self.started);
+        Ok(self.post(&mut state, user, body))
+    }
+
+    fn post(&self, state: &mut State, user: UserJson, body: &str) -> String {
+        let id = next_id(state, &self.run);
+        let event = ServerEvent::Chat {
+            id: id.clone(),
+            timestamp: now(),
+            user,
+            body: body.to_owned(),
+            visible: true,
+        };
+        let json: Arc<str> = event.to_json().into();
+        state.history.push_back(Message {
+            id: id.clone(),
+            json: Arc::clone(&json),
+            visible: true,
+        });
+        while state.history.len() > self.config.history_messages {
+            state.history.pop_front();
+        }
+        let _ = self.fanout.send(Outbound::Event(json));
+        id
+    }
+
+    /// A connection's user takes a new name.
+    pub fn rename(&self, connection: u64, new_name: &str) -> Result<(), Refused> {
+        let name = self.checked_name(new_name)?;
+        let mut state = self.lock();
+        let Some(user_id) = state
+            .connections
+            .get(&connection)
+            .map(|c| c.user_id.clone())
+        else {
+            return Err(Refused::new(ErrorKind::NeedsRegistration, "not connected"));
+        };
+        let old_name = state
+            .users
+            .get(&user_id)
+            .map(|u| u.display_name.clone())
+            .unwrap_or_default();
+        if old_name == name {
+            return Ok(());
+        }
+        let Some(user) = state.users.rename(&user_id, name.clone()) else {
+            return Err(Refused::new(ErrorKind::NeedsRegistration, "unknown user"));
+        };
+        let event = ServerEvent::NameChange {
+            id: next_id(&mut state, &self.run),
+            timestamp: now(),
+            user: UserJson::of(&user),
+            old_name,
+            new_name: name,
+        };
+        self.broadcast(&event);
+        Ok(())
+    }
+
+    fn checked_name(&self, name: &str) -> Result<String, Refused> {
+        check_name(name, &self.config.streamer_name)
+            .map_err(|e: NameError| Refused::new(ErrorKind::InvalidName, e.to_string()))
+    }
+
+    // ---- moderation ---------------------------------------------------------------------------
+
+    /// Hide (or show again) messages: every page removes (or restores) them; hidden ones are never
+    /// sent to a joiner. Returns how many of `ids` were known.
+    pub fn set_visibility(&self, ids: &[String], visible: bool) -> usize {
+        let mut state = self.lock();
+        let mut known = 0;
+        for message in state.history.iter_mut().filter(|m| ids.contains(&m.id)) {
+            message.visible = visible;
+            known += 1;
+        }
+        let event = ServerEvent::VisibilityUpdate {
+            id: next_id(&mut state, &self.run),
+            timestamp: now(),
+            ids: ids.to_vec(),
+            visible,
+        };
+        self.broadcast(&event);
+        known
+    }
+
+    /// Disable (ban) or enable a user; a disabled user's connections close and their token is
+    /// refused. `None`: no such user.
+    pub fn set_user_enabled(&self, user_id: &str, enabled: bool) -> Option<User> {
+        let mut state = self.lock();
+        let user = state.users.set_enabled(user_id, enabled)?;
+        if !enabled {
+            info!(user = %user.id, name = %user.display_name, "chat user disabled by a moderator");
+            let _ = self.fanout.send(Outbound::DisconnectUser(user.id.clone()));
+        }
+        Some(user)
+    }
+
+    pub fn ban_ip(&self, ip: IpAddr) {
+        self.lock().users.ban_ip(ip);
+        info!(%ip, "chat address banned by a moderator");
+        let _ = self.fanout.send(Outbound::DisconnectIp(ip));
+    }
+
+    pub fn unban_ip(&self, ip: IpAddr) -> bool {
+        self.lock().users.unban_ip(ip)
+    }
+
+    pub fn is_banned(&self, ip: IpAddr) -> bool {
+        self.lock().users.is_banned(ip)
+    }
+
+    pub fn banned_ips(&self) -> Vec<(IpAddr, SystemTime)> {
+        self.lock().users.banned_ips()
+    }
+
+    pub fn disabled_users(&self) -> Vec<User> {
+        self.lock().users.disabled_users()
+    }
+
+    pub fn clients(&self) -> Vec<Client> {
+        let state = self.lock();
+        let mut clients: Vec<Client> = state
+            .connections
+            .iter()
+            .filter_map(|(id, c)| {
+                Some(Client {
+                    connection: *id,
+                    user: state.users.get(&c.user_id)?.clone(),
+                    ip: c.ip,
+                    connected_at: c.connected_at,
+                    messages: c.messages,
+                })
+            })
+            .collect();
+        clients.sort_by_key(|c| c.connection);
+        clients
+    }
+
+    /// Turn chat on or off; everyone is told.
+    pub fn set_chat_enabled(&self, enabled: bool) {
+        let mut state = self.lock();
+        if state.enabled == enabled {
+            return;
+        }
+        state.enabled = enabled;
+        let event = ServerEvent::System {
+            id: next_id(&mut state, &self.run),
+            timestamp: now(),
+            user: SystemUser {
+                display_name: self.config.streamer_name.clone(),
+            },
+            body: if enabled {
+                "Chat is on again."
+            } else {
+                "Chat is turned off for now."
+            }
+            .into(),
+        };
+        self.broadcast(&event);
+    }
+
+    pub fn chat_enabled(&self) -> bool {
+        self.lock().enabled
+    }
+
+    /// The newest visible messages, oldest first (`GET /api/chat`).
+    pub fn history(&self) -> Vec<Arc<str>> {
+        visible_history(&self.lock())
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.lock().connections.len()
+    }
+
+    /// Addresses with an open chat connection (for the viewer count).
+    pub fn connected_ips(&self) -> Vec<IpAddr> {
+        self.lock().connections.values().map(|c| c.ip).collect()
+    }
+
+    /// An event for one client only (its task sends it), as JSON.
+    pub fn error_json(&self, refused: &Refused) -> String {
+        let id = next_id(&mut self.lock(), &self.run);
+        ServerEvent::Error(super::events::ErrorEvent {
+            kind: refused.kind,
+            id,
+            timestamp: now(),
+            message: refused.message.clone(),
+        })
+        .to_json()
+    }
+
+    /// The CONNECTED_USER_INFO for a joiner, as JSON.
+    pub fn welcome_json(&self, joined: &Joined) -> String {
+        let id = next_id(&mut self.lock(), &self.run);
+        ServerEvent::ConnectedUserInfo {
+            id,
+            timestamp: now(),
+            user: UserJson::of(&joined.user),
+            access_token: joined.new_token.clone(),
+        }
+        .to_json()
+    }
+
+    fn broadcast(&self, event: &ServerEvent) {
+        let _ = self.fanout.send(Outbound::Event(event.to_json().into()));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn register_locked(
+    state: &mut State,
+    name: Option<String>,
+    streamer_name: &str,
+) -> Result<(User, String), SecretError> {
+    let token = random_token(TOKEN_LENGTH)?;
+    let mut id_bytes = [0u8; 8];
+    getrandom::getrandom(&mut id_bytes).map_err(SecretError::Random)?;
+    let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let name = match name {
+        Some(name) => name,
+        None => {
+            let mut random = [0u8; 3];
+            getrandom::getrandom(&mut random).map_err(SecretError::Random)?;
+            let name = random_name(random);
+            // A random name can never be the streamer's, unless the streamer picked one like it.
+            if check_name(&name, streamer_name).is_ok() {
+                name
+            } else {
+                format!("{name}x")
+            }
+        }
+    };
+    let user = state.users.register(id, token.clone(), name);
+    Ok((user, token))
+}
+
+fn visible_history(state: &State) -> Vec<Arc<str>> {
+    state
+        .history
+        .iter()
+        .filter(|m| m.visible)
+        .map(|m| Arc::clone(&m.json))
+        .collect()
+}
+
+fn next_id(state: &mut State, run: &str) -> String {
+    state.next_event += 1;
+    format!("{run}-{}", state.next_event)
+}
+
+fn now() -> String {
+    rfc3339(SystemTime::now())
+}

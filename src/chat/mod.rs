@@ -1,0 +1,17 @@
+//! Live chat beside the video: no accounts, a websocket per open page, one hub.
+//!
+//! - [`events`]: the JSON events on the wire (Owncast's names and shapes; docs/CHAT.md).
+//! - [`names`]: random readable names and the rules for names.
+//! - [`users`]: users, tokens and bans, persisted in `data_dir/chat/`.
+//! - [`limits`]: the per-connection rate limit.
+//! - [`hub`]: connections, history, fan-out, moderation.
+//! - [`connection`]: one websocket's task.
+
+pub mod connection;
+pub mod events;
+pub mod hub;
+pub mod limits;
+pub mod names;
+pub mod users;
+
+pub use hub::Hub;

@@ -1,0 +1,398 @@
+//! Chat users without accounts: an id, an opaque access token, a display name, and whether the
+//! moderator disabled them; plus the banned IP addresses. Kept in memory and persisted in
+//! `data_dir/chat/users.jsonl` so names and bans survive a restart.
+//!
+//! The file is an append-only log, one JSON record per change (a registration, a name change, a
+//! ban...), replayed at start-up and rewritten compactly then: a change costs one short append,
+//! however many users there are. A torn last line (a crash mid-write) is skipped with a warning.
+//! The file holds access tokens: it is created owner-only (0600), like the stream key.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+/// One chat user as the hub and the admin API see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub display_name: String,
+    pub created_at: SystemTime,
+    /// Earlier names, oldest first.
+    pub previous_names: Vec<String>,
+    pub name_changed_at: Option<SystemTime>,
+    /// Set when a moderator disabled (banned) the user: their token is refused.
+    pub disabled_at: Option<SystemTime>,
+}
+
+/// One line of the log.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Record {
+    Register {
+        id: String,
+        token: String,
+        name: String,
+        at: SystemTime,
+    },
+    Rename {
+        id: String,
+        name: String,
+        at: SystemTime,
+    },
+    Disable {
+        id: String,
+        at: SystemTime,
+    },
+    Enable {
+        id: String,
+    },
+    BanIp {
+        ip: IpAddr,
+        at: SystemTime,
+    },
+    UnbanIp {
+        ip: IpAddr,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("chat user store {file}: {source}")]
+pub struct StoreError {
+    file: PathBuf,
+    source: std::io::Error,
+}
+
+pub struct UserStore {
+    users: HashMap<String, User>,
+    by_token: HashMap<String, String>,
+    banned_ips: HashMap<IpAddr, SystemTime>,
+    log: Option<(PathBuf, File)>,
+}
+
+impl UserStore {
+    /// Users and bans from `dir/users.jsonl` (created if absent); changes are appended to it.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join("users.jsonl");
+        let err = |source| StoreError {
+            file: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut store = UserStore::in_memory();
+        match File::open(&path) {
+            Ok(file) => {
+                for (number, line) in BufReader::new(file).lines().enumerate() {
+                    let line = line.map_err(err)?;
+                    match serde_json::from_str::<Record>(&line) {
+                        Ok(record) => store.apply(record),
+                        Err(e) if !line.trim().is_empty() => {
+                            warn!(file = %path.display(), line = number + 1, "skipping an unreadable record: {e}")
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e)),
+        }
+        store.compact(&path).map_err(err)?;
+        Ok(store)
+    }
+
+    /// A store that persists nothing (tests).
+    pub fn in_memory() -> Self {
+        UserStore {
+            users: HashMap::new(),
+            by_token: HashMap::new(),
+            banned_ips: HashMap::new(),
+            log: None,
+        }
+    }
+
+    pub fn register(&mut self, id: String, token: String, name: String) -> User {
+        let at = SystemTime::now();
+        self.record(Record::Register {
+            id: id.clone(),
+            token,
+            name,
+            at,
+        });
+        self.users[&id].clone()
+    }
+
+    pub fn by_token(&self, token: &str) -> Option<&User> {
+        self.by_token.get(token).and_then(|id| self.users.get(id))
+    }
+
+    pub fn get(&self, id: &str) -> Option<&User> {
+        self.users.get(id)
+    }
+
+    /// The user's new name; the old one joins `previous_names`.
+    pub fn rename(&mut self, id: &str, name: String) -> Option<User> {
+        self.users.get(id)?;
+        self.record(Record::Rename {
+            id: id.to_owned(),
+            name,
+            at: SystemTime::now(),
+        });
+        self.users.get(id).cloned()
+    }
+
+    /// Disable (ban) or re-enable a user; `None` when there is no such user.
+    pub fn set_enabled(&mut self, id: &str, enabled: bool) -> Option<User> {
+        self.users.get(id)?;
+        let id = id.to_owned();
+        self.record(if enabled {
+            Record::Enable { id: id.clone() }
+        } else {
+            Record::Disable {
+                id: id.clone(),
+                at: SystemTime::now(),
+            }
+        });
+        self.users.get(&id).cloned()
+    }
+
+    pub fn ban_ip(&mut self, ip: IpAddr) {
+        self.record(Record::BanIp {
+            ip,
+            at: SystemTime::now(),
+        });
+    }
+
+    /// Whether the address was banned.
+    pub fn unban_ip(&mut self, ip: IpAddr) -> bool {
+        let was = self.banned_ips.contains_key(&ip);
+        if was {
+            self.record(Record::UnbanIp { ip });
+        }
+        was
+    }
+
+    pub fn is_banned(&self, ip: IpAddr) -> bool {
+        self.banned_ips.contains_key(&ip)
+    }
+
+    /// Banned addresses and since when, oldest first.
+    pub fn banned_ips(&self) -> Vec<(IpAddr, SystemTime)> {
+        let mut bans: Vec<_> = self.banned_ips.iter().map(|(ip, at)| (*ip, *at)).collect();
+        bans.sort_by_key(|(ip, at)| (*at, *ip));
+        bans
+    }
+
+    /// Disabled users, for the admin API.
+    pub fn disabled_users(&self) -> Vec<User> {
+        let mut users: Vec<User> = self
+            .users
+            .values()
+            .filter(|u| u.disabled_at.is_some())
+            .cloned()
+            .collect();
+        users.sort_by_key(|u| u.disabled_at);
+        users
+    }
+
+    /// Apply a change in memory and append it to the log.
+    fn record(&mut self, record: Record) {
+        if let Some((path, file)) = &mut self.log {
+            let written = serde_json::to_string(&record)
+                .map_err(std::io::Error::other)
+                .and_then(|line| writeln!(file, "{line}"));
+            if let Err(e) = written {
+                warn!(file = %path.display(), "cannot save a chat user change (kept until restart): {e}");
+            }
+        }
+        self.apply(record);
+    }
+
+    fn apply(&mut self, record: Record) {
+        match record {
+            Record::Register {
+                id,
+                token,
+                name,
+                at,
+            } => {
+                self.by_token.insert(token, id.clone());
+                self.users.insert(
+                    id.clone(),
+                    User {
+                        id,
+                        display_name: name,
+                        created_at: at,
+                        previous_names: Vec::new(),
+                        name_changed_at: None,
+                        disabled_at: None,
+                    },
+                );
+            }
+            Record::Rename { id, name, at } => {
+                if let Some(user) = self.users.get_mut(&id) {
+                    let old = std::mem::replace(&mut user.display_name, name);
+                    user.previous_names.push(old);
+                    user.name_changed_at = Some(at);
+                }
+            }
+            Record::Disable { id, at } => {
+                if let Some(user) = self.users.get_mut(&id) {
+                    user.disabled_at = Some(at);
+                }
+            }
+            Record::Enable { id } => {
+                if let Some(user) = self.users.get_mut(&id) {
+                    user.disabled_at = None;
+                }
+            }
+            Record::BanIp { ip, at } => {
+                self.banned_ips.entry(ip).or_insert(at);
+            }
+            Record::UnbanIp { ip } => {
+                self.banned_ips.remove(&ip);
+            }
+        }
+    }
+
+    /// Rewrite the log as one record per user and ban (current state only), then keep it open
+    /// for appending.
+    fn compact(&mut self, path: &Path) -> std::io::Result<()> {
+        let tokens: HashMap<&String, &String> =
+            self.by_token.iter().map(|(t, id)| (id, t)).collect();
+        let mut records = Vec::new();
+        let mut users: Vec<&User> = self.users.values().collect();
+        users.sort_by_key(|u| u.created_at);
+        for user in users {
+            let Some(token) = tokens.get(&user.id) else {
+                continue;
+            };
+            let first = user.previous_names.first().unwrap_or(&user.display_name);
+            records.push(Record::Register {
+                id: user.id.clone(),
+                token: (*token).clone(),
+                name: first.clone(),
+                at: user.created_at,
+            });
+            for name in user
+                .previous_names
+                .iter()
+                .skip(1)
+                .chain((!user.previous_names.is_empty()).then_some(&user.display_name))
+            {
+                records.push(Record::Rename {
+                    id: user.id.clone(),
+                    name: name.clone(),
+                    at: user.name_changed_at.unwrap_or(user.created_at),
+                });
+            }
+            if let Some(at) = user.disabled_at {
+                records.push(Record::Disable {
+                    id: user.id.clone(),
+                    at,
+                });
+            }
+        }
+        for (ip, at) in self.banned_ips() {
+            records.push(Record::BanIp { ip, at });
+        }
+        let tmp = path.with_extension("jsonl.tmp");
+        {
+            let mut file = private_file(&tmp, true)?;
+            for record in &records {
+                let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
+                writeln!(file, "{line}")?;
+            }
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        self.log = Some((path.to_owned(), private_file(path, false)?));
+        Ok(())
+    }
+}
+
+/// Opened for writing (truncated) or appending, owner-only when created.
+fn private_file(path: &Path, truncate: bool) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true);
+    if truncate {
+        options.write(true).truncate(true);
+    } else {
+        options.append(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn ids(store: &UserStore) -> HashSet<String> {
+        store.users.keys().cloned().collect()
+    }
+
+    #[test]
+    fn users_names_and_bans_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = UserStore::open(dir.path()).unwrap();
+            store.register("u1".into(), "token-1".into(), "CalmOtter42".into());
+            store.register("u2".into(), "token-2".into(), "Bob".into());
+            store.rename("u1", "Ana".into());
+            store.rename("u1", "Ana B.".into());
+            store.set_enabled("u2", false);
+            store.ban_ip("192.0.2.7".parse().unwrap());
+            store.ban_ip("2001:db8::1".parse().unwrap());
+            assert!(store.unban_ip("2001:db8::1".parse().unwrap()));
+        }
+        // A torn last line, as a crash mid-append would leave.
+        let path = dir.path().join("users.jsonl");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        write!(file, "{{\"op\":\"rename\",\"id\":\"u2\",\"na").unwrap();
+        drop(file);
+
+        let store = UserStore::open(dir.path()).unwrap();
+        assert_eq!(
+            ids(&store),
+            HashSet::from(["u1".to_string(), "u2".to_string()])
+        );
+        let ana = store.by_token("token-1").unwrap();
+        assert_eq!(ana.display_name, "Ana B.");
+        assert_eq!(ana.previous_names, ["CalmOtter42", "Ana"]);
+        assert!(store.by_token("token-2").unwrap().disabled_at.is_some());
+        assert!(store.by_token("nope").is_none());
+        assert!(store.is_banned("192.0.2.7".parse().unwrap()));
+        assert!(!store.is_banned("2001:db8::1".parse().unwrap()));
+        // Compacted: one register per user, the renames, the ban.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2 + 2 + 1 + 1, "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn enabling_again_restores_the_token() {
+        let mut store = UserStore::in_memory();
+        store.register("u1".into(), "t".into(), "A".into());
+        store.set_enabled("u1", false);
+        assert_eq!(store.disabled_users().len(), 1);
+        store.set_enabled("u1", true);
+        assert!(store.by_token("t").unwrap().disabled_at.is_none());
+        assert!(store.set_enabled("nobody", false).is_none());
+    }
+}
