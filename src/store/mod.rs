@@ -49,7 +49,8 @@ struct VariantState {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VariantSummary {
-    /// The variant's id (its URL path segment).
+    /// The variant's id (its URL path segment); `/api/status` shows it once, from the variant.
+    #[serde(skip)]
     pub id: String,
     pub width: u32,
     pub height: u32,

@@ -114,3 +114,27 @@ pub fn routes(
 fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VariantConfig;
+    use crate::hls::Segmenter;
+
+    #[test]
+    fn a_served_variant_has_one_id() {
+        let variant = Variant::new("1".into(), VariantConfig::default(), Segmenter::new(2));
+        let served = VariantSummary {
+            id: "1".into(),
+            width: 854,
+            height: 480,
+            frame_rate: Some(30.0),
+            codecs: "avc1.64001e,mp4a.40.2".into(),
+            bitrate_kbps: 1200,
+            segments: 3,
+        };
+        let json = serde_json::to_string(&variant_status(&variant, &[served])).unwrap();
+        assert_eq!(json.matches("\"id\"").count(), 1, "{json}");
+        assert!(json.contains("\"width\":854"), "{json}");
+    }
+}
