@@ -195,6 +195,8 @@ pub struct ChatConfig {
     /// Open chat connections, in all and from one address.
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// New chat users per address per minute (0: no cap).
+    pub registrations_per_minute: u32,
 }
 
 impl Default for ChatConfig {
@@ -208,6 +210,7 @@ impl Default for ChatConfig {
             rate_per_second: 1.0,
             max_connections: 10_000,
             max_connections_per_ip: 20,
+            registrations_per_minute: 30,
         }
     }
 }

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::users::User;
 
-/// Scope marking the streamer's (and moderators') user object, as Owncast marks moderators.
+/// Scopes on the streamer's user object: Owncast clients show a moderator badge for the first,
+/// the selfcast page marks the streamer by the second.
 pub const MODERATOR_SCOPE: &str = "MODERATOR";
+pub const STREAMER_SCOPE: &str = "STREAMER";
 
 /// A user as events show it (Owncast's `user` object).
 #[derive(Debug, Clone, Serialize)]
@@ -59,7 +61,7 @@ impl UserJson {
             previous_names: Vec::new(),
             name_changed_at: None,
             disabled_at: None,
-            scopes: vec![MODERATOR_SCOPE],
+            scopes: vec![MODERATOR_SCOPE, STREAMER_SCOPE],
             is_bot: false,
             authenticated: true,
         }

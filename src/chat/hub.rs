@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::broadcast;
 use tracing::info;
@@ -24,6 +24,7 @@ use crate::secrets::{random_token, SecretError};
 /// Events a connection's client has not read yet, at most; more and it is dropped.
 const FANOUT_CAPACITY: usize = 1024;
 const TOKEN_LENGTH: usize = 32;
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(60);
 
 /// What every connection task receives.
 #[derive(Debug, Clone)]
@@ -75,6 +76,8 @@ pub struct Client {
 
 struct Message {
     id: String,
+    /// Who wrote it (the streamer's id for the streamer's messages).
+    user_id: String,
     json: Arc<str>,
     visible: bool,
 }
@@ -94,6 +97,8 @@ struct State {
     history: VecDeque<Message>,
     enabled: bool,
     next_event: u64,
+    /// Registrations per address in the current minute: (minute started, count).
+    registrations: HashMap<IpAddr, (Instant, u32)>,
 }
 
 pub struct Hub {
@@ -121,6 +126,7 @@ impl Hub {
                 history: VecDeque::new(),
                 enabled: config.enabled,
                 next_event: 0,
+                registrations: HashMap::new(),
             }),
             config,
             fanout,
@@ -133,13 +139,15 @@ impl Hub {
         &self.config
     }
 
-    /// A new user with a readable random name (or `name`, if it is allowed), and its token.
-    pub fn register(&self, name: Option<&str>) -> Result<(User, String), Refused> {
+    /// A new user for a client at `ip` with a readable random name (or `name`, if it is
+    /// allowed), and its token.
+    pub fn register(&self, name: Option<&str>, ip: IpAddr) -> Result<(User, String), Refused> {
         let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
             Some(name) => Some(self.checked_name(name)?),
             None => None,
         };
         let mut state = self.lock();
+        self.count_registration(&mut state, ip)?;
         register_locked(&mut state, name, &self.config.streamer_name).map_err(|_| {
             Refused::new(
                 ErrorKind::NeedsRegistration,
@@ -190,6 +198,7 @@ impl Hub {
                 }
             },
             None => {
+                self.count_registration(&mut state, ip)?;
                 let (user, token) = register_locked(&mut state, None, &self.config.streamer_name)
                     .map_err(|_| {
                     Refused::new(
@@ -230,6 +239,28 @@ impl Hub {
             events,
             history,
         })
+    }
+
+    /// At most `registrations_per_minute` new users per address: a script cannot fill the
+    /// user store.
+    fn count_registration(&self, state: &mut State, ip: IpAddr) -> Result<(), Refused> {
+        let cap = self.config.registrations_per_minute;
+        if cap == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        state
+            .registrations
+            .retain(|_, (since, _)| now.duration_since(*since) < REGISTRATION_WINDOW);
+        let (_, count) = state.registrations.entry(ip).or_insert((now, 0));
+        if *count >= cap {
+            return Err(Refused::new(
+                ErrorKind::RateLimited,
+                "too many new chat users from your address: try again in a minute",
+            ));
+        }
+        *count += 1;
+        Ok(())
     }
 
     /// The connection closed.
@@ -299,8 +330,27 @@ impl Hub {
         Ok(self.post(&mut state, user, body))
     }
 
+    /// A notice to everyone from the system (admin API), not kept in the history.
+    pub fn post_system(&self, body: &str) -> Result<String, Refused> {
+        if body.trim().is_empty() {
+            return Err(Refused::new(ErrorKind::InvalidMessage, "an empty message"));
+        }
+        let mut state = self.lock();
+        let id = next_id(&mut state, &self.run);
+        self.broadcast(&ServerEvent::System {
+            id: id.clone(),
+            timestamp: now(),
+            user: SystemUser {
+                display_name: self.config.streamer_name.clone(),
+            },
+            body: body.to_owned(),
+        });
+        Ok(id)
+    }
+
     fn post(&self, state: &mut State, user: UserJson, body: &str) -> String {
         let id = next_id(state, &self.run);
+        let user_id = user.id.clone();
         let event = ServerEvent::Chat {
             id: id.clone(),
             timestamp: now(),
@@ -311,6 +361,7 @@ impl Hub {
         let json: Arc<str> = event.to_json().into();
         state.history.push_back(Message {
             id: id.clone(),
+            user_id,
             json: Arc::clone(&json),
             visible: true,
         });
@@ -388,6 +439,25 @@ impl Hub {
         if !enabled {
             info!(user = %user.id, name = %user.display_name, "chat user disabled by a moderator");
             let _ = self.fanout.send(Outbound::DisconnectUser(user.id.clone()));
+            // Their messages go too, as in Owncast.
+            let mut ids = Vec::new();
+            for message in state
+                .history
+                .iter_mut()
+                .filter(|m| m.user_id == user.id && m.visible)
+            {
+                message.visible = false;
+                ids.push(message.id.clone());
+            }
+            if !ids.is_empty() {
+                let event = ServerEvent::VisibilityUpdate {
+                    id: next_id(&mut state, &self.run),
+                    timestamp: now(),
+                    ids,
+                    visible: false,
+                };
+                self.broadcast(&event);
+            }
         }
         Some(user)
     }
@@ -552,4 +622,108 @@ fn next_id(state: &mut State, run: &str) -> String {
 
 fn now() -> String {
     rfc3339(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(config: ChatConfig) -> Hub {
+        Hub::new(config, UserStore::in_memory())
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, last])
+    }
+
+    #[test]
+    fn registrations_are_capped_per_address() {
+        let hub = hub(ChatConfig {
+            registrations_per_minute: 2,
+            ..ChatConfig::default()
+        });
+        assert!(hub.register(None, ip(1)).is_ok());
+        assert!(
+            hub.connect(None, ip(1)).is_ok(),
+            "a token-less connect registers too"
+        );
+        let refused = hub.register(Some("Ana"), ip(1)).unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::RateLimited);
+        assert_eq!(
+            hub.connect(None, ip(1)).err().map(|r| r.kind),
+            Some(ErrorKind::RateLimited)
+        );
+        assert!(
+            hub.register(None, ip(2)).is_ok(),
+            "another address is not affected"
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_newest_and_a_ban_hides_the_users_messages() {
+        let hub = hub(ChatConfig {
+            history_messages: 3,
+            ..ChatConfig::default()
+        });
+        let ana = hub.connect(None, ip(1)).unwrap();
+        let bob = hub.connect(None, ip(2)).unwrap();
+        for (who, body) in [(&ana, "a1"), (&bob, "b1"), (&ana, "a2"), (&bob, "b2")] {
+            hub.chat(who.connection, body).unwrap();
+        }
+        let bodies = |hub: &Hub| -> Vec<String> {
+            hub.history()
+                .iter()
+                .map(|json| {
+                    serde_json::from_str::<serde_json::Value>(json).unwrap()["body"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        assert_eq!(bodies(&hub), ["b1", "a2", "b2"]);
+        let mut events = hub.fanout.subscribe();
+        hub.set_user_enabled(&bob.user.id, false).unwrap();
+        assert_eq!(bodies(&hub), ["a2"]);
+        // Bob's connections are told to close, and everyone to remove his messages.
+        assert!(matches!(events.try_recv(), Ok(Outbound::DisconnectUser(id)) if id == bob.user.id));
+        let Ok(Outbound::Event(json)) = events.try_recv() else {
+            panic!("a visibility update")
+        };
+        let update: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(update["type"], "VISIBILITY-UPDATE");
+        assert_eq!(update["ids"].as_array().unwrap().len(), 2);
+        // His token is refused from now on; the address is not banned.
+        let token = bob.new_token.clone().expect("registered on connect");
+        let refused = hub.connect(Some(&token), ip(2)).err().map(|r| r.kind);
+        assert_eq!(refused, Some(ErrorKind::UserDisabled));
+        assert!(hub.connect(None, ip(2)).is_ok());
+    }
+
+    #[test]
+    fn long_empty_and_disabled() {
+        let hub = hub(ChatConfig {
+            max_message_chars: 5,
+            ..ChatConfig::default()
+        });
+        let ana = hub.connect(None, ip(1)).unwrap();
+        assert!(
+            hub.chat(ana.connection, "héllo").is_ok(),
+            "5 characters, 6 bytes"
+        );
+        assert_eq!(
+            hub.chat(ana.connection, "héllo!").unwrap_err().kind,
+            ErrorKind::MessageTooLong
+        );
+        assert_eq!(
+            hub.chat(ana.connection, "  ").unwrap_err().kind,
+            ErrorKind::InvalidMessage
+        );
+        hub.set_chat_enabled(false);
+        assert_eq!(
+            hub.chat(ana.connection, "hi").unwrap_err().kind,
+            ErrorKind::ChatDisabled
+        );
+        assert!(hub.post_as_streamer("still here").is_ok());
+    }
 }

@@ -187,6 +187,16 @@ pub fn routes(
             state.chat.set_chat_enabled(!v.value);
             ok(serde_json::json!({ "success": true, "chatEnabled": !v.value }))
         });
+    let system = warp::path!("chat" / "system")
+        .and(warp::post())
+        .and(with_state.clone())
+        .and(json_body())
+        .map(
+            |state: Arc<WebState>, post: Post| match state.chat.post_system(&post.body) {
+                Ok(id) => ok(serde_json::json!({ "success": true, "id": id })),
+                Err(refused) => error(StatusCode::BAD_REQUEST, &refused.message),
+            },
+        );
     let send = warp::path!("chat" / "send")
         .and(warp::post())
         .and(with_state)
@@ -218,6 +228,8 @@ pub fn routes(
                     .or(chat_disable)
                     .unify()
                     .or(send)
+                    .unify()
+                    .or(system)
                     .unify(),
             )
             .recover(recover)

@@ -65,7 +65,7 @@ pub fn routes(
                         }
                     }
                 };
-                match hub.register(request.display_name.as_deref()) {
+                match hub.register(request.display_name.as_deref(), ip(addr)) {
                     Ok((user, token)) => json(
                         StatusCode::OK,
                         &Registered {
@@ -76,6 +76,13 @@ pub fn routes(
                     ),
                     Err(refused) if refused.kind == ErrorKind::InvalidName => {
                         error(StatusCode::BAD_REQUEST, &refused.message)
+                    }
+                    Err(refused) if refused.kind == ErrorKind::RateLimited => {
+                        let mut response = error(StatusCode::TOO_MANY_REQUESTS, &refused.message);
+                        response
+                            .headers_mut()
+                            .insert("retry-after", warp::http::HeaderValue::from_static("60"));
+                        response
                     }
                     Err(refused) => error(StatusCode::SERVICE_UNAVAILABLE, &refused.message),
                 }

@@ -23,6 +23,8 @@ struct Status {
     /// Where players fetch the master playlist.
     hls_url: &'static str,
     dropped_packets: u64,
+    /// Whether viewers can chat now (config `[chat] enabled`, or the admin switch).
+    chat_enabled: bool,
     input: Input,
     variants: Vec<VariantStatus>,
 }
@@ -89,6 +91,7 @@ pub fn routes(
         let status = Status {
             online: stream.online,
             viewer_count: state.viewers.count(&state.chat.connected_ips()),
+            chat_enabled: state.chat.chat_enabled(),
             last_connect_time: stream.last_connect_time.map(rfc3339),
             last_disconnect_time: stream.last_disconnect_time.map(rfc3339),
             stream_title: state.title.clone(),
