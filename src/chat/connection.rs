@@ -28,12 +28,12 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the server pings, and how long a silent client is kept.
 const PING_EVERY: Duration = Duration::from_secs(20);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Frames larger than this are refused before parsing (a message is at most a few KiB of JSON).
+/// Frames larger than this end the connection: the websocket library refuses them before they
+/// are buffered whole (a message is at most a few KiB of JSON).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// Websocket close codes (RFC 6455 §7.4.1).
 const POLICY_VIOLATION: u16 = 1008;
-const TOO_BIG: u16 = 1009;
 const TRY_AGAIN_LATER: u16 = 1013;
 
 /// Runs the connection until either side ends it.
@@ -44,10 +44,9 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
         Err(refused) => {
             debug!(%ip, kind = ?refused.kind, "chat connection refused");
             let _ = send(&mut tx, hub.error_json(&refused)).await;
-            let code = if refused.kind == ErrorKind::MaxConnectionsExceeded {
-                TRY_AGAIN_LATER
-            } else {
-                POLICY_VIOLATION
+            let code = match refused.kind {
+                ErrorKind::MaxConnectionsExceeded | ErrorKind::RateLimited => TRY_AGAIN_LATER,
+                _ => POLICY_VIOLATION,
             };
             let _ = tx.send(Message::close_with(code, refused.message)).await;
             return;
@@ -87,10 +86,6 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
                 }
                 if frame.is_ping() || frame.is_pong() || frame.is_binary() && frame.as_bytes().is_empty() {
                     continue;
-                }
-                if frame.as_bytes().len() > MAX_FRAME_BYTES {
-                    let _ = tx.send(Message::close_with(TOO_BIG, "message too big")).await;
-                    break "an oversized frame";
                 }
                 let Ok(text) = frame.to_str() else {
                     let refused = Refused { kind: ErrorKind::InvalidMessage, message: "send text frames of JSON".into() };

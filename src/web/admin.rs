@@ -261,6 +261,21 @@ async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, wa
             &format!("bad request body: {e}"),
         ));
     }
+    if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        return Ok(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON (Content-Type: application/json)",
+        ));
+    }
+    if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        return Ok(error(
+            StatusCode::LENGTH_REQUIRED,
+            "send a JSON body with a Content-Length",
+        ));
+    }
     if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         return Ok(error(
             StatusCode::PAYLOAD_TOO_LARGE,
