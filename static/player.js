@@ -136,13 +136,16 @@
     lastStatus = status;
     selfcast.status = status;
 
+    // The header elements are optional: the player-only embed (embed/video.html) has none.
     if (typeof status.streamTitle === 'string' && status.streamTitle !== '') {
-      if (els.title.textContent !== status.streamTitle) {
-        els.title.textContent = status.streamTitle;   // textContent: the title is text, not HTML
+      if (document.title !== status.streamTitle) {
         document.title = status.streamTitle;
       }
+      if (els.title && els.title.textContent !== status.streamTitle) {
+        els.title.textContent = status.streamTitle;   // textContent: the title is text, not HTML
+      }
     }
-    if (typeof status.version === 'string' && status.version !== '') {
+    if (els.version && typeof status.version === 'string' && status.version !== '') {
       els.version.textContent = 'selfcast ' + status.version;
     }
 
@@ -151,14 +154,18 @@
     var url = (typeof status.hlsUrl === 'string' && status.hlsUrl !== '') ? status.hlsUrl
       : DEFAULT_STREAM_URL;
 
-    els.badge.textContent = online ? 'Live' : 'Offline';
-    els.badge.className = 'badge ' + (online ? 'badge-live' : 'badge-offline');
-    if (online && typeof status.viewerCount === 'number') {
-      els.viewerNumber.textContent = String(status.viewerCount);
-      els.viewerWord.textContent = status.viewerCount === 1 ? 'viewer' : 'viewers';
-      els.viewers.hidden = false;
-    } else {
-      els.viewers.hidden = true;
+    if (els.badge) {
+      els.badge.textContent = online ? 'Live' : 'Offline';
+      els.badge.className = 'badge ' + (online ? 'badge-live' : 'badge-offline');
+    }
+    if (els.viewers && els.viewerNumber && els.viewerWord) {
+      if (online && typeof status.viewerCount === 'number') {
+        els.viewerNumber.textContent = String(status.viewerCount);
+        els.viewerWord.textContent = status.viewerCount === 1 ? 'viewer' : 'viewers';
+        els.viewers.hidden = false;
+      } else {
+        els.viewers.hidden = true;
+      }
     }
 
     if (online && cannotPlay) {

@@ -1,6 +1,7 @@
 //! The viewer page and vendored libraries, embedded in the binary. An owner's `static_dir`
 //! overrides the built-in page file by file, so a custom `index.html` can still use the
-//! built-in `player.js`.
+//! built-in `player.js`. A path without an extension is served from `<path>.html` when there is
+//! no file by that exact name, so `/embed/chat` is `embed/chat.html`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,7 +39,14 @@ pub fn routes(
             "" => "index.html",
             other => other,
         };
-        respond(name, page_file(state.static_dir.as_deref(), name))
+        let dir = state.static_dir.as_deref();
+        match page_file(dir, name) {
+            Some(body) => respond(name, Some(body)),
+            None => match html_fallback(name) {
+                Some(html) => respond(&html, page_file(dir, &html)),
+                None => respond(name, None),
+            },
+        }
     });
     vendor.or(page).unify()
 }
@@ -54,6 +62,12 @@ fn page_file(static_dir: Option<&Path>, name: &str) -> Option<Bytes> {
         }
     }
     Page::get(name).map(|file| Bytes::from(file.data.into_owned()))
+}
+
+/// `embed/chat` → `embed/chat.html`: the name of the page for a path without an extension.
+fn html_fallback(name: &str) -> Option<String> {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    (!last.is_empty() && !last.contains('.')).then(|| format!("{name}.html"))
 }
 
 /// Only plain relative names: no `..`, no hidden files, no absolute paths or escapes.
@@ -100,5 +114,35 @@ mod tests {
         ] {
             assert!(!is_safe_relative_path(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_path_without_extension_is_its_html_page() {
+        assert_eq!(
+            html_fallback("embed/chat").as_deref(),
+            Some("embed/chat.html")
+        );
+        assert_eq!(
+            html_fallback("embed/video").as_deref(),
+            Some("embed/video.html")
+        );
+        assert_eq!(html_fallback("about").as_deref(), Some("about.html"));
+        for has_extension in ["style.css", "embed/chat.html", "a.b/c.js", "embed/"] {
+            assert_eq!(html_fallback(has_extension), None, "{has_extension}");
+        }
+        // The built-in embeds, with the page's content type.
+        for path in ["embed/chat", "embed/video"] {
+            let html = html_fallback(path).expect("a fallback name");
+            let body = page_file(None, &html);
+            assert!(body.is_some(), "{html} is not built in");
+            let response = respond(&html, body);
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/html",
+                "{path}"
+            );
+        }
+        assert!(page_file(None, "embed/nothing.html").is_none());
     }
 }

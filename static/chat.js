@@ -1,0 +1,855 @@
+/*
+ * selfcast chat. Plain JavaScript, no build step, nothing loaded from the internet.
+ *
+ * What it does (the protocol is in docs/CHAT.md):
+ *   1. Finds who you are: the access token kept in localStorage (TOKEN_KEY below); without one
+ *      it asks POST /api/chat/register for a new user (a random name) and keeps the token.
+ *   2. Connects to ws(s)://<this host>/ws?accessToken=...; the server answers with
+ *      CONNECTED_USER_INFO ("you are <name>") and then the newest messages.
+ *   3. Shows CHAT messages (name in the sender's colour, local time, text), the streamer's with a
+ *      badge, SYSTEM notices and name changes; removes messages a moderator hides
+ *      (VISIBILITY-UPDATE); shows refusals (ERROR_..., CHAT_DISABLED) next to the input box.
+ *   4. Sends what you type: Enter sends, Shift+Enter starts a new line. Click your name to change
+ *      it.
+ *   5. When the connection drops it says so and reconnects by itself: after 1 s, then 2, 4, 8 ...
+ *      at most 30 s, a little randomised so that a restarted server is not hit by every page at
+ *      once. A stale token (the server's data was wiped) is dropped and the page registers again.
+ *
+ * Messages are text, never HTML: everything from the network is put on the page with
+ * textContent / text nodes; only http(s) links become <a> elements.
+ *
+ * It needs the markup of the chat <aside id="chat"> in index.html (embed/chat.html has the same).
+ * On embed/chat.html two URL options: ?readonly (no input box, e.g. an OBS overlay) and
+ * ?transparent (no background, for OBS browser sources).
+ *
+ * For tests and debugging, window.selfcastChat holds the state: `state` ('connecting' |
+ * 'connected' | 'reconnecting' | 'removed'), `me` (your user object) and `reconnects`.
+ */
+(function () {
+  'use strict';
+
+  // ---- Settings ------------------------------------------------------------------------------
+
+  var TOKEN_KEY = 'selfcast.chat.accessToken';  // where the access token is kept (localStorage)
+  var REGISTER_URL = '/api/chat/register';
+  var SOCKET_PATH = '/ws';
+  var RECONNECT_MIN_MS = 1000;       // first reconnection delay...
+  var RECONNECT_MAX_MS = 30000;      // ...doubling up to this
+  var CHAT_OFF_RETRY_MS = 30000;     // after "chat is off" closed the connection
+  var KICKED_RETRY_MS = 10000;       // at least this long after a "policy" close (e.g. flooding)
+  var MAX_LINES = 300;               // older lines are removed from the page
+  var ERROR_SHOWN_MS = 10000;        // how long a refusal stays under the input box
+  var STUCK_SLACK_PX = 40;           // "at the bottom" if within this many pixels of it
+
+  // ---- Page elements -------------------------------------------------------------------------
+
+  var root = document.getElementById('chat');
+  if (!root) {
+    return;
+  }
+  function $(id) {
+    return document.getElementById(id);
+  }
+  var els = {
+    status: $('chat-status'),
+    statusText: $('chat-status-text'),
+    retry: $('chat-retry'),
+    list: $('chat-messages'),
+    jump: $('chat-jump'),
+    compose: $('chat-compose'),
+    meName: $('chat-name'),
+    renameForm: $('chat-rename-form'),
+    renameInput: $('chat-rename-input'),
+    renameCancel: $('chat-rename-cancel'),
+    error: $('chat-error'),
+    form: $('chat-form'),
+    input: $('chat-input'),
+    send: $('chat-send'),
+    count: $('chat-count'),
+  };
+  // The longest message: keep data-max-chars in the HTML equal to [chat] max_message_chars.
+  var maxChars = parseInt(root.getAttribute('data-max-chars'), 10) || 500;
+
+  // Options for the embed (embed/chat.html?readonly&transparent).
+  var params = new URLSearchParams(window.location.search);
+  if (document.body.classList.contains('embed')) {
+    if (params.has('readonly')) {
+      document.body.classList.add('chat-readonly');
+      els.compose.hidden = true;
+    }
+    if (params.has('transparent')) {
+      document.documentElement.classList.add('chat-transparent');
+      // A frame in the dark colour scheme gets an opaque canvas when its embedder is light.
+      var scheme = document.querySelector('meta[name="color-scheme"]');
+      if (scheme) {
+        scheme.content = 'normal';
+      }
+    }
+  }
+
+  // ---- State ---------------------------------------------------------------------------------
+
+  var chat = {
+    state: 'connecting',
+    me: null,            // the user object from CONNECTED_USER_INFO
+    reconnects: 0,       // successful connections after the first (for tests)
+  };
+  window.selfcastChat = chat;
+
+  var conn = null;            // { socket, welcomed, lastError } of the current connection
+  var attempt = 0;            // failed attempts since the last successful connect
+  var retryTimer = null;
+  var reRegistered = false;   // already registered again after ERROR_NEEDS_REGISTRATION
+  var everConnected = false;
+  var generation = 0;         // bumped by every connect(): late answers to older ones are ignored
+  var lines = {};             // message id → <li>, to hide messages and skip duplicates
+  var pending = null;         // the text of our last message until it comes back
+  var stuck = true;           // the list is scrolled to the bottom: follow new messages
+  var errorTimer = null;
+  var memoryToken = null;     // when localStorage is unavailable (private mode, sandboxed iframe)
+
+  // ---- The access token ----------------------------------------------------------------------
+
+  function loadToken() {
+    try {
+      return window.localStorage.getItem(TOKEN_KEY) || memoryToken;
+    } catch (e) {
+      return memoryToken;
+    }
+  }
+
+  function saveToken(token) {
+    memoryToken = token;
+    try {
+      window.localStorage.setItem(TOKEN_KEY, token);
+    } catch (e) {
+      // Not stored: this page keeps it until it is closed.
+    }
+  }
+
+  function dropToken() {
+    memoryToken = null;
+    try {
+      window.localStorage.removeItem(TOKEN_KEY);
+    } catch (e) {
+      // nothing kept
+    }
+  }
+
+  // ---- Connecting ----------------------------------------------------------------------------
+
+  function connect() {
+    clearRetry();
+    closeSocket();
+    generation += 1;
+    var mine = generation;
+    setState(everConnected ? 'reconnecting' : 'connecting');
+    var token = loadToken();
+    if (token) {
+      openSocket(token);
+      return;
+    }
+    register().then(function (newToken) {
+      if (mine === generation) {
+        openSocket(newToken);
+      }
+    }, function (err) {
+      if (mine !== generation) {
+        return;
+      }
+      if (err && err.banned) {
+        removed(err.message);
+      } else {
+        console.warn('selfcast chat: registration failed:', err);
+        scheduleReconnect(err && err.retryAfterMs ? err.retryAfterMs : 0);
+      }
+    });
+  }
+
+  // A new user (the server picks a random name); resolves with its token.
+  function register() {
+    return fetch(REGISTER_URL, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{}',
+      cache: 'no-store',
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (json) {
+        if (!response.ok || typeof json.accessToken !== 'string' || json.accessToken === '') {
+          var err = new Error((json && (json.error || json.message))
+            || ('registration answered HTTP ' + response.status));
+          err.banned = response.status === 403;
+          if (response.status === 429) {
+            // Too many new users from this address: wait as long as the server asks.
+            var seconds = parseInt(response.headers.get('Retry-After'), 10);
+            err.retryAfterMs = seconds > 0 ? seconds * 1000 : RECONNECT_MAX_MS;
+          }
+          throw err;
+        }
+        saveToken(json.accessToken);
+        return json.accessToken;
+      });
+    });
+  }
+
+  function openSocket(token) {
+    var scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+    var url = scheme + '//' + window.location.host + SOCKET_PATH
+      + '?accessToken=' + encodeURIComponent(token);
+    var socket;
+    try {
+      socket = new WebSocket(url);
+    } catch (e) {
+      scheduleReconnect(0);
+      return;
+    }
+    var mine = { socket: socket, welcomed: false, lastError: null };
+    conn = mine;
+    socket.onmessage = function (message) {
+      if (conn !== mine || typeof message.data !== 'string') {
+        return;
+      }
+      var event;
+      try {
+        event = JSON.parse(message.data);
+      } catch (e) {
+        return;
+      }
+      if (event && typeof event.type === 'string') {
+        handle(event, mine);
+      }
+    };
+    socket.onclose = function (close) {
+      if (conn !== mine) {
+        return;   // replaced on purpose
+      }
+      conn = null;
+      afterClose(mine, close.code);
+    };
+    // onerror is always followed by onclose.
+  }
+
+  function closeSocket() {
+    if (conn) {
+      var old = conn.socket;
+      conn = null;
+      try {
+        old.close();
+      } catch (e) {
+        // already closed
+      }
+    }
+  }
+
+  // The connection ended: decide whether and when to try again.
+  function afterClose(closed, code) {
+    setConnected(false);
+    if (closed.lastError === 'ERROR_USER_DISABLED') {
+      removed(null);
+      return;
+    }
+    if (closed.lastError === 'ERROR_NEEDS_REGISTRATION' && !reRegistered) {
+      reRegistered = true;   // once right away; if that fails too, back off as usual
+      connect();
+      return;
+    }
+    var atLeast = 0;
+    if (closed.lastError === 'CHAT_DISABLED') {
+      atLeast = CHAT_OFF_RETRY_MS;
+      showError('Chat is turned off for now.', true);
+    } else if (code === 1008) {
+      atLeast = KICKED_RETRY_MS;
+    }
+    scheduleReconnect(atLeast);
+  }
+
+  function scheduleReconnect(atLeast) {
+    clearRetry();
+    var base = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * Math.pow(2, attempt));
+    attempt += 1;
+    // ±20 % so that pages do not all come back at the same instant.
+    var delay = Math.max(atLeast, Math.min(RECONNECT_MAX_MS, base * (0.8 + Math.random() * 0.4)));
+    retryTimer = setTimeout(function () {
+      retryTimer = null;
+      connect();
+    }, delay);
+    setState(everConnected ? 'reconnecting' : 'connecting', delay);
+  }
+
+  function clearRetry() {
+    if (retryTimer !== null) {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+    }
+  }
+
+  // A moderator removed this user (or banned the address): no automatic retries.
+  function removed(message) {
+    clearRetry();
+    closeSocket();
+    setConnected(false);
+    setState('removed');
+    if (message) {
+      showError(message, true);
+    }
+  }
+
+  // ---- Events from the server ----------------------------------------------------------------
+
+  function handle(event, from) {
+    var type = event.type;
+    if (type.indexOf('ERROR_') === 0 || type === 'CHAT_DISABLED') {
+      from.lastError = type;
+      onError(event, from);
+      return;
+    }
+    switch (type) {
+      case 'CONNECTED_USER_INFO':
+        if (typeof event.accessToken === 'string' && event.accessToken !== '') {
+          saveToken(event.accessToken);
+        }
+        if (!from.welcomed) {
+          from.welcomed = true;
+          welcome();
+        }
+        setMe(event.user);
+        break;
+      case 'CHAT':
+        if (event.visible !== false) {
+          addMessage(event);
+        }
+        break;
+      case 'SYSTEM':
+      case 'CHAT_ACTION':
+        addNotice(event.id, event.timestamp, event.body, 'chat-notice-system');
+        break;
+      case 'NAME_CHANGE':
+        onNameChange(event);
+        break;
+      case 'VISIBILITY-UPDATE':
+        if (event.visible === false && Array.isArray(event.ids)) {
+          event.ids.forEach(removeLine);
+        }
+        // visible:true: the messages are gone from this page; they come back on the next visit.
+        break;
+      default:
+        // USER_JOINED, USER_PARTED (not shown: they would flood a busy chat), and anything new.
+        break;
+    }
+  }
+
+  // The first CONNECTED_USER_INFO of a connection: the history follows, so start a fresh list.
+  function welcome() {
+    if (everConnected) {
+      chat.reconnects += 1;
+    }
+    everConnected = true;
+    attempt = 0;
+    reRegistered = false;
+    clearLines();
+    hideError();
+    // Don't make screen readers read out the whole history; announce what comes after it.
+    els.list.setAttribute('aria-live', 'off');
+    setTimeout(function () {
+      els.list.setAttribute('aria-live', 'polite');
+    }, 1500);
+    setConnected(true);
+    setState('connected');
+  }
+
+  function onError(event, from) {
+    var text = (typeof event.message === 'string' && event.message)
+      || (typeof event.body === 'string' && event.body) || event.type;
+    switch (event.type) {
+      case 'ERROR_NEEDS_REGISTRATION':
+        if (!from.welcomed) {
+          // Our token is unknown (e.g. the server's data was wiped): start over as a new user.
+          dropToken();
+          return;
+        }
+        break;
+      case 'ERROR_USER_DISABLED':
+        showError(text, true);
+        return;
+      default:
+        break;
+    }
+    showError(text, false);
+    // The message was refused: give its text back if the box is still empty.
+    if (pending !== null && els.input.value === '') {
+      els.input.value = pending;
+      updateCount();
+    }
+    pending = null;
+  }
+
+  function onNameChange(event) {
+    var user = event.user || {};
+    var newName = typeof event.newName === 'string' ? event.newName : user.displayName;
+    var oldName = typeof event.oldName === 'string' ? event.oldName : '';
+    if (typeof newName !== 'string') {
+      return;
+    }
+    var isMe = chat.me && user.id === chat.me.id;
+    var line = notice(event.id, event.timestamp, 'chat-notice-name');
+    var text = line.querySelector('.chat-text');
+    if (isMe) {
+      text.appendChild(document.createTextNode('You are now '));
+      text.appendChild(nameNode(newName, user));
+    } else {
+      text.appendChild(nameNode(oldName, user));
+      text.appendChild(document.createTextNode(' is now '));
+      text.appendChild(nameNode(newName, user));
+    }
+    appendLine(line, event.id);
+    if (isMe) {
+      chat.me.displayName = newName;
+      showMyName();
+    }
+  }
+
+  // ---- Messages on the page ------------------------------------------------------------------
+
+  function addMessage(event) {
+    var user = event.user || {};
+    var id = typeof event.id === 'string' ? event.id : null;
+    if (id !== null && lines[id]) {
+      return;   // already shown
+    }
+    var scopes = Array.isArray(user.scopes) ? user.scopes : [];
+    var streamer = scopes.indexOf('STREAMER') >= 0 || scopes.indexOf('MODERATOR') >= 0;
+    var isMe = chat.me && user.id === chat.me.id;
+
+    var line = document.createElement('li');
+    line.className = 'chat-line chat-msg' + (streamer ? ' chat-msg-streamer' : '')
+      + (isMe ? ' chat-msg-me' : '');
+    line.appendChild(timeNode(event.timestamp));
+    if (streamer) {
+      var badge = document.createElement('span');
+      badge.className = 'chat-badge';
+      badge.textContent = user.id === 'streamer' ? 'Streamer' : 'Mod';
+      line.appendChild(badge);
+    }
+    var author = nameNode(user.displayName, user);
+    author.classList.add('chat-author');
+    line.appendChild(author);
+    var colon = document.createElement('span');
+    colon.className = 'chat-colon';
+    colon.textContent = ': ';
+    line.appendChild(colon);
+    var body = document.createElement('bdi');
+    body.className = 'chat-body';
+    appendLinkified(body, typeof event.body === 'string' ? event.body : '');
+    line.appendChild(body);
+
+    appendLine(line, id);
+    if (isMe) {
+      if (pending !== null && event.body === pending) {
+        pending = null;
+      }
+      scrollToBottom();   // your own message: always show it
+    }
+  }
+
+  function addNotice(id, timestamp, body, kind) {
+    if (typeof body !== 'string' || (typeof id === 'string' && lines[id])) {
+      return;
+    }
+    var line = notice(id, timestamp, kind);
+    appendLinkified(line.querySelector('.chat-text'), body);
+    appendLine(line, id);
+  }
+
+  function notice(id, timestamp, kind) {
+    var line = document.createElement('li');
+    line.className = 'chat-line chat-notice ' + kind;
+    line.appendChild(timeNode(timestamp));
+    var text = document.createElement('span');
+    text.className = 'chat-text';
+    line.appendChild(text);
+    return line;
+  }
+
+  // A name in the user's colour (displayColor 0..7 → class chat-color-N in style.css).
+  function nameNode(name, user) {
+    var node = document.createElement('bdi');
+    var color = user && typeof user.displayColor === 'number' ? user.displayColor : -1;
+    node.className = 'chat-name' + (color >= 0 && color <= 7 ? ' chat-color-' + Math.floor(color) : '');
+    node.textContent = typeof name === 'string' ? name : '?';
+    return node;
+  }
+
+  // Local HH:MM, with the full time on hover.
+  function timeNode(timestamp) {
+    var when = new Date(typeof timestamp === 'string' ? timestamp : NaN);
+    if (isNaN(when.getTime())) {
+      when = new Date();
+    }
+    var node = document.createElement('time');
+    node.className = 'chat-time';
+    node.dateTime = when.toISOString();
+    node.title = when.toLocaleString();
+    node.textContent = pad2(when.getHours()) + ':' + pad2(when.getMinutes());
+    return node;
+  }
+
+  function pad2(n) {
+    return (n < 10 ? '0' : '') + n;
+  }
+
+  // http(s) URLs: scheme, then anything up to whitespace or a character that cannot be in a URL
+  // as typed. Trailing punctuation is trimmed afterwards ("see https://x.org/a." → no dot).
+  var URL_PATTERN = /\bhttps?:\/\/[^\s<>"'`\u0000-\u001f\u007f]+/gi;
+
+  // Append `text` to `parent` as text nodes, with http(s) URLs as links. Never parses HTML.
+  function appendLinkified(parent, text) {
+    text = text.replace(/\n{3,}/g, '\n\n');   // at most one empty line in a row
+    var last = 0;
+    var match;
+    URL_PATTERN.lastIndex = 0;
+    while ((match = URL_PATTERN.exec(text)) !== null) {
+      var url = trimUrl(match[0]);
+      var href = safeHref(url);
+      if (href === null) {
+        continue;
+      }
+      if (match.index > last) {
+        parent.appendChild(document.createTextNode(text.slice(last, match.index)));
+      }
+      var link = document.createElement('a');
+      link.href = href;
+      link.target = '_blank';
+      link.rel = 'noopener noreferrer nofollow';
+      link.textContent = url;
+      parent.appendChild(link);
+      last = match.index + url.length;
+      URL_PATTERN.lastIndex = last;
+    }
+    if (last < text.length) {
+      parent.appendChild(document.createTextNode(text.slice(last)));
+    }
+  }
+
+  function trimUrl(url) {
+    for (;;) {
+      var end = url.charAt(url.length - 1);
+      if ('.,;:!?*'.indexOf(end) >= 0
+        || (end === ')' && count(url, '(') < count(url, ')'))
+        || (end === ']' && count(url, '[') < count(url, ']'))
+        || (end === '}' && count(url, '{') < count(url, '}'))) {
+        url = url.slice(0, -1);
+      } else {
+        return url;
+      }
+    }
+  }
+
+  function count(text, char) {
+    return text.split(char).length - 1;
+  }
+
+  // The URL if it is a well-formed http(s) URL with a host, else null.
+  function safeHref(url) {
+    try {
+      var parsed = new URL(url);
+      if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '') {
+        return url;
+      }
+    } catch (e) {
+      // not a URL after all: stays text
+    }
+    return null;
+  }
+
+  function appendLine(line, id) {
+    if (typeof id === 'string' && id !== '') {
+      line.setAttribute('data-id', id);
+      lines[id] = line;
+    }
+    els.list.appendChild(line);
+    while (els.list.children.length > MAX_LINES) {
+      var oldest = els.list.firstElementChild;
+      var oldId = oldest.getAttribute('data-id');
+      if (oldId !== null) {
+        delete lines[oldId];
+      }
+      oldest.remove();
+    }
+    if (stuck) {
+      scrollToBottom();
+    } else {
+      els.jump.hidden = false;
+    }
+  }
+
+  function removeLine(id) {
+    var line = typeof id === 'string' ? lines[id] : null;
+    if (line) {
+      delete lines[id];
+      line.remove();
+    }
+  }
+
+  function clearLines() {
+    lines = {};
+    els.list.textContent = '';
+    stuck = true;
+    els.jump.hidden = true;
+  }
+
+  // ---- Scrolling: follow new messages unless the reader scrolled up --------------------------
+
+  function atBottom() {
+    var list = els.list;
+    return list.scrollHeight - list.scrollTop - list.clientHeight <= STUCK_SLACK_PX;
+  }
+
+  function scrollToBottom() {
+    stuck = true;
+    els.list.scrollTop = els.list.scrollHeight;
+    els.jump.hidden = true;
+  }
+
+  els.list.addEventListener('scroll', function () {
+    stuck = atBottom();
+    if (stuck) {
+      els.jump.hidden = true;
+    }
+  }, { passive: true });
+
+  els.jump.addEventListener('click', function () {
+    scrollToBottom();
+  });
+
+  // The list changes size (window resized, phone rotated, keyboard shown): stay at the bottom.
+  if (window.ResizeObserver) {
+    new ResizeObserver(function () {
+      if (stuck) {
+        els.list.scrollTop = els.list.scrollHeight;
+      }
+    }).observe(els.list);
+  }
+
+  // ---- Status and who you are ----------------------------------------------------------------
+
+  function setState(state, retryInMs) {
+    chat.state = state;
+    els.status.setAttribute('data-state', state);
+    var text;
+    switch (state) {
+      case 'connected':
+        text = 'Connected';
+        break;
+      case 'reconnecting':
+        text = retryInMs >= 3000
+          ? 'Disconnected. Reconnecting in ' + Math.round(retryInMs / 1000) + ' s…'
+          : 'Disconnected. Reconnecting…';
+        break;
+      case 'removed':
+        text = 'You cannot chat here now.';
+        break;
+      default:
+        text = retryInMs >= 3000 ? 'Cannot reach the chat. Retrying in '
+          + Math.round(retryInMs / 1000) + ' s…' : 'Connecting…';
+    }
+    els.statusText.textContent = text;
+    // "Try now" while waiting to reconnect, and after being removed.
+    els.retry.hidden = !(retryTimer !== null || state === 'removed');
+  }
+
+  function setConnected(connected) {
+    els.input.disabled = !connected;
+    els.send.disabled = !connected || !canSend();
+    els.meName.disabled = !connected;
+    els.input.placeholder = connected ? 'Send a message' : 'Waiting for the chat…';
+    if (!connected) {
+      closeRename();
+    }
+  }
+
+  function setMe(user) {
+    if (!user || typeof user !== 'object') {
+      return;
+    }
+    chat.me = user;
+    showMyName();
+  }
+
+  function showMyName() {
+    var name = chat.me && typeof chat.me.displayName === 'string' ? chat.me.displayName : '…';
+    els.meName.textContent = name;
+    els.meName.className = 'chat-me-name chat-name'
+      + (chat.me && typeof chat.me.displayColor === 'number' ? ' chat-color-' + chat.me.displayColor : '');
+    els.meName.setAttribute('aria-label', 'You are ' + name + '. Change your name');
+  }
+
+  els.retry.addEventListener('click', function () {
+    hideError();
+    attempt = 0;
+    reRegistered = false;
+    connect();
+  });
+
+  // Back online (laptop woke up, Wi-Fi back): don't wait for the timer.
+  window.addEventListener('online', function () {
+    if (retryTimer !== null) {
+      attempt = 0;
+      connect();
+    }
+  });
+
+  // ---- Errors under the input box ------------------------------------------------------------
+
+  function showError(text, sticky) {
+    if (errorTimer !== null) {
+      clearTimeout(errorTimer);
+      errorTimer = null;
+    }
+    els.error.textContent = text;
+    els.error.hidden = false;
+    if (!sticky) {
+      errorTimer = setTimeout(hideError, ERROR_SHOWN_MS);
+    }
+  }
+
+  function hideError() {
+    if (errorTimer !== null) {
+      clearTimeout(errorTimer);
+      errorTimer = null;
+    }
+    els.error.hidden = true;
+    els.error.textContent = '';
+  }
+
+  // ---- Sending -------------------------------------------------------------------------------
+
+  function chars(text) {
+    return Array.from(text).length;   // as the server counts: Unicode characters
+  }
+
+  function canSend() {
+    var text = els.input.value;
+    return text.trim() !== '' && chars(text) <= maxChars;
+  }
+
+  function updateCount() {
+    var n = chars(els.input.value);
+    var near = n > maxChars * 0.8;
+    els.count.textContent = near ? n + ' / ' + maxChars : '';
+    els.count.classList.toggle('chat-count-over', n > maxChars);
+    els.send.disabled = !conn || !conn.welcomed || !canSend();
+  }
+
+  function sendMessage() {
+    var text = els.input.value;
+    if (text.trim() === '') {
+      return;
+    }
+    if (chars(text) > maxChars) {
+      showError('Messages are at most ' + maxChars + ' characters (this one has '
+        + chars(text) + ').', false);
+      return;
+    }
+    if (!send({ type: 'CHAT', body: text })) {
+      return;
+    }
+    pending = text;
+    els.input.value = '';
+    updateCount();
+    hideError();
+  }
+
+  function send(event) {
+    if (!conn || !conn.welcomed || conn.socket.readyState !== WebSocket.OPEN) {
+      showError('Not connected: wait a moment.', false);
+      return false;
+    }
+    conn.socket.send(JSON.stringify(event));
+    return true;
+  }
+
+  els.form.addEventListener('submit', function (e) {
+    e.preventDefault();
+    sendMessage();
+  });
+
+  els.input.addEventListener('keydown', function (e) {
+    // Enter sends; Shift+Enter is a new line; not while an input method is composing.
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      sendMessage();
+    }
+  });
+
+  els.input.addEventListener('input', updateCount);
+
+  // ---- Changing your name --------------------------------------------------------------------
+
+  function openRename() {
+    if (!chat.me) {
+      return;
+    }
+    els.renameInput.value = chat.me.displayName || '';
+    els.meName.hidden = true;
+    els.renameForm.hidden = false;
+    els.renameInput.focus();
+    els.renameInput.select();
+  }
+
+  function closeRename() {
+    if (els.renameForm.hidden) {
+      return;
+    }
+    var hadFocus = els.renameForm.contains(document.activeElement);
+    els.renameForm.hidden = true;
+    els.meName.hidden = false;
+    if (hadFocus && !els.meName.disabled) {
+      els.meName.focus();
+    }
+  }
+
+  els.meName.addEventListener('click', openRename);
+
+  els.renameForm.addEventListener('submit', function (e) {
+    e.preventDefault();
+    var name = els.renameInput.value.trim();
+    if (name !== '' && chat.me && name !== chat.me.displayName) {
+      send({ type: 'NAME_CHANGE', newName: name });
+    }
+    closeRename();
+  });
+
+  els.renameCancel.addEventListener('click', closeRename);
+
+  // Keep the focus in the name box while its buttons are clicked (Safari does not focus
+  // buttons, and the focusout below would cancel before the click arrives).
+  els.renameForm.addEventListener('mousedown', function (e) {
+    if (e.target !== els.renameInput) {
+      e.preventDefault();
+    }
+  });
+
+  els.renameForm.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape') {
+      e.preventDefault();
+      closeRename();
+    }
+  });
+
+  // Clicking elsewhere cancels.
+  els.renameForm.addEventListener('focusout', function (e) {
+    if (!e.relatedTarget || !els.renameForm.contains(e.relatedTarget)) {
+      setTimeout(function () {
+        if (!els.renameForm.contains(document.activeElement)) {
+          closeRename();
+        }
+      }, 0);
+    }
+  });
+
+  // ---- Go ------------------------------------------------------------------------------------
+
+  setConnected(false);
+  updateCount();
+  connect();
+})();
