@@ -32,9 +32,11 @@ struct TokenQuery {
     access_token: Option<String>,
 }
 
-/// The client's address (unknown only for non-TCP transports, which warp does not use here).
+/// The client's address (unknown only for non-TCP transports, which warp does not use here). An
+/// IPv4 client of a dual-stack `[::]` listener arrives as `::ffff:a.b.c.d`: it is `a.b.c.d`, so
+/// that bans and caps by address see one address.
 fn ip(addr: Option<SocketAddr>) -> IpAddr {
-    addr.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+    addr.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical())
 }
 
 pub fn routes(

@@ -1,0 +1,339 @@
+//! A blocking websocket client for the chat tests (`tungstenite`), one per simulated page.
+//!
+//! Every socket has short read and write timeouts, so nothing here can hang: a wait gives up
+//! after its deadline and panics with everything this client received, which is what one needs
+//! to see when a chat test fails. Events are JSON objects; the ones read past while waiting for
+//! another stay queued (`inbox`) in arrival order, so no wait loses an event another one needs.
+
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tungstenite::handshake::HandshakeError;
+use tungstenite::{Message, WebSocket};
+
+/// How long a wait for an expected event lasts before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// The socket's read timeout: how often a blocked read comes back to look at the clock.
+const TICK: Duration = Duration::from_millis(50);
+
+/// How the server ended a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// A close frame, with its code and reason if it had them.
+    Frame(Option<(u16, String)>),
+    /// The TCP connection ended (or was reset) without a close frame.
+    Dropped(String),
+}
+
+impl Closed {
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Closed::Frame(Some((code, _))) => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// What the next read gave.
+#[derive(Debug)]
+pub enum Next {
+    Event(Value),
+    Closed(Closed),
+    Timeout,
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The server answered the upgrade with another HTTP status.
+    Http(u16, String),
+    Other(String),
+}
+
+pub struct WsClient {
+    ws: WebSocket<TcpStream>,
+    /// For messages: which simulated page this is.
+    pub label: String,
+    inbox: VecDeque<Value>,
+    /// Everything received, in order (for failure messages).
+    pub received: Vec<Value>,
+    pub closed: Option<Closed>,
+}
+
+impl WsClient {
+    /// Opens `ws://127.0.0.1:<port><path_and_query>`; the handshake too is bounded by `WAIT`.
+    pub fn try_connect(
+        port: u16,
+        path_and_query: &str,
+        label: &str,
+    ) -> Result<WsClient, ConnectError> {
+        let stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), WAIT)
+            .map_err(|e| ConnectError::Other(format!("connect to port {port}: {e}")))?;
+        stream
+            .set_read_timeout(Some(TICK))
+            .and_then(|()| stream.set_write_timeout(Some(WAIT)))
+            .and_then(|()| stream.set_nodelay(true))
+            .map_err(|e| ConnectError::Other(e.to_string()))?;
+        let url = format!("ws://127.0.0.1:{port}{path_and_query}");
+        let deadline = Instant::now() + WAIT;
+        let mut attempt = tungstenite::client(url.as_str(), stream);
+        let ws = loop {
+            match attempt {
+                Ok((ws, _response)) => break ws,
+                Err(HandshakeError::Interrupted(mid)) => {
+                    if Instant::now() > deadline {
+                        return Err(ConnectError::Other(format!(
+                            "{url}: no handshake answer within {WAIT:?}"
+                        )));
+                    }
+                    attempt = mid.handshake();
+                }
+                Err(HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+                    let body = response
+                        .body()
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default()
+                        .into_owned();
+                    return Err(ConnectError::Http(response.status().as_u16(), body));
+                }
+                Err(HandshakeError::Failure(e)) => {
+                    return Err(ConnectError::Other(format!("{url}: {e}")))
+                }
+            }
+        };
+        Ok(WsClient {
+            ws,
+            label: label.to_string(),
+            inbox: VecDeque::new(),
+            received: Vec::new(),
+            closed: None,
+        })
+    }
+
+    /// `/ws`, with `?accessToken=` when `token` is given; panics if the upgrade fails.
+    pub fn connect(port: u16, token: Option<&str>, label: &str) -> WsClient {
+        let path = match token {
+            Some(t) => format!("/ws?accessToken={t}"),
+            None => "/ws".to_string(),
+        };
+        WsClient::try_connect(port, &path, label)
+            .unwrap_or_else(|e| panic!("{label}: websocket {path}: {e:?}"))
+    }
+
+    // ---- sending ------------------------------------------------------------------------------
+
+    /// Sends a frame; `Err` when the connection is gone (the server may close it at any time in
+    /// the tests that provoke it).
+    pub fn send(&mut self, message: Message) -> Result<(), String> {
+        self.ws.send(message).map_err(|e| e.to_string())
+    }
+
+    pub fn send_text(&mut self, text: &str) -> Result<(), String> {
+        self.send(Message::Text(text.to_string()))
+    }
+
+    /// `{"type":"CHAT","body":body}`; panics if the connection is gone.
+    pub fn chat(&mut self, body: &str) {
+        let text = json!({ "type": "CHAT", "body": body }).to_string();
+        if let Err(e) = self.send_text(&text) {
+            panic!(
+                "{}: sending CHAT {body:?}: {e}\n{}",
+                self.label,
+                self.dump()
+            );
+        }
+    }
+
+    /// `{"type":"NAME_CHANGE","newName":name}`.
+    pub fn rename(&mut self, name: &str) {
+        let text = json!({ "type": "NAME_CHANGE", "newName": name }).to_string();
+        if let Err(e) = self.send_text(&text) {
+            panic!("{}: sending NAME_CHANGE: {e}\n{}", self.label, self.dump());
+        }
+    }
+
+    // ---- receiving ----------------------------------------------------------------------------
+
+    /// The next event (queued first), waiting at most `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Next {
+        if let Some(v) = self.inbox.pop_front() {
+            return Next::Event(v);
+        }
+        self.read(timeout)
+    }
+
+    /// Reads one event from the socket (not the inbox).
+    fn read(&mut self, timeout: Duration) -> Next {
+        if let Some(closed) = &self.closed {
+            return Next::Closed(closed.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.ws.read() {
+                Ok(Message::Text(text)) => {
+                    let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+                        panic!(
+                            "{}: the server sent text that is not JSON ({e}): {text:?}",
+                            self.label
+                        )
+                    });
+                    assert!(
+                        value.is_object() && value["type"].is_string(),
+                        "{}: an event without a string `type`: {text}",
+                        self.label
+                    );
+                    self.received.push(value.clone());
+                    return Next::Event(value);
+                }
+                Ok(Message::Binary(b)) => {
+                    panic!(
+                        "{}: the server sent a binary frame of {} bytes",
+                        self.label,
+                        b.len()
+                    )
+                }
+                Ok(Message::Close(frame)) => {
+                    let closed =
+                        Closed::Frame(frame.map(|f| (u16::from(f.code), f.reason.into_owned())));
+                    self.closed = Some(closed.clone());
+                    return Next::Closed(closed);
+                }
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    if Instant::now() >= deadline {
+                        return Next::Timeout;
+                    }
+                }
+                Err(e) => {
+                    let closed = Closed::Dropped(e.to_string());
+                    self.closed = Some(closed.clone());
+                    return Next::Closed(closed);
+                }
+            }
+        }
+    }
+
+    /// Every event up to and including the first one `pred` accepts (queued events first);
+    /// panics, naming `what`, if the connection closes or `WAIT` passes first.
+    pub fn until(&mut self, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left) {
+                Next::Event(v) => {
+                    let hit = pred(&v);
+                    seen.push(v);
+                    if hit {
+                        return seen;
+                    }
+                }
+                Next::Closed(c) => panic!(
+                    "{}: closed ({c:?}) while waiting for {what}\n{}",
+                    self.label,
+                    self.dump()
+                ),
+                Next::Timeout => {
+                    panic!("{}: no {what} within {WAIT:?}\n{}", self.label, self.dump())
+                }
+            }
+        }
+    }
+
+    /// The first event `pred` accepts; the ones before it stay queued, in order.
+    pub fn expect(&mut self, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        if let Some(i) = self.inbox.iter().position(&mut pred) {
+            return self.inbox.remove(i).unwrap_or_default();
+        }
+        let deadline = Instant::now() + WAIT;
+        let mut skipped = Vec::new();
+        let found = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.read(left) {
+                Next::Event(v) if pred(&v) => break v,
+                Next::Event(v) => skipped.push(v),
+                Next::Closed(c) => panic!(
+                    "{}: closed ({c:?}) while waiting for {what}\n{}",
+                    self.label,
+                    self.dump()
+                ),
+                Next::Timeout => {
+                    panic!("{}: no {what} within {WAIT:?}\n{}", self.label, self.dump())
+                }
+            }
+        };
+        self.inbox.extend(skipped);
+        found
+    }
+
+    /// The first event of type `kind`.
+    pub fn expect_type(&mut self, kind: &str) -> Value {
+        self.expect(kind, |v| v["type"] == kind)
+    }
+
+    /// The CHAT with this body.
+    pub fn expect_chat(&mut self, body: &str) -> Value {
+        self.expect(&format!("CHAT {body:?}"), |v| {
+            v["type"] == "CHAT" && v["body"] == body
+        })
+    }
+
+    /// Reads until the server ends the connection; returns the events before the end and how it
+    /// ended. Panics if it is still open after `WAIT`.
+    pub fn expect_closed(&mut self) -> (Vec<Value>, Closed) {
+        let deadline = Instant::now() + WAIT;
+        let mut events: Vec<Value> = self.inbox.drain(..).collect();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.read(left) {
+                Next::Event(v) => events.push(v),
+                Next::Closed(c) => return (events, c),
+                Next::Timeout => panic!(
+                    "{}: the server did not close the connection within {WAIT:?}\n{}",
+                    self.label,
+                    self.dump()
+                ),
+            }
+        }
+    }
+
+    /// Everything this client received, for failure messages.
+    pub fn dump(&self) -> String {
+        let mut out = format!(
+            "---- {} received {} events (closed: {:?}) ----\n",
+            self.label,
+            self.received.len(),
+            self.closed
+        );
+        for v in &self.received {
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Closes from our side (a page closing) and waits briefly for the server's answer.
+    pub fn close(mut self) {
+        if self.closed.is_some() {
+            return;
+        }
+        if self.ws.close(None).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
