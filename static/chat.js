@@ -67,8 +67,14 @@
     send: $('chat-send'),
     count: $('chat-count'),
   };
-  // The longest message: keep data-max-chars in the HTML equal to [chat] max_message_chars.
-  var maxChars = parseInt(root.getAttribute('data-max-chars'), 10) || 500;
+  // The longest message ([chat] max_message_chars), as /api/status reports it.
+  var maxChars = 500;
+  fetch('/api/status', { cache: 'no-store' })
+    .then(function (response) { return response.json(); })
+    .then(function (status) {
+      if (status && status.chatMaxMessageChars > 0) maxChars = status.chatMaxMessageChars;
+    })
+    .catch(function () { /* keep the default; the server checks anyway */ });
 
   // Options for the embed (embed/chat.html?readonly&transparent).
   var params = new URLSearchParams(window.location.search);

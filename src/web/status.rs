@@ -25,6 +25,8 @@ struct Status {
     dropped_packets: u64,
     /// Whether viewers can chat now (config `[chat] enabled`, or the admin switch).
     chat_enabled: bool,
+    /// `[chat] max_message_chars`, for the page's input.
+    chat_max_message_chars: usize,
     input: Input,
     variants: Vec<VariantStatus>,
 }
@@ -92,6 +94,7 @@ pub fn routes(
             online: stream.online,
             viewer_count: state.viewers.count(&state.chat.connected_ips()),
             chat_enabled: state.chat.chat_enabled(),
+            chat_max_message_chars: state.chat.config().max_message_chars,
             last_connect_time: stream.last_connect_time.map(rfc3339),
             last_disconnect_time: stream.last_disconnect_time.map(rfc3339),
             stream_title: state.title.clone(),

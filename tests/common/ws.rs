@@ -234,15 +234,20 @@ impl WsClient {
                         return seen;
                     }
                 }
-                Next::Closed(c) => panic!(
-                    "{}: closed ({c:?}) while waiting for {what}\n{}",
-                    self.label,
-                    self.dump()
-                ),
-                Next::Timeout => {
-                    panic!("{}: no {what} within {WAIT:?}\n{}", self.label, self.dump())
-                }
+                other => self.gave_up(what, other),
             }
+        }
+    }
+
+    /// Fails the test: the connection closed, or nothing came, while waiting for `what`.
+    fn gave_up(&self, what: &str, next: Next) -> ! {
+        match next {
+            Next::Closed(c) => panic!(
+                "{}: closed ({c:?}) while waiting for {what}\n{}",
+                self.label,
+                self.dump()
+            ),
+            _ => panic!("{}: no {what} within {WAIT:?}\n{}", self.label, self.dump()),
         }
     }
 
@@ -258,14 +263,7 @@ impl WsClient {
             match self.read(left) {
                 Next::Event(v) if pred(&v) => break v,
                 Next::Event(v) => skipped.push(v),
-                Next::Closed(c) => panic!(
-                    "{}: closed ({c:?}) while waiting for {what}\n{}",
-                    self.label,
-                    self.dump()
-                ),
-                Next::Timeout => {
-                    panic!("{}: no {what} within {WAIT:?}\n{}", self.label, self.dump())
-                }
+                other => self.gave_up(what, other),
             }
         };
         self.inbox.extend(skipped);
