@@ -784,17 +784,10 @@ fn a_burst_over_the_rate_is_refused_and_flooding_closes_the_connection() {
     let mut f = join_as(&server, &flooder_user, "flooder");
     let (mut other, _) = join(&server, None, "bystander");
 
-    // PING/PONG events and frames that are no event take no token (CHAT.md §9.2).
+    // PING/PONG events take no token (CHAT.md §9.2).
     for _ in 0..5 {
         f.send_text(r#"{"type":"PING"}"#).expect("send");
         f.send_text(r#"{"type":"PONG"}"#).expect("send");
-    }
-    for _ in 0..2 {
-        f.send_text("no event").expect("send");
-        let error = f.expect("an error", |v| {
-            v["type"].as_str().is_some_and(|t| t.starts_with("ERROR_"))
-        });
-        assert_eq!(error["type"], "ERROR_INVALID_MESSAGE", "{error}");
     }
 
     // Six at once: the burst (3) goes through, the rest is refused (plus whatever the rate
@@ -819,7 +812,7 @@ fn a_burst_over_the_rate_is_refused_and_flooding_closes_the_connection() {
     let refill = started.elapsed().as_secs() as usize;
     assert!(
         delivered.len() >= 3 && delivered[..3] == ["burst 0", "burst 1", "burst 2"],
-        "the burst did not go through (did PING/PONG or bad frames take tokens?)\n{}",
+        "the burst did not go through (did PING/PONG take tokens?)\n{}",
         f.dump()
     );
     assert!(
@@ -905,6 +898,46 @@ fn a_burst_over_the_rate_is_refused_and_flooding_closes_the_connection() {
     f.chat("sorry");
     other.expect_chat("sorry");
     f.close();
+
+    // Frames that are no event count too: garbage sent without pause is answered (an error
+    // each, then "slow down"), and then the connection is closed like any flood.
+    let (mut g, _) = join(&server, None, "garbage flooder");
+    let mut answers = Vec::new();
+    let closed = loop {
+        assert!(
+            answers.len() < 100,
+            "still open after {} frames of garbage\n{}",
+            answers.len(),
+            g.dump()
+        );
+        if g.send_text("no event").is_err() {
+            break g.expect_closed().1;
+        }
+        match g.next(WAIT) {
+            Next::Event(v) if v["type"].as_str().is_some_and(|t| t.starts_with("ERROR_")) => {
+                answers.push(v["type"].as_str().unwrap_or_default().to_string())
+            }
+            Next::Event(_) => {}
+            Next::Closed(c) => break c,
+            Next::Timeout => panic!("no answer to garbage\n{}", g.dump()),
+        }
+    };
+    assert_eq!(
+        closed,
+        Closed::Frame(Some((1008, "too many messages: disconnected".to_string()))),
+        "{}",
+        g.dump()
+    );
+    assert_eq!(
+        answers.first().map(String::as_str),
+        Some("ERROR_INVALID_MESSAGE")
+    );
+    assert!(
+        answers.iter().any(|t| t == "ERROR_RATE_LIMITED"),
+        "{answers:?}"
+    );
+    other.chat("still fine");
+    other.expect_chat("still fine");
     other.close();
     assert_still_serving(&mut server);
 }

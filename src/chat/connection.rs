@@ -87,12 +87,7 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
                 if frame.is_ping() || frame.is_pong() || frame.is_binary() && frame.as_bytes().is_empty() {
                     continue;
                 }
-                let Ok(text) = frame.to_str() else {
-                    let refused = Refused { kind: ErrorKind::InvalidMessage, message: "send text frames of JSON".into() };
-                    if send(&mut tx, hub.error_json(&refused)).await.is_err() { break "the client stopped reading" }
-                    continue;
-                };
-                match handle(&hub, connection, text, &mut limit) {
+                match handle(&hub, connection, frame.to_str().ok(), &mut limit) {
                     Ok(()) => {}
                     Err(Reply::Refused(refused)) => {
                         if send(&mut tx, hub.error_json(&refused)).await.is_err() { break "the client stopped reading" }
@@ -148,18 +143,19 @@ enum Reply {
     Close(Refused),
 }
 
-fn handle(hub: &Hub, connection: u64, text: &str, limit: &mut RateLimit) -> Result<(), Reply> {
-    let event: ClientEvent = serde_json::from_str(text).map_err(|_| {
-        Reply::Refused(Refused {
-            kind: ErrorKind::InvalidMessage,
-            message: "not an event this server takes: send {\"type\":\"CHAT\",\"body\":\"...\"}"
-                .into(),
-        })
-    })?;
-    if matches!(event, ClientEvent::Ping | ClientEvent::Pong) {
+/// One frame from the client: `text` is `None` for a binary frame (or text that is not UTF-8).
+fn handle(
+    hub: &Hub,
+    connection: u64,
+    text: Option<&str>,
+    limit: &mut RateLimit,
+) -> Result<(), Reply> {
+    let event = text.and_then(|text| serde_json::from_str::<ClientEvent>(text).ok());
+    if matches!(event, Some(ClientEvent::Ping | ClientEvent::Pong)) {
         return Ok(());
     }
-    // Messages and name changes both reach everyone: both count against the rate.
+    // Messages and name changes reach everyone, and every frame that is no event gets an answer:
+    // all of them count against the rate, so none can be sent without limit.
     match limit.check(Instant::now()) {
         Verdict::Allow => {}
         Verdict::Refuse => {
@@ -176,9 +172,15 @@ fn handle(hub: &Hub, connection: u64, text: &str, limit: &mut RateLimit) -> Resu
         }
     }
     match event {
-        ClientEvent::Chat { body } => hub.chat(connection, &body),
-        ClientEvent::NameChange { new_name } => hub.rename(connection, &new_name),
-        ClientEvent::Ping | ClientEvent::Pong => Ok(()),
+        Some(ClientEvent::Chat { body }) => hub.chat(connection, &body),
+        Some(ClientEvent::NameChange { new_name }) => hub.rename(connection, &new_name),
+        Some(ClientEvent::Ping | ClientEvent::Pong) => Ok(()),
+        None => Err(Refused {
+            kind: ErrorKind::InvalidMessage,
+            message: "not an event this server takes: send a text frame like \
+                      {\"type\":\"CHAT\",\"body\":\"...\"}"
+                .into(),
+        }),
     }
     .map_err(Reply::Refused)
 }
