@@ -803,6 +803,19 @@ fn check_decodes_cleanly(m: &Media, groups: &[Group], p: &mut Problems) {
 
 /// The server still answers and makes segments: a 3 s publish of the fixture gives both
 /// variants new segments.
+/// A new server, `input` published to it once by `ffmpeg -re -c copy`, both playlists followed
+/// while it runs and until they settle; the server must still be running.
+fn publish_and_follow(what: &str, input: &Path) -> (Server, Follower) {
+    let mut server = start_server();
+    let mut publisher = Publisher::start(what, input, &server.publish_url(), &[]);
+    let mut follower = Follower::new(&server);
+    follower.follow_while(|| publisher.running(), Duration::from_secs(40));
+    publisher.expect_success(Duration::from_secs(1), &format!("ffmpeg publishing {what}"));
+    follower.settle(&server);
+    server.assert_running();
+    (server, follower)
+}
+
 /// At most `missing` of the `sent` frames may be absent from the variant's media.
 fn check_frame_count(m: &Media, groups: &[Group], sent: u64, missing: u64, p: &mut Problems) {
     let frames: u64 = groups.iter().map(|g| g.frames).sum();
@@ -907,13 +920,7 @@ fn resolution_change_mid_stream() {
         "ffmpeg -c copy -f flv does not forward the mid-stream sequence header as is"
     );
 
-    let mut server = start_server();
-    let mut publisher = Publisher::start("720p then 540p", &joined, &server.publish_url(), &[]);
-    let mut follower = Follower::new(&server);
-    follower.follow_while(|| publisher.running(), Duration::from_secs(40));
-    publisher.expect_success(Duration::from_secs(1), "ffmpeg publishing 720p then 540p");
-    follower.settle(&server);
-    server.assert_running();
+    let (server, follower) = publish_and_follow("720p then 540p", &joined);
 
     let mut p = Problems::default();
     let new_header = log_lines_with(&server, "new H.264 sequence header");
@@ -1188,13 +1195,7 @@ fn stream_without_audio() {
         "the video-only FLV has audio tags"
     );
 
-    let mut server = start_server();
-    let mut publisher = Publisher::start("video only", &video_only, &server.publish_url(), &[]);
-    let mut follower = Follower::new(&server);
-    follower.follow_while(|| publisher.running(), Duration::from_secs(40));
-    publisher.expect_success(Duration::from_secs(1), "ffmpeg publishing video only");
-    follower.settle(&server);
-    server.assert_running();
+    let (server, follower) = publish_and_follow("video only", &video_only);
 
     let mut p = Problems::default();
     let st = follower
@@ -1455,13 +1456,7 @@ fn truncated_packets() {
         "ffmpeg changes the damaged tags"
     );
 
-    let mut server = start_server();
-    let mut publisher = Publisher::start("truncated", &damaged, &server.publish_url(), &[]);
-    let mut follower = Follower::new(&server);
-    follower.follow_while(|| publisher.running(), Duration::from_secs(40));
-    publisher.expect_success(Duration::from_secs(1), "ffmpeg publishing truncated tags");
-    follower.settle(&server);
-    server.assert_running();
+    let (server, follower) = publish_and_follow("truncated tags", &damaged);
 
     let mut p = Problems::default();
     let log = log_of(&server);
