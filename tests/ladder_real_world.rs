@@ -168,16 +168,7 @@ fn tags_ffmpeg_sends(input: &Path, dir: &Path) -> Vec<(u8, i64, Bytes)> {
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-i"])
         .arg(input)
-        .args([
-            "-map",
-            "0",
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            "-flvflags",
-            "no_duration_filesize",
-        ])
+        .args(PUBLISH_OUTPUT_ARGS)
         .arg(&out_path)
         .output()
         .expect("run ffmpeg");

@@ -819,6 +819,18 @@ pub fn run_with_config_text(
 // ---------------------------------------------------------------------------------------------
 // The publisher
 
+/// The publisher's output options (before the RTMP URL): every stream copied into FLV.
+pub const PUBLISH_OUTPUT_ARGS: [&str; 8] = [
+    "-map",
+    "0",
+    "-c",
+    "copy",
+    "-f",
+    "flv",
+    "-flvflags",
+    "no_duration_filesize",
+];
+
 /// `ffmpeg -re -i FIXTURE [extra] -c copy -f flv rtmp://...`, killed on drop.
 pub struct Publisher {
     child: Child,
@@ -848,17 +860,8 @@ impl Publisher {
             ])
             .arg(input)
             .args(extra)
-            .args([
-                "-map",
-                "0",
-                "-c",
-                "copy",
-                "-f",
-                "flv",
-                "-flvflags",
-                "no_duration_filesize",
-                url,
-            ])
+            .args(PUBLISH_OUTPUT_ARGS)
+            .arg(url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&stderr_path).expect("create ffmpeg log"))
