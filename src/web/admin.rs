@@ -136,15 +136,12 @@ pub fn routes(
         .and(with_state.clone())
         .and(json_body())
         .map(
-            |state: Arc<WebState>, v: Value<String>| match v.value.trim().parse::<IpAddr>() {
+            |state: Arc<WebState>, v: Value<String>| match address(&v.value) {
                 Ok(ip) => {
                     state.chat.ban_ip(ip);
                     ok(serde_json::json!({ "success": true }))
                 }
-                Err(_) => error(
-                    StatusCode::BAD_REQUEST,
-                    "value must be an IPv4 or IPv6 address",
-                ),
+                Err(response) => response,
             },
         );
     let unban_ip = warp::path!("chat" / "users" / "ipbans" / "remove")
@@ -152,13 +149,10 @@ pub fn routes(
         .and(with_state.clone())
         .and(json_body())
         .map(
-            |state: Arc<WebState>, v: Value<String>| match v.value.trim().parse::<IpAddr>() {
+            |state: Arc<WebState>, v: Value<String>| match address(&v.value) {
                 Ok(ip) if state.chat.unban_ip(ip) => ok(serde_json::json!({ "success": true })),
                 Ok(_) => error(StatusCode::NOT_FOUND, "that address is not banned"),
-                Err(_) => error(
-                    StatusCode::BAD_REQUEST,
-                    "value must be an IPv4 or IPv6 address",
-                ),
+                Err(response) => response,
             },
         );
     let clients = warp::path!("chat" / "clients")
@@ -294,6 +288,16 @@ async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, wa
 fn json_body<T: serde::de::DeserializeOwned + Send>(
 ) -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
     warp::body::content_length_limit(MAX_BODY).and(warp::body::json())
+}
+
+/// The IP address in an IP-ban request, or the 400 answer.
+fn address(value: &str) -> Result<IpAddr, warp::reply::Response> {
+    value.trim().parse().map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "value must be an IPv4 or IPv6 address",
+        )
+    })
 }
 
 fn ok(value: impl Serialize) -> warp::reply::Response {
