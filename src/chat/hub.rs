@@ -17,6 +17,7 @@ use tracing::info;
 
 use super::events::{rfc3339, ErrorKind, ServerEvent, SystemUser, UserJson};
 use super::names::{check_name, random_name, NameError};
+use super::presence::Presence;
 use super::users::{User, UserStore};
 use crate::config::ChatConfig;
 use crate::secrets::{random_token, SecretError};
@@ -82,23 +83,17 @@ struct Message {
     visible: bool,
 }
 
-struct Connection {
-    user_id: String,
-    ip: IpAddr,
-    connected_at: SystemTime,
-    messages: u64,
-}
-
 struct State {
     users: UserStore,
-    connections: HashMap<u64, Connection>,
-    next_connection: u64,
+    presence: Presence,
     /// The newest messages, hidden ones included (they are never sent).
     history: VecDeque<Message>,
     enabled: bool,
     next_event: u64,
     /// Registrations per address in the current minute: (minute started, count).
     registrations: HashMap<IpAddr, (Instant, u32)>,
+    /// When addresses whose minute is over were last forgotten.
+    registrations_pruned: Instant,
 }
 
 pub struct Hub {
@@ -121,12 +116,12 @@ impl Hub {
         Hub {
             state: Mutex::new(State {
                 users,
-                connections: HashMap::new(),
-                next_connection: 0,
+                presence: Presence::default(),
                 history: VecDeque::new(),
                 enabled: config.enabled,
                 next_event: 0,
                 registrations: HashMap::new(),
+                registrations_pruned: Instant::now(),
             }),
             config,
             fanout,
@@ -165,14 +160,13 @@ impl Hub {
                 "you are banned from this chat",
             ));
         }
-        if state.connections.len() >= self.config.max_connections {
+        if state.presence.total() >= self.config.max_connections {
             return Err(Refused::new(
                 ErrorKind::MaxConnectionsExceeded,
                 "the chat is full; try again later",
             ));
         }
-        let from_ip = state.connections.values().filter(|c| c.ip == ip).count();
-        if from_ip >= self.config.max_connections_per_ip {
+        if state.presence.from_ip(&ip) >= self.config.max_connections_per_ip {
             return Err(Refused::new(
                 ErrorKind::MaxConnectionsExceeded,
                 format!(
@@ -209,22 +203,11 @@ impl Hub {
                 (user, Some(token))
             }
         };
-        let first_of_user = !state.connections.values().any(|c| c.user_id == user.id);
-        let connection = state.next_connection;
-        state.next_connection += 1;
-        state.connections.insert(
-            connection,
-            Connection {
-                user_id: user.id.clone(),
-                ip,
-                connected_at: SystemTime::now(),
-                messages: 0,
-            },
-        );
+        let added = state.presence.add(user.id.clone(), ip);
         // Subscribe under the lock: the joiner gets every event after its history.
         let events = self.fanout.subscribe();
         let history = visible_history(&state);
-        if first_of_user {
+        if added.first_of_user {
             let event = ServerEvent::UserJoined {
                 id: next_id(&mut state, &self.run),
                 timestamp: now(),
@@ -233,7 +216,7 @@ impl Hub {
             self.broadcast(&event);
         }
         Ok(Joined {
-            connection,
+            connection: added.id,
             user,
             new_token,
             events,
@@ -249,10 +232,17 @@ impl Hub {
             return Ok(());
         }
         let now = Instant::now();
-        state
-            .registrations
-            .retain(|_, (since, _)| now.duration_since(*since) < REGISTRATION_WINDOW);
-        let (_, count) = state.registrations.entry(ip).or_insert((now, 0));
+        // Forget finished minutes once a minute, not on every registration.
+        if now.duration_since(state.registrations_pruned) >= REGISTRATION_WINDOW {
+            state
+                .registrations
+                .retain(|_, (since, _)| now.duration_since(*since) < REGISTRATION_WINDOW);
+            state.registrations_pruned = now;
+        }
+        let (since, count) = state.registrations.entry(ip).or_insert((now, 0));
+        if now.duration_since(*since) >= REGISTRATION_WINDOW {
+            (*since, *count) = (now, 0);
+        }
         if *count >= cap {
             return Err(Refused::new(
                 ErrorKind::RateLimited,
@@ -266,17 +256,13 @@ impl Hub {
     /// The connection closed.
     pub fn disconnect(&self, connection: u64) {
         let mut state = self.lock();
-        let Some(gone) = state.connections.remove(&connection) else {
+        let Some(gone) = state.presence.remove(connection) else {
             return;
         };
-        let still_here = state
-            .connections
-            .values()
-            .any(|c| c.user_id == gone.user_id);
-        if still_here {
+        if !gone.last_of_user {
             return;
         }
-        if let Some(user) = state.users.get(&gone.user_id).cloned() {
+        if let Some(user) = state.users.get(&gone.connection.user_id).cloned() {
             let event = ServerEvent::UserParted {
                 id: next_id(&mut state, &self.run),
                 timestamp: now(),
@@ -308,7 +294,7 @@ impl Hub {
                 "chat is turned off for now",
             ));
         }
-        let Some(conn) = state.connections.get_mut(&connection) else {
+        let Some(conn) = state.presence.get_mut(connection) else {
             return Err(Refused::new(ErrorKind::NeedsRegistration, "not connected"));
         };
         conn.messages += 1;
@@ -376,11 +362,7 @@ impl Hub {
     pub fn rename(&self, connection: u64, new_name: &str) -> Result<(), Refused> {
         let name = self.checked_name(new_name)?;
         let mut state = self.lock();
-        let Some(user_id) = state
-            .connections
-            .get(&connection)
-            .map(|c| c.user_id.clone())
-        else {
+        let Some(user_id) = state.presence.get(connection).map(|c| c.user_id.clone()) else {
             return Err(Refused::new(ErrorKind::NeedsRegistration, "not connected"));
         };
         let old_name = state
@@ -487,11 +469,11 @@ impl Hub {
     pub fn clients(&self) -> Vec<Client> {
         let state = self.lock();
         let mut clients: Vec<Client> = state
-            .connections
+            .presence
             .iter()
             .filter_map(|(id, c)| {
                 Some(Client {
-                    connection: *id,
+                    connection: id,
                     user: state.users.get(&c.user_id)?.clone(),
                     ip: c.ip,
                     connected_at: c.connected_at,
@@ -535,13 +517,9 @@ impl Hub {
         visible_history(&self.lock())
     }
 
-    pub fn connection_count(&self) -> usize {
-        self.lock().connections.len()
-    }
-
-    /// Addresses with an open chat connection (for the viewer count).
-    pub fn connected_ips(&self) -> Vec<IpAddr> {
-        self.lock().connections.values().map(|c| c.ip).collect()
+    /// Reads who is connected (for the viewer count) under the hub's lock.
+    pub fn with_presence<R>(&self, read: impl FnOnce(&Presence) -> R) -> R {
+        read(&self.lock().presence)
     }
 
     /// An event for one client only (its task sends it), as JSON.

@@ -4,6 +4,7 @@
 //! - [`names`]: random readable names and the rules for names.
 //! - [`users`]: users, tokens and bans, persisted in `data_dir/chat/`.
 //! - [`limits`]: the per-connection rate limit.
+//! - [`presence`]: who is connected, counted per address and per user.
 //! - [`hub`]: connections, history, fan-out, moderation.
 //! - [`connection`]: one websocket's task.
 
@@ -12,6 +13,7 @@ pub mod events;
 pub mod hub;
 pub mod limits;
 pub mod names;
+pub mod presence;
 pub mod users;
 
 pub use hub::Hub;

@@ -92,7 +92,11 @@ pub fn routes(
         let served = state.store.summaries();
         let status = Status {
             online: stream.online,
-            viewer_count: state.viewers.count(&state.chat.connected_ips()),
+            viewer_count: state.chat.with_presence(|pages| {
+                state
+                    .viewers
+                    .count(pages.total(), |ip| pages.from_ip(ip) > 0)
+            }),
             chat_enabled: state.chat.chat_enabled(),
             chat_max_message_chars: state.chat.config().max_message_chars,
             last_connect_time: stream.last_connect_time.map(rfc3339),
