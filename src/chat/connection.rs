@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tracing::{debug, info};
 use warp::ws::{Message, WebSocket};
 
@@ -31,6 +32,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Frames larger than this end the connection: the websocket library refuses them before they
 /// are buffered whole (a message is at most a few KiB of JSON).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// At most this many fan-out events go out in one write (the task then returns to its client's
+/// frames and ticks before taking more).
+const BATCH_EVENTS: usize = 64;
 
 /// Websocket close codes (RFC 6455 §7.4.1).
 const POLICY_VIOLATION: u16 = 1008;
@@ -99,35 +104,19 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
                     }
                 }
             }
-            event = events.recv() => match event {
-                Ok(Outbound::Event(json)) => {
-                    if send(&mut tx, json.to_string()).await.is_err() { break "the client stopped reading" }
+            event = events.recv() => {
+                let batch = take_batch(event, &mut events, &user_id, ip);
+                let frames = batch.events.into_iter().map(|json| Message::text(json.to_string()));
+                if send_frames(&mut tx, frames).await.is_err() { break "the client stopped reading" }
+                if let Some(ending) = batch.ending {
+                    break end(&hub, &mut tx, connection, ending).await;
                 }
-                Ok(Outbound::DisconnectUser(id)) if id == user_id => {
-                    let refused = Refused { kind: ErrorKind::UserDisabled, message: "a moderator disabled your chat user".into() };
-                    let _ = send(&mut tx, hub.error_json(&refused)).await;
-                    let _ = tx.send(Message::close_with(POLICY_VIOLATION, "disabled")).await;
-                    break "disabled by a moderator";
-                }
-                Ok(Outbound::DisconnectIp(banned)) if banned == ip => {
-                    let refused = Refused { kind: ErrorKind::UserDisabled, message: "you are banned from this chat".into() };
-                    let _ = send(&mut tx, hub.error_json(&refused)).await;
-                    let _ = tx.send(Message::close_with(POLICY_VIOLATION, "banned")).await;
-                    break "address banned by a moderator";
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(missed)) => {
-                    debug!(connection, missed, "chat client too slow");
-                    let _ = tx.send(Message::close_with(TRY_AGAIN_LATER, "too slow: reconnect")).await;
-                    break "too slow to keep up";
-                }
-                Err(RecvError::Closed) => break "the server is stopping",
-            },
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > IDLE_TIMEOUT {
                     break "silent for too long";
                 }
-                if send_frame(&mut tx, Message::ping(Vec::new())).await.is_err() { break "the client stopped reading" }
+                if send_frames(&mut tx, [Message::ping(Vec::new())]).await.is_err() { break "the client stopped reading" }
             }
         }
     };
@@ -136,6 +125,102 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
     if reason != "the client left" {
         info!(connection, %ip, reason, "chat connection closed");
     }
+}
+
+/// Events from the fan-out to send in one write, and whether the connection ends after them.
+#[derive(Debug)]
+struct Batch {
+    events: Vec<Arc<str>>,
+    ending: Option<Ending>,
+}
+
+/// Why the fan-out ends a connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    UserDisabled,
+    AddressBanned,
+    /// The client fell this many events behind.
+    Lagged(u64),
+    ServerStopping,
+}
+
+/// `first` and every event already waiting behind it (at most [`BATCH_EVENTS`]): a client that
+/// fell behind catches up in one write instead of one per event, which is what lets a busy
+/// server keep up (the more it falls behind, the more each write carries).
+fn take_batch(
+    first: Result<Outbound, RecvError>,
+    events: &mut broadcast::Receiver<Outbound>,
+    user_id: &str,
+    ip: IpAddr,
+) -> Batch {
+    let mut batch = Batch {
+        events: Vec::new(),
+        ending: None,
+    };
+    let mut next = Some(first);
+    while let Some(event) = next.take() {
+        match event {
+            Ok(Outbound::Event(json)) => batch.events.push(json),
+            Ok(Outbound::DisconnectUser(id)) if id == user_id => {
+                batch.ending = Some(Ending::UserDisabled)
+            }
+            Ok(Outbound::DisconnectIp(banned)) if banned == ip => {
+                batch.ending = Some(Ending::AddressBanned)
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(missed)) => batch.ending = Some(Ending::Lagged(missed)),
+            Err(RecvError::Closed) => batch.ending = Some(Ending::ServerStopping),
+        }
+        if batch.ending.is_none() && batch.events.len() < BATCH_EVENTS {
+            next = match events.try_recv() {
+                Ok(event) => Some(Ok(event)),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Lagged(missed)) => Some(Err(RecvError::Lagged(missed))),
+                Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+            };
+        }
+    }
+    batch
+}
+
+/// Tells the client why it is being closed (where there is something to say); returns the
+/// reason for the log.
+async fn end(
+    hub: &Hub,
+    tx: &mut (impl SinkExt<Message> + Unpin),
+    connection: u64,
+    ending: Ending,
+) -> &'static str {
+    let (notice, close, reason) = match ending {
+        Ending::UserDisabled => (
+            Some("a moderator disabled your chat user"),
+            Message::close_with(POLICY_VIOLATION, "disabled"),
+            "disabled by a moderator",
+        ),
+        Ending::AddressBanned => (
+            Some("you are banned from this chat"),
+            Message::close_with(POLICY_VIOLATION, "banned"),
+            "address banned by a moderator",
+        ),
+        Ending::Lagged(missed) => {
+            debug!(connection, missed, "chat client too slow");
+            (
+                None,
+                Message::close_with(TRY_AGAIN_LATER, "too slow: reconnect"),
+                "too slow to keep up",
+            )
+        }
+        Ending::ServerStopping => return "the server is stopping",
+    };
+    if let Some(message) = notice {
+        let refused = Refused {
+            kind: ErrorKind::UserDisabled,
+            message: message.into(),
+        };
+        let _ = send(tx, hub.error_json(&refused)).await;
+    }
+    let _ = tx.send(close).await;
+    reason
 }
 
 enum Reply {
@@ -186,12 +271,90 @@ fn handle(
 }
 
 async fn send(tx: &mut (impl SinkExt<Message> + Unpin), text: String) -> Result<(), ()> {
-    send_frame(tx, Message::text(text)).await
+    send_frames(tx, [Message::text(text)]).await
 }
 
-async fn send_frame(tx: &mut (impl SinkExt<Message> + Unpin), message: Message) -> Result<(), ()> {
-    match tokio::time::timeout(SEND_TIMEOUT, tx.send(message)).await {
+/// Writes `frames` with one flush (one write to the socket when they fit its buffer).
+async fn send_frames(
+    tx: &mut (impl SinkExt<Message> + Unpin),
+    frames: impl IntoIterator<Item = Message>,
+) -> Result<(), ()> {
+    let write = async {
+        for frame in frames {
+            tx.feed(frame).await?;
+        }
+        tx.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, write).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: &str = "me";
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, last])
+    }
+
+    fn event(text: &str) -> Outbound {
+        Outbound::Event(text.into())
+    }
+
+    fn texts(batch: &Batch) -> Vec<&str> {
+        batch.events.iter().map(|e| &**e).collect()
+    }
+
+    #[test]
+    fn waiting_events_go_out_together_up_to_the_batch_size() {
+        let (fanout, mut events) = broadcast::channel(1024);
+        for n in 0..BATCH_EVENTS + 10 {
+            fanout.send(event(&n.to_string())).unwrap();
+        }
+        let first = events.try_recv().map_err(|_| RecvError::Closed);
+        let batch = take_batch(first, &mut events, ME, ip(1));
+        assert_eq!(batch.events.len(), BATCH_EVENTS);
+        assert_eq!((texts(&batch)[0], &batch.ending), ("0", &None));
+        let first = events.try_recv().map_err(|_| RecvError::Closed);
+        let rest = take_batch(first, &mut events, ME, ip(1));
+        assert_eq!(rest.events.len(), 10, "the rest on the next turn");
+        assert_eq!(texts(&rest)[0], BATCH_EVENTS.to_string());
+    }
+
+    #[test]
+    fn moderation_for_others_is_skipped_and_for_this_connection_ends_it() {
+        let (fanout, mut events) = broadcast::channel(16);
+        fanout
+            .send(Outbound::DisconnectUser("other".into()))
+            .unwrap();
+        fanout.send(Outbound::DisconnectIp(ip(2))).unwrap();
+        fanout.send(event("a")).unwrap();
+        fanout.send(Outbound::DisconnectIp(ip(1))).unwrap();
+        fanout.send(event("after the ban")).unwrap();
+        let first = events.try_recv().map_err(|_| RecvError::Closed);
+        let batch = take_batch(first, &mut events, ME, ip(1));
+        assert_eq!(texts(&batch), ["a"]);
+        assert_eq!(batch.ending, Some(Ending::AddressBanned));
+
+        let first = Ok(Outbound::DisconnectUser(ME.into()));
+        let batch = take_batch(first, &mut events, ME, ip(1));
+        assert_eq!(batch.ending, Some(Ending::UserDisabled));
+    }
+
+    #[test]
+    fn falling_behind_the_fanout_ends_the_connection() {
+        let (fanout, mut events) = broadcast::channel(2);
+        fanout.send(event("a")).unwrap();
+        let first = events.try_recv().map_err(|_| RecvError::Closed);
+        for text in ["b", "c", "d"] {
+            fanout.send(event(text)).unwrap();
+        }
+        let batch = take_batch(first, &mut events, ME, ip(1));
+        assert_eq!(texts(&batch), ["a"]);
+        assert_eq!(batch.ending, Some(Ending::Lagged(1)));
     }
 }
