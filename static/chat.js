@@ -18,9 +18,9 @@
  * Messages are text, never HTML: everything from the network is put on the page with
  * textContent / text nodes; only http(s) links become <a> elements.
  *
- * It needs the markup of the chat <aside id="chat"> in index.html (embed/chat.html has the same).
- * On embed/chat.html two URL options: ?readonly (no input box, e.g. an OBS overlay) and
- * ?transparent (no background, for OBS browser sources).
+ * It needs the markup of the chat <aside id="chat"> in index.html. It does nothing in the
+ * player-only embed (/embed/video: view.js), so that embed makes no chat user; the chat embed's
+ * options (?readonly, ?transparent) are read by view.js too.
  *
  * For tests and debugging, window.selfcastChat holds the state: `state` ('connecting' |
  * 'connected' | 'reconnecting' | 'removed'), `me` (your user object) and `reconnects`.
@@ -44,7 +44,7 @@
   // ---- Page elements -------------------------------------------------------------------------
 
   var root = document.getElementById('chat');
-  if (!root) {
+  if (!root || document.documentElement.dataset.view === 'video') {
     return;
   }
   function $(id) {
@@ -76,21 +76,9 @@
     })
     .catch(function () { /* keep the default; the server checks anyway */ });
 
-  // Options for the embed (embed/chat.html?readonly&transparent).
-  var params = new URLSearchParams(window.location.search);
-  if (document.body.classList.contains('embed')) {
-    if (params.has('readonly')) {
-      document.body.classList.add('chat-readonly');
-      els.compose.hidden = true;
-    }
-    if (params.has('transparent')) {
-      document.documentElement.classList.add('chat-transparent');
-      // A frame in the dark colour scheme gets an opaque canvas when its embedder is light.
-      var scheme = document.querySelector('meta[name="color-scheme"]');
-      if (scheme) {
-        scheme.content = 'normal';
-      }
-    }
+  // The chat embed's ?readonly (view.js): no input box.
+  if (document.documentElement.classList.contains('chat-readonly')) {
+    els.compose.hidden = true;
   }
 
   // ---- State ---------------------------------------------------------------------------------

@@ -21,6 +21,11 @@
 (function () {
   'use strict';
 
+  // The chat embed (/embed/chat, see view.js) shows no video: fetch none.
+  if (document.documentElement.dataset.view === 'chat') {
+    return;
+  }
+
   // ---- Settings ------------------------------------------------------------------------------
 
   var STATUS_URL = '/api/status';
@@ -136,7 +141,7 @@
     lastStatus = status;
     selfcast.status = status;
 
-    // The header elements are optional: the player-only embed (embed/video.html) has none.
+    // The header elements are optional: a page of the owner's may leave them out.
     if (typeof status.streamTitle === 'string' && status.streamTitle !== '') {
       if (document.title !== status.streamTitle) {
         document.title = status.streamTitle;

@@ -1,7 +1,9 @@
 //! The viewer page and vendored libraries, embedded in the binary. An owner's `static_dir`
 //! overrides the built-in page file by file, so a custom `index.html` can still use the
 //! built-in `player.js`. A path without an extension is served from `<path>.html` when there is
-//! no file by that exact name, so `/embed/chat` is `embed/chat.html`.
+//! no file by that exact name (an owner's `about.html` is `/about`); `/` and the embeds
+//! (`/embed/video`, `/embed/chat`) are `index.html`, which shows one part for an embed
+//! (`static/view.js`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,18 +37,15 @@ pub fn routes(
             )
         });
     let page = warp::path::tail().and(warp::get()).map(move |tail: Tail| {
-        let name = match tail.as_str() {
-            "" => "index.html",
-            other => other,
-        };
         let dir = state.static_dir.as_deref();
-        match page_file(dir, name) {
-            Some(body) => respond(name, Some(body)),
-            None => match html_fallback(name) {
-                Some(html) => respond(&html, page_file(dir, &html)),
-                None => respond(name, None),
-            },
-        }
+        let names = candidates(tail.as_str());
+        names
+            .iter()
+            .find_map(|name| Some((name, page_file(dir, name)?)))
+            .map_or_else(
+                || respond(tail.as_str(), None),
+                |(name, body)| respond(name, Some(body)),
+            )
     });
     vendor.or(page).unify()
 }
@@ -64,10 +63,22 @@ fn page_file(static_dir: Option<&Path>, name: &str) -> Option<Bytes> {
     Page::get(name).map(|file| Bytes::from(file.data.into_owned()))
 }
 
-/// `embed/chat` → `embed/chat.html`: the name of the page for a path without an extension.
-fn html_fallback(name: &str) -> Option<String> {
-    let last = name.rsplit('/').next().unwrap_or(name);
-    (!last.is_empty() && !last.contains('.')).then(|| format!("{name}.html"))
+/// The files that may answer a request for `path`, first found wins: the file itself;
+/// `<path>.html` for a path without an extension; `index.html` for `/` and for the embeds, which
+/// are views of the same page.
+fn candidates(path: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    if !path.is_empty() {
+        names.push(path.to_owned());
+    }
+    let last = path.rsplit('/').next().unwrap_or(path);
+    if !last.is_empty() && !last.contains('.') {
+        names.push(format!("{path}.html"));
+    }
+    if matches!(path, "" | "embed/video" | "embed/chat") {
+        names.push("index.html".to_owned());
+    }
+    names
 }
 
 /// Only plain relative names: no `..`, no hidden files, no absolute paths or escapes.
@@ -117,26 +128,27 @@ mod tests {
     }
 
     #[test]
-    fn a_path_without_extension_is_its_html_page() {
+    fn which_files_answer_a_path() {
+        assert_eq!(candidates(""), ["index.html"]);
+        assert_eq!(candidates("about"), ["about", "about.html"]);
+        // An owner's own embed page would win over the built-in view of index.html.
         assert_eq!(
-            html_fallback("embed/chat").as_deref(),
-            Some("embed/chat.html")
+            candidates("embed/chat"),
+            ["embed/chat", "embed/chat.html", "index.html"]
         );
-        assert_eq!(
-            html_fallback("embed/video").as_deref(),
-            Some("embed/video.html")
-        );
-        assert_eq!(html_fallback("about").as_deref(), Some("about.html"));
-        for has_extension in ["style.css", "embed/chat.html", "a.b/c.js", "embed/"] {
-            assert_eq!(html_fallback(has_extension), None, "{has_extension}");
+        for has_extension in ["style.css", "embed/chat.html", "a.b/c.js"] {
+            assert_eq!(candidates(has_extension), [has_extension], "{has_extension}");
         }
-        // The built-in embeds, with the page's content type.
+        assert_eq!(candidates("embed/"), ["embed/"]);
+        // The built-in embeds are the page, with its content type.
         for path in ["embed/chat", "embed/video"] {
-            let html = html_fallback(path).expect("a fallback name");
-            let body = page_file(None, &html);
-            assert!(body.is_some(), "{html} is not built in");
-            let response = respond(&html, body);
-            assert_eq!(response.status(), StatusCode::OK);
+            let names = candidates(path);
+            let (name, body) = names
+                .iter()
+                .find_map(|name| Some((name, page_file(None, name)?)))
+                .expect("a built-in file");
+            assert_eq!(name, "index.html");
+            let response = respond(name, Some(body));
             assert_eq!(
                 response.headers()[header::CONTENT_TYPE],
                 "text/html",

@@ -19,10 +19,10 @@
 //    to a name with markup in it; A sees the name change as text, and B's next message under it.
 // 6. A reloads: same name (the token kept in localStorage), history shown once, hidden message
 //    absent. A page with a token the server does not know registers again by itself.
-// 7. /embed/chat loads (no extension) and shows the history; ?readonly hides the input;
-//    ?transparent in an iframe lets the page behind show through; banning that user makes the
-//    embed say so and stop reconnecting. /embed/video loads and its player runs (offline state)
-//    without the main page's header.
+// 7. /embed/chat loads (no extension) and shows the history and nothing else (no player runs);
+//    ?readonly hides the input; ?transparent in an iframe lets the page behind show through;
+//    banning that user makes the embed say so and stop reconnecting. /embed/video loads and its
+//    player runs (offline state) without the header and without the chat (no chat user made).
 // 8. Layout: at 1280x720 the chat is beside the video, at 390x844 (a phone) below it with the
 //    input on screen. Screenshots.
 // 9. Scrolling: with the reader scrolled up, a new message does not move the list and a
@@ -70,6 +70,14 @@ async function chatPage(browser, name) {
 function waitFor(page, fn, arg, what) {
   return h.raceWith(page.waitForFunction(fn, arg, { timeout: 0, polling: 100 }).then((r) => r.jsonValue()),
     what, ctx.exits);
+}
+
+/** Which of `selectors` the page shows (present and laid out). */
+function shown(page, selectors) {
+  return page.evaluate((list) => list.filter((sel) => {
+    const el = document.querySelector(sel);
+    return el && el.getClientRects().length > 0;
+  }), selectors);
 }
 
 /** Wait until the chat is connected; returns the name the page shows. */
@@ -352,7 +360,9 @@ async function main() {
   }
   if ((await countMessages(e, 'hi from B')) !== 0) fail('the chat embed shows the hidden message');
   await noElements(e, 'embed', '#chat-messages img');
-  if (await e.$('#video')) fail('/embed/chat has a video element');
+  if (await e.evaluate(() => 'selfcast' in window)) fail('/embed/chat started the player');
+  const shownInChat = await shown(e, ['#video', '#stream-title', '#server-version']);
+  if (shownInChat.length) fail(`/embed/chat shows ${shownInChat.join(', ')}`);
   await e.screenshot({ path: path.join(ARTIFACTS, 'chat-embed.png') });
   await e.goto(`${base}/embed/chat?readonly&transparent`, { waitUntil: 'load' });
   await waitMessage(e, 'renamed!', 'the read-only chat embed');
@@ -402,14 +412,16 @@ async function main() {
   if (!videoResponse || videoResponse.status() !== 200) {
     fail(`GET /embed/video answered ${videoResponse ? 'HTTP ' + videoResponse.status() : 'nothing'}`);
   }
-  if (await e.$('#chat')) fail('/embed/video has the chat');
+  if (await e.evaluate(() => 'selfcastChat' in window)) fail('/embed/video started the chat (it would make a chat user)');
+  const shownInVideo = await shown(e, ['#chat', '#stream-title', '#server-version']);
+  if (shownInVideo.length) fail(`/embed/video shows ${shownInVideo.join(', ')}`);
   await waitFor(e, () => window.selfcast && window.selfcast.state === 'offline'
     && !document.getElementById('overlay').hidden, null, 'waiting for /embed/video to show the offline player');
   const playerBox = await rect(e, '#player');
   if (playerBox.width < 1270 || playerBox.height < 710) fail(`/embed/video's player is ${round(playerBox)}, expected to fill 1280x720`);
   await e.close();
   checkNoProblems('on the embeds');
-  ok(`/embed/video loads and its player fills the frame (${round(playerBox)}) and says offline`);
+  ok(`/embed/video loads, shows the player alone, filling the frame (${round(playerBox)}), and says offline`);
 
   // -- 8. Layout --
   const playerA = await rect(a, '#player');
