@@ -131,6 +131,8 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
     let chat_dir = config.server.data_dir.join("chat");
     let chat_users = UserStore::open(&chat_dir).context("cannot set up the chat's user store")?;
     let chat = Arc::new(Hub::new(config.chat.clone(), chat_users));
+    let fanout_hub = Arc::clone(&chat);
+    tokio::spawn(async move { fanout_hub.run_fanout().await });
     let store = Arc::new(HlsStore::new(
         config.hls.playlist_segments,
         config.hls.segment_seconds,

@@ -203,15 +203,18 @@
       if (conn !== mine || typeof message.data !== 'string') {
         return;
       }
-      var event;
-      try {
-        event = JSON.parse(message.data);
-      } catch (e) {
-        return;
-      }
-      if (event && typeof event.type === 'string') {
-        handle(event, mine);
-      }
+      // Several events may share a message, one per line (as Owncast sends them).
+      message.data.split('\n').forEach(function (line) {
+        var event;
+        try {
+          event = JSON.parse(line);
+        } catch (e) {
+          return;
+        }
+        if (event && typeof event.type === 'string' && conn === mine) {
+          handle(event, mine);
+        }
+      });
     };
     socket.onclose = function (close) {
       if (conn !== mine) {

@@ -21,7 +21,8 @@ use tracing::{debug, info};
 use warp::ws::{Message, WebSocket};
 
 use super::events::{ClientEvent, ErrorKind};
-use super::hub::{Hub, Outbound, Refused};
+use super::fanout::{join_lines, Outbound};
+use super::hub::{Hub, Refused};
 use super::limits::{RateLimit, Verdict};
 
 /// A send that takes longer than this means the client is not reading.
@@ -33,9 +34,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// are buffered whole (a message is at most a few KiB of JSON).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
-/// At most this many fan-out events go out in one write (the task then returns to its client's
-/// frames and ticks before taking more).
-const BATCH_EVENTS: usize = 64;
+/// At most this many fan-out rounds go out in one message (the task then returns to its
+/// client's frames and ticks before taking more).
+const BATCH_ROUNDS: usize = 64;
 
 /// Websocket close codes (RFC 6455 §7.4.1).
 const POLICY_VIOLATION: u16 = 1008;
@@ -60,17 +61,9 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
     let connection = joined.connection;
     let user_id = joined.user.id.clone();
     let mut events = {
-        let welcome = hub.welcome_json(&joined);
-        let mut greeting = vec![welcome];
-        greeting.extend(joined.history.iter().map(|m| m.to_string()));
-        let mut ok = true;
-        for text in greeting {
-            if send(&mut tx, text).await.is_err() {
-                ok = false;
-                break;
-            }
-        }
-        if !ok {
+        let mut greeting: Vec<Arc<str>> = vec![hub.welcome_json(&joined).into()];
+        greeting.extend(joined.history.iter().cloned());
+        if send(&mut tx, join_lines(&greeting)).await.is_err() {
             hub.disconnect(connection);
             return;
         }
@@ -106,8 +99,9 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
             }
             event = events.recv() => {
                 let batch = take_batch(event, &mut events, &user_id, ip);
-                let frames = batch.events.into_iter().map(|json| Message::text(json.to_string()));
-                if send_frames(&mut tx, frames).await.is_err() { break "the client stopped reading" }
+                if !batch.events.is_empty() && send(&mut tx, join_lines(&batch.events)).await.is_err() {
+                    break "the client stopped reading"
+                }
                 if let Some(ending) = batch.ending {
                     break end(&hub, &mut tx, connection, ending).await;
                 }
@@ -116,7 +110,7 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
                 if last_heard.elapsed() > IDLE_TIMEOUT {
                     break "silent for too long";
                 }
-                if send_frames(&mut tx, [Message::ping(Vec::new())]).await.is_err() { break "the client stopped reading" }
+                if send_message(&mut tx, Message::ping(Vec::new())).await.is_err() { break "the client stopped reading" }
             }
         }
     };
@@ -127,7 +121,7 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
     }
 }
 
-/// Events from the fan-out to send in one write, and whether the connection ends after them.
+/// Events from the fan-out to send in one message, and whether the connection ends after them.
 #[derive(Debug)]
 struct Batch {
     events: Vec<Arc<str>>,
@@ -144,8 +138,8 @@ enum Ending {
     ServerStopping,
 }
 
-/// `first` and every event already waiting behind it (at most [`BATCH_EVENTS`]): a client that
-/// fell behind catches up in one write instead of one per event, which is what lets a busy
+/// `first` and every round already waiting behind it (at most [`BATCH_ROUNDS`]): a client that
+/// fell behind catches up in one write instead of one per round, which is what lets a busy
 /// server keep up (the more it falls behind, the more each write carries).
 fn take_batch(
     first: Result<Outbound, RecvError>,
@@ -160,7 +154,7 @@ fn take_batch(
     let mut next = Some(first);
     while let Some(event) = next.take() {
         match event {
-            Ok(Outbound::Event(json)) => batch.events.push(json),
+            Ok(Outbound::Events(json)) => batch.events.push(json),
             Ok(Outbound::DisconnectUser(id)) if id == user_id => {
                 batch.ending = Some(Ending::UserDisabled)
             }
@@ -171,7 +165,7 @@ fn take_batch(
             Err(RecvError::Lagged(missed)) => batch.ending = Some(Ending::Lagged(missed)),
             Err(RecvError::Closed) => batch.ending = Some(Ending::ServerStopping),
         }
-        if batch.ending.is_none() && batch.events.len() < BATCH_EVENTS {
+        if batch.ending.is_none() && batch.events.len() < BATCH_ROUNDS {
             next = match events.try_recv() {
                 Ok(event) => Some(Ok(event)),
                 Err(TryRecvError::Empty) => None,
@@ -271,21 +265,15 @@ fn handle(
 }
 
 async fn send(tx: &mut (impl SinkExt<Message> + Unpin), text: String) -> Result<(), ()> {
-    send_frames(tx, [Message::text(text)]).await
+    send_message(tx, Message::text(text)).await
 }
 
-/// Writes `frames` with one flush (one write to the socket when they fit its buffer).
-async fn send_frames(
+/// Writes and flushes `message`, giving up after [`SEND_TIMEOUT`].
+async fn send_message(
     tx: &mut (impl SinkExt<Message> + Unpin),
-    frames: impl IntoIterator<Item = Message>,
+    message: Message,
 ) -> Result<(), ()> {
-    let write = async {
-        for frame in frames {
-            tx.feed(frame).await?;
-        }
-        tx.flush().await
-    };
-    match tokio::time::timeout(SEND_TIMEOUT, write).await {
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(message)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
@@ -302,7 +290,7 @@ mod tests {
     }
 
     fn event(text: &str) -> Outbound {
-        Outbound::Event(text.into())
+        Outbound::Events(text.into())
     }
 
     fn texts(batch: &Batch) -> Vec<&str> {
@@ -312,17 +300,17 @@ mod tests {
     #[test]
     fn waiting_events_go_out_together_up_to_the_batch_size() {
         let (fanout, mut events) = broadcast::channel(1024);
-        for n in 0..BATCH_EVENTS + 10 {
+        for n in 0..BATCH_ROUNDS + 10 {
             fanout.send(event(&n.to_string())).unwrap();
         }
         let first = events.try_recv().map_err(|_| RecvError::Closed);
         let batch = take_batch(first, &mut events, ME, ip(1));
-        assert_eq!(batch.events.len(), BATCH_EVENTS);
+        assert_eq!(batch.events.len(), BATCH_ROUNDS);
         assert_eq!((texts(&batch)[0], &batch.ending), ("0", &None));
         let first = events.try_recv().map_err(|_| RecvError::Closed);
         let rest = take_batch(first, &mut events, ME, ip(1));
         assert_eq!(rest.events.len(), 10, "the rest on the next turn");
-        assert_eq!(texts(&rest)[0], BATCH_EVENTS.to_string());
+        assert_eq!(texts(&rest)[0], BATCH_ROUNDS.to_string());
     }
 
     #[test]

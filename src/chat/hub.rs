@@ -1,42 +1,29 @@
 //! The one place chat state lives: who is connected, the recent messages, the users, and the
 //! fan-out of every event to every connection.
 //!
-//! Fan-out is a `tokio::sync::broadcast` channel of events serialized once ([`Outbound`]): a
-//! send never waits for any receiver, and a connection whose client cannot keep up falls behind
-//! by more than the channel holds, gets `Lagged`, and is closed by its task (see
-//! [`super::connection`]); nobody else notices. Everything else is behind one mutex held for
-//! microseconds (no I/O under it except the user log's short appends).
+//! Events are serialized once and handed to the fan-out ([`super::fanout`]), which sends them
+//! out in short rounds; [`Hub::run_fanout`] ends each round. Everything is behind one mutex held
+//! for microseconds (no I/O under it except the user log's short appends).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures::StreamExt;
 use tokio::sync::broadcast;
 use tracing::info;
 
 use super::events::{rfc3339, ErrorKind, ServerEvent, SystemUser, UserJson};
+use super::fanout::{Fanout, Outbound};
 use super::names::{check_name, random_name, NameError};
 use super::presence::Presence;
 use super::users::{User, UserStore};
 use crate::config::ChatConfig;
 use crate::secrets::{random_token, SecretError};
 
-/// Events a connection's client has not read yet, at most; more and it is dropped.
-const FANOUT_CAPACITY: usize = 1024;
 const TOKEN_LENGTH: usize = 32;
 const REGISTRATION_WINDOW: Duration = Duration::from_secs(60);
-
-/// What every connection task receives.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    /// An event, already JSON.
-    Event(Arc<str>),
-    /// Close the connections of this user (disabled by a moderator).
-    DisconnectUser(String),
-    /// Close the connections from this address (banned).
-    DisconnectIp(IpAddr),
-}
 
 /// Why a connection or a message was refused: the event type to send and the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +72,7 @@ struct Message {
 
 struct State {
     users: UserStore,
+    fanout: Fanout,
     presence: Presence,
     /// The newest messages, hidden ones included (they are never sent).
     history: VecDeque<Message>,
@@ -98,7 +86,6 @@ struct State {
 
 pub struct Hub {
     config: ChatConfig,
-    fanout: broadcast::Sender<Outbound>,
     state: Mutex<State>,
     /// Message ids are `<run>-<n>`: unique across restarts.
     run: String,
@@ -107,7 +94,6 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(config: ChatConfig, users: UserStore) -> Self {
-        let (fanout, _) = broadcast::channel(FANOUT_CAPACITY);
         let started = SystemTime::now();
         let run = started
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -116,6 +102,7 @@ impl Hub {
         Hub {
             state: Mutex::new(State {
                 users,
+                fanout: Fanout::default(),
                 presence: Presence::default(),
                 history: VecDeque::new(),
                 enabled: config.enabled,
@@ -124,7 +111,6 @@ impl Hub {
                 registrations_pruned: Instant::now(),
             }),
             config,
-            fanout,
             run,
             started,
         }
@@ -205,7 +191,7 @@ impl Hub {
         };
         let added = state.presence.add(user.id.clone(), ip);
         // Subscribe under the lock: the joiner gets every event after its history.
-        let events = self.fanout.subscribe();
+        let events = state.fanout.subscribe();
         let history = visible_history(&state);
         if added.first_of_user {
             let event = ServerEvent::UserJoined {
@@ -213,7 +199,7 @@ impl Hub {
                 timestamp: now(),
                 user: UserJson::of(&user),
             };
-            self.broadcast(&event);
+            broadcast(&mut state, &event);
         }
         Ok(Joined {
             connection: added.id,
@@ -268,7 +254,7 @@ impl Hub {
                 timestamp: now(),
                 user: UserJson::of(&user),
             };
-            self.broadcast(&event);
+            broadcast(&mut state, &event);
         }
     }
 
@@ -323,14 +309,17 @@ impl Hub {
         }
         let mut state = self.lock();
         let id = next_id(&mut state, &self.run);
-        self.broadcast(&ServerEvent::System {
-            id: id.clone(),
-            timestamp: now(),
-            user: SystemUser {
-                display_name: self.config.streamer_name.clone(),
+        broadcast(
+            &mut state,
+            &ServerEvent::System {
+                id: id.clone(),
+                timestamp: now(),
+                user: SystemUser {
+                    display_name: self.config.streamer_name.clone(),
+                },
+                body: body.to_owned(),
             },
-            body: body.to_owned(),
-        });
+        );
         Ok(id)
     }
 
@@ -354,7 +343,7 @@ impl Hub {
         while state.history.len() > self.config.history_messages {
             state.history.pop_front();
         }
-        let _ = self.fanout.send(Outbound::Event(json));
+        state.fanout.push(Outbound::Events(json));
         id
     }
 
@@ -383,7 +372,7 @@ impl Hub {
             old_name,
             new_name: name,
         };
-        self.broadcast(&event);
+        broadcast(&mut state, &event);
         Ok(())
     }
 
@@ -409,7 +398,7 @@ impl Hub {
             ids: ids.to_vec(),
             visible,
         };
-        self.broadcast(&event);
+        broadcast(&mut state, &event);
         known
     }
 
@@ -420,7 +409,7 @@ impl Hub {
         let user = state.users.set_enabled(user_id, enabled)?;
         if !enabled {
             info!(user = %user.id, name = %user.display_name, "chat user disabled by a moderator");
-            let _ = self.fanout.send(Outbound::DisconnectUser(user.id.clone()));
+            state.fanout.push(Outbound::DisconnectUser(user.id.clone()));
             // Their messages go too, as in Owncast.
             let mut ids = Vec::new();
             for message in state
@@ -438,16 +427,17 @@ impl Hub {
                     ids,
                     visible: false,
                 };
-                self.broadcast(&event);
+                broadcast(&mut state, &event);
             }
         }
         Some(user)
     }
 
     pub fn ban_ip(&self, ip: IpAddr) {
-        self.lock().users.ban_ip(ip);
+        let mut state = self.lock();
+        state.users.ban_ip(ip);
         info!(%ip, "chat address banned by a moderator");
-        let _ = self.fanout.send(Outbound::DisconnectIp(ip));
+        state.fanout.push(Outbound::DisconnectIp(ip));
     }
 
     pub fn unban_ip(&self, ip: IpAddr) -> bool {
@@ -505,7 +495,7 @@ impl Hub {
             }
             .into(),
         };
-        self.broadcast(&event);
+        broadcast(&mut state, &event);
     }
 
     pub fn chat_enabled(&self) -> bool {
@@ -546,8 +536,12 @@ impl Hub {
         .to_json()
     }
 
-    fn broadcast(&self, event: &ServerEvent) {
-        let _ = self.fanout.send(Outbound::Event(event.to_json().into()));
+    /// Ends a fan-out round whenever one is due; runs for as long as the server does.
+    pub async fn run_fanout(&self) {
+        let mut rounds = Box::pin(self.lock().fanout.rounds());
+        while rounds.next().await.is_some() {
+            self.lock().fanout.flush();
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -555,6 +549,10 @@ impl Hub {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+fn broadcast(state: &mut State, event: &ServerEvent) {
+    state.fanout.push(Outbound::Events(event.to_json().into()));
 }
 
 fn register_locked(
@@ -660,12 +658,13 @@ mod tests {
                 .collect()
         };
         assert_eq!(bodies(&hub), ["b1", "a2", "b2"]);
-        let mut events = hub.fanout.subscribe();
+        let mut events = hub.lock().fanout.subscribe();
         hub.set_user_enabled(&bob.user.id, false).unwrap();
         assert_eq!(bodies(&hub), ["a2"]);
+        hub.lock().fanout.flush();
         // Bob's connections are told to close, and everyone to remove his messages.
         assert!(matches!(events.try_recv(), Ok(Outbound::DisconnectUser(id)) if id == bob.user.id));
-        let Ok(Outbound::Event(json)) = events.try_recv() else {
+        let Ok(Outbound::Events(json)) = events.try_recv() else {
             panic!("a visibility update")
         };
         let update: serde_json::Value = serde_json::from_str(&json).unwrap();

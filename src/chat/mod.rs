@@ -5,11 +5,13 @@
 //! - [`users`]: users, tokens and bans, persisted in `data_dir/chat/`.
 //! - [`limits`]: the per-connection rate limit.
 //! - [`presence`]: who is connected, counted per address and per user.
-//! - [`hub`]: connections, history, fan-out, moderation.
+//! - [`fanout`]: every event to every connection, in rounds of a few milliseconds.
+//! - [`hub`]: connections, history, moderation.
 //! - [`connection`]: one websocket's task.
 
 pub mod connection;
 pub mod events;
+pub mod fanout;
 pub mod hub;
 pub mod limits;
 pub mod names;

@@ -112,7 +112,7 @@ impl RtmpPublisher {
         .map_err(|e| format!("RTMP serialize: {e:?}"))?;
         self.handle_results(vec![r])?;
         self.sent += 1;
-        if self.sent % 32 == 0 {
+        if self.sent.is_multiple_of(32) {
             self.drain()?;
         }
         Ok(())

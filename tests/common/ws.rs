@@ -58,6 +58,9 @@ pub struct WsClient {
     /// For messages: which simulated page this is.
     pub label: String,
     inbox: VecDeque<Value>,
+    /// Events of a message already read whose turn has not come (a message may carry several,
+    /// one per line).
+    unread: VecDeque<Value>,
     /// Everything received, in order (for failure messages).
     pub received: Vec<Value>,
     pub closed: Option<Closed>,
@@ -109,6 +112,7 @@ impl WsClient {
             ws,
             label: label.to_string(),
             inbox: VecDeque::new(),
+            unread: VecDeque::new(),
             received: Vec::new(),
             closed: None,
         })
@@ -168,6 +172,9 @@ impl WsClient {
 
     /// Reads one event from the socket (not the inbox).
     fn read(&mut self, timeout: Duration) -> Next {
+        if let Some(v) = self.unread.pop_front() {
+            return Next::Event(v);
+        }
         if let Some(closed) = &self.closed {
             return Next::Closed(closed.clone());
         }
@@ -175,19 +182,24 @@ impl WsClient {
         loop {
             match self.ws.read() {
                 Ok(Message::Text(text)) => {
-                    let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-                        panic!(
-                            "{}: the server sent text that is not JSON ({e}): {text:?}",
+                    for line in text.split('\n') {
+                        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                            panic!(
+                                "{}: the server sent a line that is not JSON ({e}): {line:?}",
+                                self.label
+                            )
+                        });
+                        assert!(
+                            value.is_object() && value["type"].is_string(),
+                            "{}: an event without a string `type`: {line}",
                             self.label
-                        )
-                    });
-                    assert!(
-                        value.is_object() && value["type"].is_string(),
-                        "{}: an event without a string `type`: {text}",
-                        self.label
-                    );
-                    self.received.push(value.clone());
-                    return Next::Event(value);
+                        );
+                        self.received.push(value.clone());
+                        self.unread.push_back(value);
+                    }
+                    if let Some(v) = self.unread.pop_front() {
+                        return Next::Event(v);
+                    }
                 }
                 Ok(Message::Binary(b)) => {
                     panic!(
