@@ -1,7 +1,8 @@
 """ci/bench.d/benchlib.py — what the benchmarks in ci/bench.d/ share (Python 3.11, stdlib only).
 
   - measuring a process: CPU seconds (utime+stime from /proc/PID/stat), peak RSS (VmHWM from
-    /proc/PID/status), or both from wait4()'s rusage for a child that has exited;
+    /proc/PID/status), or both from wait4()'s rusage for a child that has exited; RSS now
+    (VmRSS); the whole machine's busy CPU seconds (what the neighbours took); the open-file limit;
   - HLS: a tolerant media-playlist parser (a playlist being rewritten may be read half-written:
     only complete lines count), an HTTP client with one kept-alive connection;
   - quality: PSNR and SSIM of a rendition against the source, frame by frame;
@@ -17,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -53,13 +55,46 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def peak_rss_kib(pid: int) -> int:
-    """VmHWM: the peak resident set size of the process so far, KiB."""
+def _status_kib(pid: int, key: str) -> int:
+    """A memory figure (KiB) from /proc/PID/status, e.g. key "VmHWM"."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
-    raise BenchError(f"no VmHWM in /proc/{pid}/status")
+    raise BenchError(f"no {key} in /proc/{pid}/status")
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM: the peak resident set size of the process so far, KiB."""
+    return _status_kib(pid, "VmHWM")
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS: the resident set size of the process now, KiB."""
+    return _status_kib(pid, "VmRSS")
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds every CPU of the machine has spent busy (not idle, not waiting for I/O) since
+    boot, from /proc/stat: the difference over a run, minus what the measured processes used,
+    is what everything else on the machine took from them."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK
+
+
+def raise_nofile(wanted: int) -> int:
+    """Raise this process's open-file limit (inherited by the processes it starts) to `wanted`,
+    the hard limit too when allowed (root); returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for new_hard in (max(hard, wanted), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, new_hard), new_hard))
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 @dataclass
@@ -93,6 +128,40 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace_s: flo
         proc.wait()
     except ProcessLookupError:
         pass
+
+
+class ServerProcess:
+    """A server under test, started as a child process with its output in `log_path`. Subclasses
+    say how to tell it is ready (`answers`)."""
+
+    def __init__(self, name: str, command: list[str], log_path: Path):
+        self.name, self.command, self.log_path = name, command, log_path
+        with open(log_path, "wb") as logf:
+            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def answers(self) -> bool:
+        raise NotImplementedError
+
+    def log_tail(self, n: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited {self.proc.returncode} at start-up:\n{self.log_tail()}")
+            if self.answers():
+                return
+            time.sleep(0.1)
+        raise BenchError(f"{self.name} did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
 
 
 def free_port() -> int:
@@ -371,3 +440,24 @@ def write_section(path: Path, name: str, body: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(new)
     tmp.replace(path)
+
+
+# ---- Report formatting ---------------------------------------------------------------------------
+
+def fmt(x, digits=2, unit=""):
+    """A number for a report table, with thousands separators; "–" for none."""
+    return "–" if x is None else f"{x:,.{digits}f}{unit}"
+
+
+def med_spread(xs, digits=2):
+    """The median with (min–max) of the values that are there."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return fmt(xs[0], digits)
+    return f"{fmt(median(xs), digits)} ({fmt(min(xs), digits)}–{fmt(max(xs), digits)})"
+
+
+def ratio(a, b, digits=2):
+    return "–" if a is None or b is None or b == 0 else f"{a / b:.{digits}f}"

@@ -85,10 +85,10 @@ sys.dont_write_bytecode = True          # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import callgrind  # noqa: E402
 from benchlib import (  # noqa: E402
-    REPO, BenchError, Http, log, cpu_seconds, peak_rss_kib, try_reap, stop_process, free_port,
+    REPO, BenchError, Http, ServerProcess, log, cpu_seconds, peak_rss_kib, try_reap, stop_process, free_port,
     run, loadavg, parse_media_playlist, quality, x264_options, x264_core,
     machine_facts, git_rev, ffmpeg_version, ffmpeg_libs, deb_version, median, percentile,
-    write_section,
+    write_section, fmt, med_spread, ratio,
 )
 
 FPS = 30
@@ -444,7 +444,7 @@ cpu_usage_level = {level}
     return text
 
 
-class Server:
+class Server(ServerProcess):
     """A selfcast process on its own ports, config and data dir."""
 
     def __init__(self, binary: Path, rundir: Path, variants: str, wrapper: list[str] = (),
@@ -453,39 +453,19 @@ class Server:
         self.config = rundir / "config.toml"
         self.config.write_text(selfcast_config(rundir / "data", self.rtmp_port, self.http_port, variants,
                                                rungs))
-        self.log_path = rundir / "server.log"
-        with open(self.log_path, "wb") as logf:
-            self.proc = subprocess.Popen([*wrapper, str(binary), "--config", str(self.config)], stdin=subprocess.DEVNULL,
-                                         stdout=logf, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "NO_COLOR": "1"})
+        super().__init__("selfcast", [*wrapper, str(binary), "--config", str(self.config)],
+                         rundir / "server.log")
         self.http = Http(self.http_port)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     @property
     def rtmp_url(self) -> str:
         return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{STREAM_KEY}"
 
-    def log_tail(self, n: int = 15) -> str:
+    def answers(self) -> bool:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+            return self.http.get("/api/status")[0] == 200
         except OSError:
-            return ""
-
-    def wait_ready(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"selfcast exited {self.proc.returncode} at start-up:\n{self.log_tail()}")
-            try:
-                if self.http.get("/api/status")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise BenchError(f"selfcast did not answer /api/status within {timeout_s:.0f} s:\n{self.log_tail()}")
+            return False
 
     def status(self) -> dict:
         code, body = self.http.get("/api/status")
@@ -786,23 +766,6 @@ def profile(ctx) -> dict:
 
 
 # ---- The report -------------------------------------------------------------------------------------
-
-def fmt(x, digits=3, unit=""):
-    return "–" if x is None else f"{x:.{digits}f}{unit}"
-
-
-def med_spread(xs, digits=3):
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return "–"
-    if len(xs) == 1:
-        return f"{xs[0]:.{digits}f}"
-    return f"{median(xs):.{digits}f} ({min(xs):.{digits}f}–{max(xs):.{digits}f})"
-
-
-def ratio(a, b, digits=2):
-    return "–" if a is None or b is None or b == 0 else f"{a / b:.{digits}f}"
-
 
 def shell_quote(cmd: list[str]) -> str:
     """A command line a person can read and paste: bare words where safe, else single quotes,
