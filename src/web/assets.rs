@@ -137,7 +137,11 @@ mod tests {
             ["embed/chat", "embed/chat.html", "index.html"]
         );
         for has_extension in ["style.css", "embed/chat.html", "a.b/c.js"] {
-            assert_eq!(candidates(has_extension), [has_extension], "{has_extension}");
+            assert_eq!(
+                candidates(has_extension),
+                [has_extension],
+                "{has_extension}"
+            );
         }
         assert_eq!(candidates("embed/"), ["embed/"]);
         // The built-in embeds are the page, with its content type.
