@@ -419,6 +419,19 @@ def report(ctx, runs: list[Run], prof: dict | None, started: datetime.datetime, 
       f"The bare relay: p99 {fmt(med('relay', lambda r: r.latency('p99')), 0)} ms; {losses('relay')} "
       "(medians).**")
     w("")
+    if not met:
+        w("What limits it (measured by hand on 2026-11-26 at f979945, same machine, to tell the server's "
+          "cost from the co-located client's): with selfcast pinned to one core and the load client to the "
+          "other (`taskset -c 0 selfcast --config …` and `taskset -c 1 chat-load load --clients 10000 "
+          "--rate 100 --duration 20 …`) the server used all of its core (52.6 CPU s in 54 s) and p99 was "
+          "618 ms: it is CPU-bound. Rounds of 100 ms instead of 25 ms changed nothing (p99 594 ms, 1.07 "
+          "cores): a connection that falls behind already gets many rounds in one write, so what is left "
+          "is one `send()` per connection per write, roughly 25–30 µs each with 10,000 sockets on this VM "
+          "(one core over the ~36,000 writes/s that a ~280 ms sweep of 10,000 connections implies; "
+          "60 % of the server's time is in `send()`, a quarter of it the receiving side of loopback TCP, "
+          "which a real network moves to the viewers' machines). The goal needs either more than the one "
+          "core the client leaves, or fewer, larger writes than a 250 ms bound allows.")
+        w("")
     w("Latency percentiles are over the deliveries that arrived; a client the server closed for falling "
       "behind (1013) gets nothing more and is not replaced while measuring, so its missing deliveries "
       "count only in 'received / expected'.")
