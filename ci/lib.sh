@@ -91,3 +91,21 @@ ensure_node() {
         ensure_apt npm
     fi
 }
+
+# The S3-compatible server the storage tests run against: moto in server mode, from PyPI, in a
+# venv of Debian's python3. Its location is what tests/common/s3.rs looks for.
+MOTO_VERSION=5.2.1
+MOTO_VENV="${SELFCAST_MOTO_VENV:-$(repo_root)/target/tools/moto-$MOTO_VERSION}"
+
+# ensure_moto — $MOTO_VENV/bin/moto_server, installing it when missing (pinned versions).
+ensure_moto() {
+    if [ -x "$MOTO_VENV/bin/moto_server" ]; then
+        return 0
+    fi
+    ensure_apt python3 python3-venv
+    log "installing moto $MOTO_VERSION (S3 test server) into $MOTO_VENV"
+    rm -rf "$MOTO_VENV"
+    /usr/bin/python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "moto[s3]==$MOTO_VERSION" "flask==3.1.3" "flask-cors==6.0.5"
+}

@@ -223,20 +223,121 @@ pub struct AdminConfig {
     pub password: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Where video is distributed from (see [`crate::sink`]). Only the table of the chosen `kind` is
+/// used; the others may stay in the file.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub kind: StorageKind,
+    /// Uploads (or writes) in flight at once.
+    pub concurrency: usize,
+    pub directory: DirectoryConfig,
+    pub s3: S3Config,
+    pub ipfs: IpfsConfig,
 }
 
-/// Where video is distributed from.
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Memory,
+            concurrency: 4,
+            directory: DirectoryConfig::default(),
+            s3: S3Config::default(),
+            ipfs: IpfsConfig::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
-    /// Served by selfcast from memory.
+    /// Served by selfcast from memory only.
     #[default]
     Memory,
+    /// Also written to a local directory that another web server or CDN origin serves.
+    Directory,
+    /// Uploaded to S3-compatible object storage.
+    S3,
+    /// Added to an IPFS node; segments fetched through a gateway (experimental).
+    Ipfs,
 }
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    /// Where the HLS files go (created if missing): `stream.m3u8`, `<variant>/...`.
+    pub path: PathBuf,
+    /// The URL at which another server serves `path` (e.g. `https://cdn.example.com/live`).
+    /// Absent: selfcast keeps serving viewers itself and the directory is a copy.
+    pub public_base_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// The service's endpoint URL (e.g. `https://s3.us-west-004.backblazeb2.com`); absent: AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    /// Both or neither; neither: the standard AWS chain (environment, profile, instance role).
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    /// Keys start with this (`live` → `live/stream.m3u8`); empty: the bucket's root.
+    pub path_prefix: String,
+    /// `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO, most
+    /// self-hosted services).
+    pub force_path_style: bool,
+    /// A canned ACL for every object (e.g. `public-read`); absent: none is sent (use a bucket
+    /// policy instead).
+    pub acl: Option<String>,
+    /// Where viewers fetch the bucket's root: the CDN or the bucket's public URL.
+    pub public_base_url: String,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            access_key: None,
+            secret_key: None,
+            path_prefix: String::new(),
+            force_path_style: false,
+            acl: None,
+            public_base_url: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpfsConfig {
+    /// The IPFS node's RPC API (Kubo's `/api/v0`).
+    pub api_url: String,
+    /// Segments are fetched from `<gateway_url>/ipfs/<cid>`.
+    pub gateway_url: String,
+}
+
+impl Default for IpfsConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "http://127.0.0.1:5001".into(),
+            gateway_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// S3's canned ACLs.
+const CANNED_ACLS: [&str; 7] = [
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
 
 /// A config file that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +429,7 @@ impl Config {
         }
         self.validate_variants(&invalid)?;
         self.validate_chat(&invalid)?;
+        self.validate_storage(&invalid)?;
         let app = self.rtmp.app.trim_matches('/');
         if app.is_empty() || app.contains('/') {
             return Err(invalid(
@@ -340,6 +442,78 @@ impl Config {
 }
 
 impl Config {
+    fn validate_storage(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let storage = &self.storage;
+        if !(1..=64).contains(&storage.concurrency) {
+            return Err(invalid(
+                "storage.concurrency",
+                format!("{} is out of range: 1 to 64", storage.concurrency),
+            ));
+        }
+        let http_url = |key: &str, url: &str| match url.split_once("://") {
+            Some(("http" | "https", rest)) if !rest.is_empty() => Ok(()),
+            _ => Err(invalid(
+                key,
+                format!("{url:?} is not an http:// or https:// URL"),
+            )),
+        };
+        match storage.kind {
+            StorageKind::Memory => {}
+            StorageKind::Directory => {
+                let directory = &storage.directory;
+                if directory.path.as_os_str().is_empty() {
+                    return Err(invalid(
+                        "storage.directory.path",
+                        "name the directory to write the stream into".into(),
+                    ));
+                }
+                if let Some(url) = &directory.public_base_url {
+                    http_url("storage.directory.public_base_url", url)?;
+                }
+            }
+            StorageKind::S3 => {
+                let s3 = &storage.s3;
+                if s3.bucket.trim().is_empty() {
+                    return Err(invalid("storage.s3.bucket", "name the bucket".into()));
+                }
+                if s3.public_base_url.is_empty() {
+                    return Err(invalid(
+                        "storage.s3.public_base_url",
+                        "set the URL viewers fetch the bucket from (your CDN, or the bucket's \
+                         public URL)"
+                            .into(),
+                    ));
+                }
+                http_url("storage.s3.public_base_url", &s3.public_base_url)?;
+                if let Some(endpoint) = &s3.endpoint {
+                    http_url("storage.s3.endpoint", endpoint)?;
+                }
+                if s3.access_key.is_some() != s3.secret_key.is_some() {
+                    return Err(invalid(
+                        "storage.s3.secret_key",
+                        "set both access_key and secret_key, or neither (then the AWS \
+                         environment variables or profile are used)"
+                            .into(),
+                    ));
+                }
+                if let Some(acl) = s3.acl.as_deref().filter(|a| !CANNED_ACLS.contains(a)) {
+                    return Err(invalid(
+                        "storage.s3.acl",
+                        format!("{acl:?} is not a canned ACL: use one of {CANNED_ACLS:?}"),
+                    ));
+                }
+            }
+            StorageKind::Ipfs => {
+                http_url("storage.ipfs.api_url", &storage.ipfs.api_url)?;
+                http_url("storage.ipfs.gateway_url", &storage.ipfs.gateway_url)?;
+            }
+        }
+        Ok(())
+    }
+
     fn validate_chat(
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
@@ -636,6 +810,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("storage.kind: unknown variant `ftp`"), "{err}");
+    }
+
+    #[test]
+    fn storage_tables_are_checked_for_the_chosen_kind() {
+        let s3 = "[storage]\nkind = \"s3\"\n[storage.s3]\nbucket = \"live\"\n\
+                  public_base_url = \"https://cdn.example.com\"\n";
+        let config = parse(s3).unwrap();
+        assert_eq!(config.storage.kind, StorageKind::S3);
+        assert_eq!(config.storage.s3.region, "us-east-1");
+        let err = parse(&format!("{s3}access_key = \"AKIA\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.s3.secret_key: set both"), "{err}");
+        let err = parse(&format!("{s3}acl = \"public\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config.toml:6: storage.s3.acl:"), "{err}");
+        let err = parse("[storage]\nkind = \"s3\"\n[storage.s3]\nbucket = \"b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("storage.s3.public_base_url: set the URL"),
+            "{err}"
+        );
+        let err = parse("[storage]\nkind = \"directory\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("storage.directory.path: name the directory"),
+            "{err}"
+        );
+        // Tables of other kinds may stay in the file.
+        assert!(parse("[storage.s3]\nbucket = \"\"\n").is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod log_limit;
 pub mod media;
 pub mod pipeline;
 pub mod secrets;
+pub mod sink;
 pub mod store;
 pub mod transcode;
 pub mod web;

@@ -16,6 +16,7 @@ use selfcast::config::Config;
 use selfcast::ingest::{self, IngestSettings};
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::secrets::{self, Secret};
+use selfcast::sink::{self, SinkStatus};
 use selfcast::store::HlsStore;
 use selfcast::web::{self, ViewerCounter, WebState};
 
@@ -133,10 +134,12 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
     let chat = Arc::new(Hub::new(config.chat.clone(), chat_users));
     let fanout_hub = Arc::clone(&chat);
     tokio::spawn(async move { fanout_hub.run_fanout().await });
-    let store = Arc::new(HlsStore::new(
-        config.hls.playlist_segments,
-        config.hls.segment_seconds,
-    ));
+    let sink = sink::start(&config.storage).await;
+    let mut store = HlsStore::new(config.hls.playlist_segments, config.hls.segment_seconds);
+    if let Some(sink) = &sink {
+        store = store.with_sink(sink.events.clone());
+    }
+    let store = Arc::new(store);
     let status = Arc::new(StreamStatus::default());
     let pipeline = Arc::new(Pipeline::new(
         Arc::clone(&store),
@@ -162,6 +165,7 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
         pipeline: Arc::clone(&pipeline),
         viewers: ViewerCounter::default(),
         chat,
+        sink: sink.as_ref().map(|sink| Arc::clone(&sink.health)),
         admin_password: admin_password.value().to_owned(),
         title: config.server.title.clone(),
         static_dir: config.http.static_dir.clone(),
@@ -186,7 +190,15 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
         changed(ingest_stopped),
     ));
 
-    print_banner(&config, rtmp_addr, http_addr, &stream_key, &admin_password);
+    let storage = sink.as_ref().map(|sink| sink.health.status());
+    print_banner(
+        &config,
+        rtmp_addr,
+        http_addr,
+        &stream_key,
+        &admin_password,
+        storage.as_ref(),
+    );
 
     shutdown_signal().await;
     info!("shutting down: ending the live playlist (Ctrl-C again to quit at once)");
@@ -248,6 +260,7 @@ fn print_banner(
     http: std::net::SocketAddr,
     key: &Secret,
     admin_password: &Secret,
+    storage: Option<&SinkStatus>,
 ) {
     let host = |addr: std::net::SocketAddr| {
         if addr.ip().is_unspecified() {
@@ -283,4 +296,11 @@ fn print_banner(
         host(http),
         admin_line,
     );
+    if let Some(storage) = storage {
+        let viewers = match &storage.public_url {
+            Some(url) => format!("viewers are sent to {url} while it works"),
+            None => "viewers are served by selfcast (no public_base_url)".into(),
+        };
+        println!("  Storage:      {}; {viewers}\n", storage.target);
+    }
 }

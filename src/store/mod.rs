@@ -4,25 +4,59 @@
 //!
 //! File names carry a run id (the server's start time) so that a restarted server never reuses
 //! a segment URL that a browser or CDN may have cached as immutable.
+//!
+//! With a sink configured ([`HlsStore::with_sink`]), every change is also reported to it as a
+//! [`StoreEvent`], without waiting.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::time::Instant;
+
 use bytes::Bytes;
+use tokio::sync::mpsc::UnboundedSender;
 use tracing::warn;
 
 use crate::hls::playlist::{render_master, MediaPlaylist, PlaylistEntry, VariantAttributes};
 use crate::hls::{InitSegment, MediaSegment, MuxerOutput};
+use crate::sink::StoreEvent;
 
 /// Every variant's media playlist is at `/hls/<variant>/stream.m3u8`.
 pub const MEDIA_PLAYLIST_NAME: &str = "stream.m3u8";
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+/// Playlists change every segment: caches must not keep them beyond a second.
+const PLAYLIST_CACHE: &str = "public, max-age=1";
+/// Segment and init names are never reused (they carry the server's run id).
+const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
+
+/// The `Content-Type` of a file by its name: a playlist, a media segment or an init segment.
+pub fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".m3u8") {
+        PLAYLIST_TYPE
+    } else if name.ends_with(".m4s") {
+        "video/iso.segment"
+    } else {
+        "video/mp4"
+    }
+}
+
+/// The `Cache-Control` that suits live HLS for a file by its name.
+pub fn cache_control(name: &str) -> &'static str {
+    if name.ends_with(".m3u8") {
+        PLAYLIST_CACHE
+    } else {
+        SEGMENT_CACHE
+    }
+}
 
 pub struct HlsStore {
     run_id: String,
     window: usize,
     segment_seconds: u32,
     state: RwLock<StoreState>,
+    sink: Option<UnboundedSender<StoreEvent>>,
 }
 
 #[derive(Default)]
@@ -71,7 +105,14 @@ impl HlsStore {
             window,
             segment_seconds,
             state: RwLock::default(),
+            sink: None,
         }
+    }
+
+    /// Reports every change to `sink` from now on.
+    pub fn with_sink(mut self, sink: UnboundedSender<StoreEvent>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// Record what the muxer of `variant` produced.
@@ -91,20 +132,58 @@ impl HlsStore {
                     bitrates: VecDeque::new(),
                 });
         match output {
-            MuxerOutput::Init(init) => self.add_init(variant, variant_state, init),
-            MuxerOutput::Segment(segment) => {
-                self.add_segment(variant, variant_state, segment);
-                state.master = render_master_playlist(&state.variants);
+            MuxerOutput::Init(init) => {
+                let data = init.data.clone();
+                let name = self.add_init(variant, variant_state, init);
+                self.tell(|| StoreEvent::File {
+                    variant: variant.to_owned(),
+                    name,
+                    data,
+                    at: Instant::now(),
+                });
             }
+            MuxerOutput::Segment(segment) => {
+                let data = segment.data.clone();
+                let (name, removed) = self.add_segment(variant, variant_state, segment);
+                self.tell(|| StoreEvent::File {
+                    variant: variant.to_owned(),
+                    name,
+                    data,
+                    at: Instant::now(),
+                });
+                self.tell(|| playlist_event(variant, variant_state));
+                let master = render_master_playlist(&state.variants);
+                if master.is_some() && master != state.master {
+                    self.tell(|| StoreEvent::Master {
+                        text: master.clone().unwrap_or_default(),
+                        variants: listed_variants(&state.variants),
+                    });
+                }
+                state.master = master;
+                if !removed.is_empty() {
+                    self.tell(|| StoreEvent::Removed {
+                        variant: variant.to_owned(),
+                        names: removed,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reports to the sink, if there is one (`event` is only built then).
+    fn tell(&self, event: impl FnOnce() -> StoreEvent) {
+        if let Some(sink) = &self.sink {
+            let _ = sink.send(event());
         }
     }
 
     /// A clean shutdown: every playlist gets EXT-X-ENDLIST.
     pub fn end_all(&self) {
         let mut state = self.write();
-        for variant in state.variants.values_mut() {
+        for (name, variant) in state.variants.iter_mut() {
             variant.playlist.end();
             variant.rendered = Bytes::from(variant.playlist.render());
+            self.tell(|| playlist_event(name, variant));
         }
     }
 
@@ -145,7 +224,8 @@ impl HlsStore {
             .collect()
     }
 
-    fn add_init(&self, variant: &str, state: &mut VariantState, init: InitSegment) {
+    /// Returns the init segment's file name.
+    fn add_init(&self, variant: &str, state: &mut VariantState, init: InitSegment) -> String {
         let name = format!("init-{}-{}.mp4", self.run_id, init.generation);
         let video = &init.tracks.video;
         let mut codecs = video.codecs_string();
@@ -165,13 +245,20 @@ impl HlsStore {
             codecs,
         });
         state.files.insert(name.clone(), init.data);
-        state.current_init = Some((init.generation, name));
+        state.current_init = Some((init.generation, name.clone()));
+        name
     }
 
-    fn add_segment(&self, variant: &str, state: &mut VariantState, segment: MediaSegment) {
+    /// Returns the segment's file name and the files that are gone now.
+    fn add_segment(
+        &self,
+        variant: &str,
+        state: &mut VariantState,
+        segment: MediaSegment,
+    ) -> (String, Vec<String>) {
         let Some((generation, map_uri)) = state.current_init.clone() else {
             warn!(variant, "segment without an init segment dropped");
-            return;
+            return (String::new(), Vec::new());
         };
         debug_assert_eq!(generation, segment.init_generation);
         let sequence = state.playlist.next_sequence();
@@ -189,7 +276,7 @@ impl HlsStore {
         state.files.insert(uri.clone(), segment.data);
         let (gone, grew) = state.playlist.push(PlaylistEntry {
             sequence,
-            uri,
+            uri: uri.clone(),
             duration_seconds: seconds,
             map_uri,
             discontinuity: segment.discontinuity,
@@ -208,22 +295,26 @@ impl HlsStore {
             state.bitrates.pop_front();
             state.retired.push_back((entry.uri, entry.map_uri));
         }
+        let mut removed = Vec::new();
         while state.retired.len() > self.window {
             if let Some((name, _)) = state.retired.pop_front() {
                 state.files.remove(&name);
+                removed.push(name);
             }
         }
-        Self::drop_unused_inits(state);
+        removed.extend(Self::drop_unused_inits(state));
         if let Some(attributes) = &mut state.attributes {
             attributes.bandwidth = state.bitrates.iter().copied().max().unwrap_or(0);
             attributes.average_bandwidth =
                 state.bitrates.iter().sum::<u64>() / state.bitrates.len().max(1) as u64;
         }
         state.rendered = Bytes::from(state.playlist.render());
+        (uri, removed)
     }
 
-    /// Init segments are kept while a listed or retired segment may need them.
-    fn drop_unused_inits(state: &mut VariantState) {
+    /// Init segments are kept while a listed or retired segment may need them; returns the
+    /// names of those dropped.
+    fn drop_unused_inits(state: &mut VariantState) -> Vec<String> {
         let needed: Vec<String> = state
             .playlist
             .segments()
@@ -231,9 +322,16 @@ impl HlsStore {
             .chain(state.retired.iter().map(|(_, map_uri)| map_uri.clone()))
             .chain(state.current_init.as_ref().map(|(_, name)| name.clone()))
             .collect();
-        state
+        let unused: Vec<String> = state
             .files
-            .retain(|name, _| !name.starts_with("init-") || needed.contains(name));
+            .keys()
+            .filter(|name| name.starts_with("init-") && !needed.contains(name))
+            .cloned()
+            .collect();
+        for name in &unused {
+            state.files.remove(name);
+        }
+        unused
     }
 
     fn read(&self) -> RwLockReadGuard<'_, StoreState> {
@@ -247,6 +345,31 @@ impl HlsStore {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A variant's playlist as the sink needs it: the text and every file it names.
+fn playlist_event(variant: &str, state: &VariantState) -> StoreEvent {
+    let mut files: Vec<String> = Vec::new();
+    for entry in state.playlist.segments() {
+        if !files.contains(&entry.map_uri) {
+            files.push(entry.map_uri.clone());
+        }
+        files.push(entry.uri.clone());
+    }
+    StoreEvent::Playlist {
+        variant: variant.to_owned(),
+        text: state.rendered.clone(),
+        files,
+    }
+}
+
+/// The variants the master playlist lists (as [`render_master_playlist`] picks them).
+fn listed_variants(variants: &BTreeMap<String, VariantState>) -> Vec<String> {
+    variants
+        .iter()
+        .filter(|(_, v)| v.attributes.as_ref().is_some_and(|a| a.bandwidth > 0))
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 fn render_master_playlist(variants: &BTreeMap<String, VariantState>) -> Option<Bytes> {
@@ -353,6 +476,51 @@ mod tests {
                 "{line} is listed but not served"
             );
         }
+    }
+
+    #[test]
+    fn a_sink_hears_every_change_in_order() {
+        let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let store = HlsStore::new(3, 2).with_sink(sink);
+        store.apply("0", init(0));
+        for _ in 0..7 {
+            store.apply("0", segment(0, false, 10));
+        }
+        store.end_all();
+        let mut seen = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            seen.push(match event {
+                StoreEvent::File { name, .. } => format!("file {name}"),
+                StoreEvent::Playlist { files, text, .. } => {
+                    let listed: Vec<&str> = std::str::from_utf8(&text)
+                        .unwrap()
+                        .lines()
+                        .filter(|l| !l.starts_with('#'))
+                        .collect();
+                    assert_eq!(listed, files[1..], "the files are what the text lists");
+                    format!("playlist {}", files.join(" "))
+                }
+                StoreEvent::Master { variants, .. } => format!("master {variants:?}"),
+                StoreEvent::Removed { names, .. } => format!("removed {}", names.join(" ")),
+            });
+        }
+        let run = &store.run_id;
+        let expected = [
+            format!("file init-{run}-0.mp4"),
+            format!("file seg-{run}-0.m4s"),
+            format!("playlist init-{run}-0.mp4 seg-{run}-0.m4s"),
+            r#"master ["0"]"#.to_owned(),
+        ];
+        assert_eq!(seen[..4], expected);
+        // The 7th segment pushes the 1st out of the retired window: it is gone.
+        assert!(
+            seen.contains(&format!("removed seg-{run}-0.m4s")),
+            "{seen:#?}"
+        );
+        assert!(seen
+            .last()
+            .unwrap()
+            .starts_with(&format!("playlist init-{run}-0.mp4 seg-{run}-4.m4s")));
     }
 
     #[test]

@@ -10,13 +10,7 @@ use warp::http::{header, Response, StatusCode};
 use warp::Filter;
 
 use super::WebState;
-use crate::store::MEDIA_PLAYLIST_NAME;
-
-const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
-/// Playlists change every segment: caches must not keep them beyond a second.
-const PLAYLIST_CACHE: &str = "public, max-age=1";
-/// Segment and init names are never reused (they carry the server's run id).
-const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
+use crate::store::{cache_control, content_type, MEDIA_PLAYLIST_NAME};
 
 pub fn routes(
     state: Arc<WebState>,
@@ -25,7 +19,14 @@ pub fn routes(
         let state = Arc::clone(&state);
         warp::path!("hls" / "stream.m3u8")
             .and(warp::get())
-            .map(move || respond(state.store.master_playlist(), PLAYLIST_TYPE, PLAYLIST_CACHE))
+            .map(move || {
+                let name = "stream.m3u8";
+                respond(
+                    state.store.master_playlist(),
+                    content_type(name),
+                    cache_control(name),
+                )
+            })
     };
     let variant_file = warp::path!("hls" / String / String)
         .and(warp::get())
@@ -38,19 +39,14 @@ pub fn routes(
                     }
                     return respond(
                         state.store.media_playlist(&variant),
-                        PLAYLIST_TYPE,
-                        PLAYLIST_CACHE,
+                        content_type(&file),
+                        cache_control(&file),
                     );
                 }
-                let content_type = if file.ends_with(".m4s") {
-                    "video/iso.segment"
-                } else {
-                    "video/mp4"
-                };
                 respond(
                     state.store.file(&variant, &file),
-                    content_type,
-                    SEGMENT_CACHE,
+                    content_type(&file),
+                    cache_control(&file),
                 )
             },
         );

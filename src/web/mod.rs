@@ -29,6 +29,7 @@ pub use viewers::ViewerCounter;
 
 use crate::chat::Hub;
 use crate::pipeline::Pipeline;
+use crate::sink::SinkHealth;
 use crate::store::HlsStore;
 
 /// What the handlers read.
@@ -37,6 +38,8 @@ pub struct WebState {
     pub pipeline: Arc<Pipeline>,
     pub viewers: ViewerCounter,
     pub chat: Arc<Hub>,
+    /// The storage sink's health, when one is configured (`[storage] kind` other than memory).
+    pub sink: Option<Arc<SinkHealth>>,
     /// For HTTP Basic auth on `/api/admin/` (user `admin`).
     pub admin_password: String,
     pub title: String,

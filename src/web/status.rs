@@ -8,8 +8,12 @@ use warp::Filter;
 
 use super::WebState;
 use crate::pipeline::StatusSnapshot;
+use crate::sink::SinkStatus;
 use crate::store::VariantSummary;
 use crate::transcode::Variant;
+
+/// The master playlist as selfcast serves it.
+const LOCAL_MASTER_URL: &str = "/hls/stream.m3u8";
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -20,8 +24,9 @@ struct Status {
     last_disconnect_time: Option<String>,
     stream_title: String,
     version: &'static str,
-    /// Where players fetch the master playlist.
-    hls_url: &'static str,
+    /// Where players fetch the master playlist: the storage's public URL while it works,
+    /// else selfcast's own.
+    hls_url: String,
     dropped_packets: u64,
     /// Whether viewers can chat now (config `[chat] enabled`, or the admin switch).
     chat_enabled: bool,
@@ -29,6 +34,9 @@ struct Status {
     chat_max_message_chars: usize,
     input: Input,
     variants: Vec<VariantStatus>,
+    /// The storage sink (absent with `kind = "memory"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<SinkStatus>,
 }
 
 /// What the publisher sends.
@@ -103,7 +111,11 @@ pub fn routes(
             last_disconnect_time: stream.last_disconnect_time.map(rfc3339),
             stream_title: state.title.clone(),
             version: env!("CARGO_PKG_VERSION"),
-            hls_url: "/hls/stream.m3u8",
+            hls_url: state
+                .sink
+                .as_ref()
+                .and_then(|sink| sink.viewer_url())
+                .unwrap_or_else(|| LOCAL_MASTER_URL.to_owned()),
             dropped_packets: stream.dropped_packets,
             input: input(&stream),
             variants: state
@@ -112,6 +124,7 @@ pub fn routes(
                 .iter()
                 .map(|v| variant_status(v, &served))
                 .collect(),
+            storage: state.sink.as_ref().map(|sink| sink.status()),
         };
         warp::reply::with_header(
             warp::reply::json(&status),

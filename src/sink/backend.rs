@@ -1,0 +1,75 @@
+//! The destinations a sink writes to, behind one enum (each is a few async calls; an enum keeps
+//! them without boxed futures).
+
+use super::directory::DirectorySink;
+use super::plan::{Object, MASTER_KEY};
+use super::s3::S3Sink;
+
+/// A put or delete that failed, in plain words (it is shown in `/api/status` and the log).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+pub enum Backend {
+    Directory(DirectorySink),
+    S3(S3Sink),
+}
+
+impl Backend {
+    /// Stores `object`; returns the URL playlists should use for it (`None`: its relative name
+    /// works, the playlist being stored next to it).
+    pub async fn put(&self, object: &Object) -> Result<Option<String>, SinkError> {
+        match self {
+            Backend::Directory(sink) => sink.put(object).await,
+            Backend::S3(sink) => sink.put(object).await,
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), SinkError> {
+        match self {
+            Backend::Directory(sink) => sink.delete(key).await,
+            Backend::S3(sink) => sink.delete(key).await,
+        }
+    }
+
+    /// Whether the destination can be written at all (at start-up).
+    pub async fn check(&self) -> Result<(), SinkError> {
+        match self {
+            Backend::Directory(sink) => sink.check().await,
+            Backend::S3(sink) => sink.check().await,
+        }
+    }
+
+    /// `directory`, `s3`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Directory(_) => "directory",
+            Backend::S3(_) => "s3",
+        }
+    }
+
+    /// Where it writes, in words for the log and the status (no secrets).
+    pub fn target(&self) -> String {
+        match self {
+            Backend::Directory(sink) => sink.target(),
+            Backend::S3(sink) => sink.target(),
+        }
+    }
+
+    /// Where viewers fetch the master playlist from this destination, if they can.
+    pub fn public_master_url(&self) -> Option<String> {
+        match self {
+            Backend::Directory(sink) => sink.public_url(MASTER_KEY),
+            Backend::S3(sink) => Some(sink.public_url(MASTER_KEY)),
+        }
+    }
+}
+
+/// `base` and `key` joined by exactly one slash.
+pub fn join_url(base: &str, key: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        key.trim_start_matches('/')
+    )
+}

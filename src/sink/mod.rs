@@ -1,0 +1,71 @@
+//! Sinks: a copy of the live stream outside selfcast's memory, so viewers can fetch video from
+//! somewhere with more bandwidth than the small box (a directory another web server serves,
+//! S3-compatible storage behind a CDN, an IPFS gateway).
+//!
+//! ```text
+//! HlsStore ──StoreEvent──▶ Uploader task (one) ── Plan: what to put, when a playlist may go
+//!  (pipeline thread,            │                   ▼
+//!   never waits)               ├─▶ job tasks: put / delete through the Backend, retried
+//!                               ▼                 with backoff, `concurrency` at a time
+//!                         SinkHealth ──▶ /api/status (state, backlog, latencies, public URL)
+//! ```
+//!
+//! - [`events`]: what the store reports (new files, new playlists, files gone).
+//! - [`plan`]: the bookkeeping, no I/O: a playlist is put only once every file it lists is
+//!   stored; playlists point at the stored files' public URLs; what left the window is deleted.
+//! - [`uploader`]: the task that runs the plan's jobs, retries and reports.
+//! - [`health`]: what `/api/status` shows, and whether viewers should be sent to the sink.
+//! - [`backend`]: one enum over the destinations: [`directory`], [`s3`].
+
+pub mod backend;
+pub mod directory;
+pub mod events;
+pub mod health;
+pub mod plan;
+pub mod s3;
+pub mod uploader;
+
+pub use events::StoreEvent;
+pub use health::{SinkHealth, SinkStatus};
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use crate::config::{StorageConfig, StorageKind};
+
+/// A running sink: where the store reports, and how it goes.
+pub struct Sink {
+    pub events: UnboundedSender<StoreEvent>,
+    pub health: Arc<SinkHealth>,
+}
+
+/// Starts the sink `config` asks for (`None` for `kind = "memory"`). Its start-up check runs in
+/// the background: a destination that is down is reported there and in `/api/status`, and the
+/// server starts all the same.
+pub async fn start(config: &StorageConfig) -> Option<Sink> {
+    let backend = match config.kind {
+        StorageKind::Memory => return None,
+        StorageKind::Directory => {
+            backend::Backend::Directory(directory::DirectorySink::new(&config.directory))
+        }
+        StorageKind::S3 => backend::Backend::S3(s3::S3Sink::new(&config.s3).await),
+        StorageKind::Ipfs => {
+            tracing::warn!("storage: kind = \"ipfs\" is not available yet; serving from memory");
+            return None;
+        }
+    };
+    let health = Arc::new(SinkHealth::new(
+        backend.kind(),
+        backend.target(),
+        backend.public_master_url(),
+    ));
+    let (events, receiver) = unbounded_channel();
+    tokio::spawn(uploader::run(
+        backend,
+        config.concurrency,
+        receiver,
+        Arc::clone(&health),
+    ));
+    Some(Sink { events, health })
+}
