@@ -7,7 +7,9 @@
 //!   skips versions instead of queueing them. The master playlist waits for every variant
 //!   playlist it lists. So a player never reads a playlist that names a missing file.
 //! - Playlists are rewritten to the stored files' public URLs (absent: the relative names stay).
-//! - A file that leaves the window is deleted from the sink, and its put, if still trying, stops.
+//! - A file that leaves the window is deleted from the sink, and its put, if still trying, stops;
+//!   while the sink's playlist (stored or being put) still lists it, the delete waits for one
+//!   that does not (a slow sink's playlist may lag behind selfcast's).
 //! - After an outage, [`Plan::resync`] puts the whole window again: what the sink held may be
 //!   gone (a recreated bucket), and the puts are cheap next to the stream itself.
 
@@ -89,6 +91,8 @@ struct VariantPlan {
     /// What the sink's copy lists, and its URL, once one is stored.
     listed: Option<Vec<String>>,
     url: Option<String>,
+    /// Stored files that left the window but that the sink's playlist may still list.
+    doomed: Vec<String>,
 }
 
 struct File {
@@ -171,13 +175,19 @@ impl Plan {
                 };
                 let mut jobs = Vec::new();
                 for name in names {
-                    if let Some(file) = plan.files.remove(&name) {
-                        file.cancel.store(true, Ordering::Relaxed);
-                        if file.stored.is_some() {
-                            jobs.push(Job::Delete {
-                                key: file_key(&variant, &name),
-                            });
-                        }
+                    let Some(file) = plan.files.remove(&name) else {
+                        continue;
+                    };
+                    file.cancel.store(true, Ordering::Relaxed);
+                    if file.stored.is_none() {
+                        continue;
+                    }
+                    if plan.sink_may_list(&name) {
+                        plan.doomed.push(name);
+                    } else {
+                        jobs.push(Job::Delete {
+                            key: file_key(&variant, &name),
+                        });
                     }
                 }
                 jobs
@@ -221,6 +231,15 @@ impl Plan {
                 plan.listed = Some(files);
                 plan.url = url;
                 plan.in_flight = false;
+                for name in std::mem::take(&mut plan.doomed) {
+                    if plan.sink_may_list(&name) {
+                        plan.doomed.push(name);
+                    } else {
+                        jobs.push(Job::Delete {
+                            key: file_key(&variant, &name),
+                        });
+                    }
+                }
                 jobs.extend(self.next_playlist(&variant));
                 jobs.extend(self.next_master());
             }
@@ -327,6 +346,15 @@ impl Plan {
             putting: Putting::Master { text },
             cancel: Arc::new(AtomicBool::new(false)),
         })
+    }
+}
+
+impl VariantPlan {
+    /// Whether the sink's playlist, stored or being put, lists `name`.
+    fn sink_may_list(&self, name: &str) -> bool {
+        let listed = |files: &[String]| files.iter().any(|f| f == name);
+        self.listed.as_deref().is_some_and(listed)
+            || self.in_flight && self.last.as_ref().is_some_and(|p| listed(&p.files))
     }
 }
 
@@ -557,6 +585,30 @@ mod tests {
         assert_eq!(
             keys(&store_all(&mut plan, trying, t0)),
             ["delete 0/seg-r-1.m4s"]
+        );
+    }
+
+    #[test]
+    fn a_file_the_sinks_playlist_still_lists_is_deleted_once_a_newer_one_is_stored() {
+        let t0 = Instant::now();
+        let mut plan = Plan::default();
+        let puts: Vec<Job> = ["seg-r-0.m4s", "seg-r-1.m4s"]
+            .iter()
+            .flat_map(|n| plan.on_event(file(n, t0)))
+            .collect();
+        store_all(&mut plan, puts, t0);
+        let put = plan.on_event(playlist("#EXTM3U\nseg-r-0.m4s\n", &["seg-r-0.m4s"]));
+        store_all(&mut plan, put, t0);
+        // The sink lags: its playlist still lists seg 0 when the store drops it.
+        let removed = plan.on_event(StoreEvent::Removed {
+            variant: "0".into(),
+            names: vec!["seg-r-0.m4s".into()],
+        });
+        assert!(removed.is_empty(), "{:?}", keys(&removed));
+        let put = plan.on_event(playlist("#EXTM3U\nseg-r-1.m4s\n", &["seg-r-1.m4s"]));
+        assert_eq!(
+            keys(&store_all(&mut plan, put, t0)),
+            ["delete 0/seg-r-0.m4s"]
         );
     }
 
