@@ -20,6 +20,9 @@ use selfcast::sink::{self, SinkStatus};
 use selfcast::store::HlsStore;
 use selfcast::web::{self, ViewerCounter, WebState};
 
+/// How long a shutdown waits for the storage to take the stream's last files.
+const STORAGE_FINISH: Duration = Duration::from_secs(15);
+
 const USAGE: &str = "\
 selfcast: a self-hosted live streaming server (RTMP in, HLS + web page out)
 
@@ -208,8 +211,18 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
     // Players poll the playlist once per target duration: keep serving that long so they see
     // EXT-X-ENDLIST instead of an error.
     let grace = Duration::from_secs(u64::from(config.hls.segment_seconds));
+    let storage = sink.as_ref().map(|sink| Arc::clone(&sink.health));
     tokio::select! {
-        _ = async { let _ = ended.await; tokio::time::sleep(grace).await } => {}
+        _ = async {
+            let _ = ended.await;
+            tokio::time::sleep(grace).await;
+            // The storage's copy ends too: its last segments and EXT-X-ENDLIST playlists.
+            if let Some(storage) = storage {
+                if !storage.settle(STORAGE_FINISH).await {
+                    warn!("storage: quitting with uploads still waiting (failing, or more than {STORAGE_FINISH:?})");
+                }
+            }
+        } => {}
         _ = shutdown_signal() => warn!("second signal: quitting now"),
     }
     let _ = stop_http.send(true);

@@ -140,7 +140,15 @@ fn the_stream_is_written_whole_into_the_directory_and_players_are_sent_there() {
         "no segment was ever deleted: first {first:?}, last {last_segments:?}"
     );
     assert!(last_segments.len() <= 6, "{last_segments:?}");
+
+    // A clean shutdown ends the directory's copy too.
     publisher.kill();
+    let mut server = server;
+    server.interrupt();
+    let exit = server.wait_exit(Duration::from_secs(30));
+    assert!(exit.is_some_and(|e| e.success()), "exit: {exit:?}");
+    let last = std::fs::read_to_string(root.join("0/stream.m3u8")).expect("playlist");
+    assert!(last.ends_with("#EXT-X-ENDLIST\n"), "{last}");
 }
 
 #[test]

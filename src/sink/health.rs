@@ -69,6 +69,7 @@ struct State {
     failures: u64,
     backlog: usize,
     master_stored: bool,
+    settled: bool,
     put_ms: VecDeque<u64>,
     listed_ms: VecDeque<u64>,
 }
@@ -98,6 +99,7 @@ impl SinkHealth {
                 failures: 0,
                 backlog: 0,
                 master_stored: false,
+                settled: true,
                 put_ms: VecDeque::new(),
                 listed_ms: VecDeque::new(),
             }),
@@ -138,10 +140,29 @@ impl SinkHealth {
     }
 
     /// The plan's figures after each change.
-    pub fn set_progress(&self, backlog: usize, master_stored: bool) {
+    pub fn set_progress(&self, backlog: usize, master_stored: bool, settled: bool) {
         let mut state = self.lock();
         state.backlog = backlog;
         state.master_stored = master_stored;
+        state.settled = settled;
+    }
+
+    /// Waits (at most `limit`) until nothing waits to be put; `false` if time ran out or the
+    /// sink is failing (waiting would not help).
+    pub async fn settle(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            {
+                let state = self.lock();
+                if state.settled {
+                    return true;
+                }
+                if state.failing_since.is_some() || Instant::now() >= deadline {
+                    return false;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Where players should fetch the master playlist: the sink's, while it works and has one.
@@ -215,10 +236,10 @@ mod tests {
             Some("https://cdn/stream.m3u8".into()),
         );
         assert_eq!(health.status().state, "starting");
-        health.set_progress(2, false);
+        health.set_progress(2, false, false);
         assert_eq!(health.viewer_url(), None, "no master in the sink yet");
         assert_eq!(health.stored(Duration::from_millis(40)), Recovery::AsBefore);
-        health.set_progress(0, true);
+        health.set_progress(0, true, true);
         assert_eq!(
             health.viewer_url().as_deref(),
             Some("https://cdn/stream.m3u8")

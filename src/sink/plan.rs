@@ -127,6 +127,18 @@ impl Plan {
             .count()
     }
 
+    /// Nothing waits to be put: every file is stored and every playlist the store made is in
+    /// the sink (what a clean shutdown waits for).
+    pub fn settled(&self) -> bool {
+        self.backlog() == 0
+            && self
+                .variants
+                .values()
+                .all(|v| v.waiting.is_none() && !v.in_flight)
+            && self.master.waiting.is_none()
+            && !self.master.in_flight
+    }
+
     /// Whether the sink holds a master playlist (viewers may be sent there).
     pub fn master_stored(&self) -> bool {
         self.master.stored.is_some()

@@ -81,7 +81,7 @@ pub async fn run(
         for job in jobs {
             workers.start(job);
         }
-        health.set_progress(plan.backlog(), plan.master_stored());
+        health.set_progress(plan.backlog(), plan.master_stored(), plan.settled());
     }
 }
 
