@@ -164,6 +164,25 @@ class ServerProcess:
         raise BenchError(f"{self.name} did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
 
 
+class SelfcastProcess(ServerProcess):
+    """selfcast under test, with an HTTP client to its port: ready when /api/status answers."""
+
+    def __init__(self, command: list[str], log_path: Path, http_port: int):
+        super().__init__("selfcast", command, log_path)
+        self.http_port = http_port
+        self.http = Http(http_port)
+
+    def answers(self) -> bool:
+        try:
+            return self.http.get("/api/status")[0] == 200
+        except OSError:
+            return False
+
+    def status(self) -> dict:
+        code, body = self.http.get("/api/status")
+        return json.loads(body) if code == 200 else {}
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -47,7 +47,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True          # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (  # noqa: E402
-    REPO, BenchError, Http, ServerProcess, log, cpu_seconds, stop_process, free_port, run,
+    REPO, BenchError, Http, ServerProcess, SelfcastProcess, log, cpu_seconds, stop_process, free_port, run,
     loadavg, machine_facts, git_rev, median, percentile, write_section, fmt, med_spread, ratio,
     parse_media_playlist,
 )
@@ -107,11 +107,11 @@ class Moto(ServerProcess):
         stop_process(self.proc, signal.SIGTERM, grace_s=5)
 
 
-class Selfcast(ServerProcess):
+class Selfcast(SelfcastProcess):
     def __init__(self, binary: Path, rundir: Path, moto: Moto | None):
-        self.http_port, self.rtmp_port = free_port(), free_port()
+        http_port, self.rtmp_port = free_port(), free_port()
         lines = ["[server]", f'data_dir = "{rundir / "data"}"', "[rtmp]", f'listen = "127.0.0.1:{self.rtmp_port}"',
-                 f'stream_key = "{STREAM_KEY}"', "[http]", f'listen = "127.0.0.1:{self.http_port}"',
+                 f'stream_key = "{STREAM_KEY}"', "[http]", f'listen = "127.0.0.1:{http_port}"',
                  "[hls]", f"segment_seconds = {SEGMENT_S}", "playlist_segments = 6",
                  "[[video.variants]]", 'name = "source"', "passthrough = true"]
         if moto is not None:
@@ -121,18 +121,7 @@ class Selfcast(ServerProcess):
                       'acl = "public-read"', f'public_base_url = "{moto.public_base_url}"']
         config = rundir / "config.toml"
         config.write_text("\n".join(lines) + "\n")
-        super().__init__("selfcast", [str(binary), "--config", str(config)], rundir / "server.log")
-        self.http = Http(self.http_port)
-
-    def answers(self) -> bool:
-        try:
-            return self.http.get("/api/status")[0] == 200
-        except OSError:
-            return False
-
-    def status(self) -> dict:
-        code, body = self.http.get("/api/status")
-        return json.loads(body) if code == 200 else {}
+        super().__init__([str(binary), "--config", str(config)], rundir / "server.log", http_port)
 
     def stop(self) -> None:
         self.http.close()

@@ -85,7 +85,7 @@ sys.dont_write_bytecode = True          # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import callgrind  # noqa: E402
 from benchlib import (  # noqa: E402
-    REPO, BenchError, Http, ServerProcess, log, cpu_seconds, peak_rss_kib, try_reap, stop_process, free_port,
+    REPO, BenchError, SelfcastProcess, log, cpu_seconds, peak_rss_kib, try_reap, stop_process, free_port,
     run, loadavg, parse_media_playlist, quality, x264_options, x264_core,
     machine_facts, git_rev, ffmpeg_version, ffmpeg_libs, deb_version, median, percentile,
     write_section, fmt, med_spread, ratio,
@@ -444,32 +444,21 @@ cpu_usage_level = {level}
     return text
 
 
-class Server(ServerProcess):
+class Server(SelfcastProcess):
     """A selfcast process on its own ports, config and data dir."""
 
     def __init__(self, binary: Path, rundir: Path, variants: str, wrapper: list[str] = (),
                  rungs: list = LADDER_THREE):
-        self.rtmp_port, self.http_port = free_port(), free_port()
+        self.rtmp_port, http_port = free_port(), free_port()
         self.config = rundir / "config.toml"
-        self.config.write_text(selfcast_config(rundir / "data", self.rtmp_port, self.http_port, variants,
+        self.config.write_text(selfcast_config(rundir / "data", self.rtmp_port, http_port, variants,
                                                rungs))
-        super().__init__("selfcast", [*wrapper, str(binary), "--config", str(self.config)],
-                         rundir / "server.log")
-        self.http = Http(self.http_port)
+        super().__init__([*wrapper, str(binary), "--config", str(self.config)], rundir / "server.log",
+                         http_port)
 
     @property
     def rtmp_url(self) -> str:
         return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{STREAM_KEY}"
-
-    def answers(self) -> bool:
-        try:
-            return self.http.get("/api/status")[0] == 200
-        except OSError:
-            return False
-
-    def status(self) -> dict:
-        code, body = self.http.get("/api/status")
-        return json.loads(body) if code == 200 else {}
 
     def playlist(self, index: int) -> str | None:
         try:

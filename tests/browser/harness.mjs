@@ -442,3 +442,17 @@ export async function diagnose({ pages, base, logs }) {
     }
   }
 }
+
+// Logs the non-fatal hls.js errors of a page's window.selfcast.errors and fails the test on a
+// fatal one (`outcome` is what the wait for playback ended with).
+export function checkHlsErrors(log, errors, outcome) {
+  const nonFatal = errors.filter((e) => !e.fatal);
+  if (nonFatal.length > 0) {
+    log(`non-fatal hls.js errors (${nonFatal.length}):`);
+    for (const e of nonFatal) console.log(`    ${e.type} ${e.details}`);
+  }
+  if (outcome === 'fatal') {
+    const fatal = errors.filter((e) => e.fatal).map((e) => `${e.type}/${e.details}`);
+    fail(`fatal hls.js error(s): ${fatal.join(', ')}`);
+  }
+}

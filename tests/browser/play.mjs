@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import {
-  ARTIFACTS, CLIP_TESTSRC2, Harness, diagnose as diagnoseAll, ensureClip, fail, findBinary,
+  ARTIFACTS, checkHlsErrors, CLIP_TESTSRC2, Harness, diagnose as diagnoseAll, ensureClip, fail, findBinary,
   getStatus, launchBrowser, newPage, openPage, publish, requireTools, startServer,
 } from './harness.mjs';
 
@@ -127,15 +127,7 @@ async function main() {
     latency: window.selfcast.hls ? window.selfcast.hls.latency : null,
   }));
 
-  const nonFatal = state.errors.filter((e) => !e.fatal);
-  if (nonFatal.length > 0) {
-    log(`non-fatal hls.js errors (${nonFatal.length}):`);
-    for (const e of nonFatal) console.log(`    ${e.type} ${e.details}`);
-  }
-  if (outcome === 'fatal') {
-    const fatal = state.errors.filter((e) => e.fatal).map((e) => `${e.type}/${e.details}`);
-    fail(`fatal hls.js error(s): ${fatal.join(', ')}`);
-  }
+  checkHlsErrors(log, state.errors, outcome);
 
   timings.publishToPlaying = state.firstPlayingAt - publishStart;
   timings.pageOpenToPlaying = state.firstPlayingAt - pageOpen;

@@ -33,7 +33,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import {
-  ARTIFACTS, CLIP_TESTSRC2, Harness, REPO, TestFailure, diagnose as diagnoseAll, ensureClip, fail,
+  ARTIFACTS, checkHlsErrors, CLIP_TESTSRC2, Harness, REPO, TestFailure, diagnose as diagnoseAll, ensureClip, fail,
   fetchText, findBinary, freePort, getStatus, launchBrowser, newPage, openPage, publish,
   requireTools, sleep, startServer,
 } from './harness.mjs';
@@ -309,15 +309,7 @@ async function main() {
     startCurrentTime: window.__startCurrentTime,
     size: [document.getElementById('video').videoWidth, document.getElementById('video').videoHeight],
   }));
-  const nonFatal = state.errors.filter((e) => !e.fatal);
-  if (nonFatal.length > 0) {
-    log(`non-fatal hls.js errors (${nonFatal.length}):`);
-    for (const e of nonFatal) console.log(`    ${e.type} ${e.details}`);
-  }
-  if (outcome === 'fatal') {
-    const fatal = state.errors.filter((e) => e.fatal).map((e) => `${e.type}/${e.details}`);
-    fail(`fatal hls.js error(s): ${fatal.join(', ')}`);
-  }
+  checkHlsErrors(log, state.errors, outcome);
   timings.pageOpenToPlaying = state.firstPlayingAt - pageOpen;
   timings.playingToAdvanced = advancedAt - state.firstPlayingAt;
   log(`playing ${state.streamUrl}: currentTime ${state.startCurrentTime.toFixed(2)} → ${state.currentTime.toFixed(2)} s, `
