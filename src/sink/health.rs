@@ -112,7 +112,12 @@ impl SinkHealth {
         state.stored += 1;
         push(&mut state.put_ms, took);
         match state.failing_since.take() {
-            Some(_) => Recovery::Recovered,
+            Some(_) => {
+                // What the sink had may be gone: no viewer goes there until the plan says
+                // its master is back.
+                state.master_stored = false;
+                Recovery::Recovered
+            }
             None => Recovery::AsBefore,
         }
     }

@@ -49,9 +49,21 @@ impl Object {
 /// What a put is for, handed back with its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Putting {
-    File { variant: String, name: String },
-    Playlist { variant: String, files: Vec<String> },
-    Master { text: Bytes },
+    File {
+        variant: String,
+        name: String,
+    },
+    /// Playlist puts carry the resync epoch they were started in: one from before a resync
+    /// says nothing about the sink now.
+    Playlist {
+        variant: String,
+        files: Vec<String>,
+        epoch: u64,
+    },
+    Master {
+        text: Bytes,
+        epoch: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +90,10 @@ pub struct Listed {
 pub struct Plan {
     variants: BTreeMap<String, VariantPlan>,
     master: MasterPlan,
+    /// Resyncs so far.
+    epoch: u64,
+    /// Set (and replaced) by a resync: playlist puts of the epoch before stop trying.
+    playlists_cancel: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -231,7 +247,9 @@ impl Plan {
                 }
                 jobs.extend(self.next_playlist(&variant));
             }
-            Putting::Playlist { variant, files } => {
+            Putting::Playlist { epoch, .. } | Putting::Master { epoch, .. }
+                if epoch != self.epoch => {}
+            Putting::Playlist { variant, files, .. } => {
                 let plan = self.variants.entry(variant.clone()).or_default();
                 let before = plan.listed.take().unwrap_or_default();
                 listed.latencies = files
@@ -255,7 +273,7 @@ impl Plan {
                 jobs.extend(self.next_playlist(&variant));
                 jobs.extend(self.next_master());
             }
-            Putting::Master { text } => {
+            Putting::Master { text, .. } => {
                 self.master.stored = Some(text);
                 self.master.in_flight = false;
                 jobs.extend(self.next_master());
@@ -268,6 +286,11 @@ impl Plan {
     pub fn abandoned(&mut self, putting: Putting) -> Vec<Job> {
         match putting {
             Putting::File { variant, .. } => self.next_playlist(&variant).into_iter().collect(),
+            Putting::Playlist { epoch, .. } | Putting::Master { epoch, .. }
+                if epoch != self.epoch =>
+            {
+                Vec::new()
+            }
             Putting::Playlist { variant, .. } => {
                 if let Some(plan) = self.variants.get_mut(&variant) {
                     plan.in_flight = false;
@@ -284,8 +307,16 @@ impl Plan {
     /// Put everything again (after an outage: the sink may have lost it); playlists follow
     /// once their files are back.
     pub fn resync(&mut self) -> Vec<Job> {
+        self.epoch += 1;
+        self.playlists_cancel.store(true, Ordering::Relaxed);
+        self.playlists_cancel = Arc::new(AtomicBool::new(false));
         let mut jobs = Vec::new();
         for (variant, plan) in &mut self.variants {
+            // Nothing the sink had counts any more: its playlists come back once their files
+            // are there again.
+            plan.listed = None;
+            plan.url = None;
+            plan.in_flight = false;
             for (name, file) in &mut plan.files {
                 if file.stored.is_some() {
                     file.stored = None;
@@ -301,6 +332,7 @@ impl Plan {
             self.master.waiting = self.master.last.clone();
         }
         self.master.stored = None;
+        self.master.in_flight = false;
         jobs
     }
 
@@ -328,8 +360,9 @@ impl Plan {
             putting: Putting::Playlist {
                 variant: variant.to_owned(),
                 files: playlist.files.clone(),
+                epoch: self.epoch,
             },
-            cancel: Arc::new(AtomicBool::new(false)),
+            cancel: Arc::clone(&self.playlists_cancel),
         };
         plan.last = Some(playlist);
         Some(job)
@@ -355,8 +388,11 @@ impl Plan {
         self.master.last = Some((text.clone(), variants));
         Some(Job::Put {
             object: Object::new(MASTER_KEY.to_owned(), rewritten),
-            putting: Putting::Master { text },
-            cancel: Arc::new(AtomicBool::new(false)),
+            putting: Putting::Master {
+                text,
+                epoch: self.epoch,
+            },
+            cancel: Arc::clone(&self.playlists_cancel),
         })
     }
 }
@@ -638,6 +674,45 @@ mod tests {
             keys(&store_all(&mut plan, again, t0)),
             ["put 0/stream.m3u8"]
         );
+    }
+
+    #[test]
+    fn after_a_resync_the_master_waits_for_the_playlists_put_again() {
+        let t0 = Instant::now();
+        let mut plan = Plan::default();
+        let puts = plan.on_event(file("seg-r-0.m4s", t0));
+        store_all(&mut plan, puts, t0);
+        let master = StoreEvent::Master {
+            text: Bytes::from_static(b"#EXTM3U\n0/stream.m3u8\n"),
+            variants: vec!["0".into()],
+        };
+        plan.on_event(master);
+        let put = plan.on_event(playlist("#EXTM3U\nseg-r-0.m4s\n", &["seg-r-0.m4s"]));
+        let master_put = store_all(&mut plan, put, t0);
+        store_all(&mut plan, master_put, t0);
+        // An outage: a playlist put starts, then the sink comes back empty.
+        let seg1 = plan.on_event(file("seg-r-1.m4s", t0));
+        store_all(&mut plan, seg1, t0);
+        let stale = plan.on_event(playlist("#EXTM3U\nseg-r-1.m4s\n", &["seg-r-1.m4s"]));
+        let again = plan.resync();
+        assert!(!plan.master_stored());
+        let Job::Put { cancel, .. } = &stale[0] else {
+            panic!()
+        };
+        assert!(
+            cancel.load(Ordering::Relaxed),
+            "the stale put stops retrying"
+        );
+        // The stale put lands anyway: it counts for nothing.
+        assert!(store_all(&mut plan, stale, t0).is_empty());
+        assert!(!plan.master_stored());
+        // Files first, then the playlist, then the master.
+        let playlist_put = store_all(&mut plan, again, t0);
+        assert_eq!(keys(&playlist_put), ["put 0/stream.m3u8"]);
+        let master_put = store_all(&mut plan, playlist_put, t0);
+        assert_eq!(keys(&master_put), ["put stream.m3u8"]);
+        store_all(&mut plan, master_put, t0);
+        assert!(plan.master_stored());
     }
 
     #[test]

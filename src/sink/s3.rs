@@ -108,13 +108,27 @@ impl S3Sink {
 
     /// The bucket exists and these credentials may use it.
     pub async fn check(&self) -> Result<(), SinkError> {
-        self.client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .map_err(|e| self.explain("checking the bucket", e))?;
-        Ok(())
+        let refused = match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let denied =
+            matches!(&refused, SdkError::ServiceError(s) if s.raw().status().as_u16() == 403);
+        if denied {
+            // A HEAD answer has no body, so no reason: ask something whose refusal says why
+            // (a wrong secret, an unknown key).
+            if let Err(e) = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .max_keys(0)
+                .send()
+                .await
+            {
+                return Err(self.explain("checking the bucket", e));
+            }
+        }
+        Err(self.explain("checking the bucket", refused))
     }
 
     pub fn target(&self) -> String {
@@ -143,8 +157,9 @@ impl S3Sink {
         let endpoint = &self.endpoint;
         let cause =
             match &error {
-                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                    format!("cannot reach {endpoint}: {}", DisplayErrorContext(&error))
+                SdkError::TimeoutError(_) => format!("cannot reach {endpoint}: timed out"),
+                SdkError::DispatchFailure(_) => {
+                    format!("cannot reach {endpoint}: {}", root_cause(&error))
                 }
                 SdkError::ServiceError(service) => {
                     let status = service.raw().status().as_u16();
@@ -174,4 +189,14 @@ impl S3Sink {
             };
         SinkError(format!("{doing}: {cause}"))
     }
+}
+
+/// The innermost error of a chain (e.g. "Connection refused (os error 111)"): the words that
+/// say what happened, without the layers' debug output.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }

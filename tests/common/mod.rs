@@ -16,6 +16,7 @@ pub mod flv;
 pub mod hls;
 pub mod mp4;
 pub mod rtmp;
+pub mod s3;
 pub mod ws;
 
 use std::collections::BTreeMap;
