@@ -416,7 +416,7 @@ fn uploads_reach_the_bucket_with_the_right_headers_and_playlists_list_only_store
         // Deleted one window after leaving the playlist: nothing older may stay for long.
         let stale: Vec<&(u64, String)> = segments
             .iter()
-            .filter(|(msn, _)| msn + window as u64 + 1 <= bucket_ms)
+            .filter(|(msn, _)| msn + (window as u64) < bucket_ms)
             .collect();
         last_report = format!(
             "bucket playlist media sequence {bucket_ms}; stale keys {stale:?}; keys {keys:?}"
@@ -717,7 +717,7 @@ fn the_stream_survives_the_storage_going_away_and_catches_up() {
         "recovered {:.1}s after the bucket was back:\n{timeline_text}",
         back.elapsed().as_secs_f64()
     );
-    let media_urls = vec![first.url.clone()];
+    let media_urls = [first.url.clone()];
 
     // And the bucket's playlist moves on, listing only what is stored.
     let mut latest = String::new();
