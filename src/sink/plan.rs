@@ -79,13 +79,6 @@ pub enum Job {
     },
 }
 
-/// What a stored playlist changed: how long its newly listed segments took from finished to
-/// listed in the sink.
-#[derive(Debug, Default, PartialEq)]
-pub struct Listed {
-    pub latencies: Vec<Duration>,
-}
-
 #[derive(Default)]
 pub struct Plan {
     variants: BTreeMap<String, VariantPlan>,
@@ -224,13 +217,15 @@ impl Plan {
     }
 
     /// A put succeeded; `url` is where the sink serves it (`None`: the relative name works).
+    /// Returns the jobs that follow and, for a stored playlist, how long each segment it newly
+    /// lists took from finished to listed in the sink.
     pub fn stored(
         &mut self,
         putting: Putting,
         url: Option<String>,
         now: Instant,
-    ) -> (Vec<Job>, Listed) {
-        let mut listed = Listed::default();
+    ) -> (Vec<Job>, Vec<Duration>) {
+        let mut listed = Vec::new();
         let mut jobs = Vec::new();
         match putting {
             Putting::File { variant, name } => {
@@ -252,7 +247,7 @@ impl Plan {
             Putting::Playlist { variant, files, .. } => {
                 let plan = self.variants.entry(variant.clone()).or_default();
                 let before = plan.listed.take().unwrap_or_default();
-                listed.latencies = files
+                listed = files
                     .iter()
                     .filter(|name| !before.contains(name) && !is_init(name))
                     .filter_map(|name| plan.files.get(name))
@@ -550,7 +545,7 @@ mod tests {
         );
         let (_, listed) = plan.stored(putting.clone(), None, then);
         assert_eq!(
-            listed.latencies,
+            listed,
             [Duration::from_millis(300); 2],
             "both segments, not the init"
         );

@@ -68,7 +68,7 @@ pub async fn run(
             Some(result) = done.recv() => match result {
                 Done::Stored { putting, url, recovery } => {
                     let (mut jobs, listed) = plan.stored(putting, url, Instant::now());
-                    health.listed(&listed.latencies);
+                    health.listed(&listed);
                     if recovery == Recovery::Recovered {
                         info!("storage: uploads work again; putting the live window again");
                         jobs.extend(plan.resync());

@@ -10,9 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
@@ -144,7 +142,10 @@ impl HlsStore {
             }
             MuxerOutput::Segment(segment) => {
                 let data = segment.data.clone();
-                let (name, removed) = self.add_segment(variant, variant_state, segment);
+                let Some((name, removed)) = self.add_segment(variant, variant_state, segment)
+                else {
+                    return;
+                };
                 self.tell(|| StoreEvent::File {
                     variant: variant.to_owned(),
                     name,
@@ -255,10 +256,10 @@ impl HlsStore {
         variant: &str,
         state: &mut VariantState,
         segment: MediaSegment,
-    ) -> (String, Vec<String>) {
+    ) -> Option<(String, Vec<String>)> {
         let Some((generation, map_uri)) = state.current_init.clone() else {
             warn!(variant, "segment without an init segment dropped");
-            return (String::new(), Vec::new());
+            return None;
         };
         debug_assert_eq!(generation, segment.init_generation);
         let sequence = state.playlist.next_sequence();
@@ -309,7 +310,7 @@ impl HlsStore {
                 state.bitrates.iter().sum::<u64>() / state.bitrates.len().max(1) as u64;
         }
         state.rendered = Bytes::from(state.playlist.render());
-        (uri, removed)
+        Some((uri, removed))
     }
 
     /// Init segments are kept while a listed or retired segment may need them; returns the
@@ -367,16 +368,21 @@ fn playlist_event(variant: &str, state: &VariantState) -> StoreEvent {
 fn listed_variants(variants: &BTreeMap<String, VariantState>) -> Vec<String> {
     variants
         .iter()
-        .filter(|(_, v)| v.attributes.as_ref().is_some_and(|a| a.bandwidth > 0))
+        .filter(|(_, v)| listed_attributes(v).is_some())
         .map(|(name, _)| name.clone())
         .collect()
+}
+
+/// A variant's attributes if the master playlist lists it (it has a measured bandwidth).
+fn listed_attributes(variant: &VariantState) -> Option<&VariantAttributes> {
+    variant.attributes.as_ref().filter(|a| a.bandwidth > 0)
 }
 
 fn render_master_playlist(variants: &BTreeMap<String, VariantState>) -> Option<Bytes> {
     let mut listed: Vec<VariantAttributes> = variants
         .values()
-        .filter_map(|v| v.attributes.clone())
-        .filter(|a| a.bandwidth > 0)
+        .filter_map(listed_attributes)
+        .cloned()
         .collect();
     if listed.is_empty() {
         return None;
