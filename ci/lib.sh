@@ -11,6 +11,8 @@
 #                       once per script run, only if something is missing; sudo only if not root)
 #   ensure_rust         make `cargo` available (rustup, stable, minimal profile, if missing)
 #   ensure_node         make `node` and `npm` available (Debian's nodejs + npm, if missing)
+#   ensure_moto         moto (the S3 test server) in target/tools/ (a venv, pinned versions)
+#   ensure_ipfs         js-ipfs (the IPFS test node) in target/tools/ (`npm ci` of ci/ipfs/, pinned)
 #   repo_root           print the repository root (the folder above ci/)
 #   FFMPEG_DEV_PKGS     the Debian packages the ffmpeg-next crate builds against
 
@@ -108,4 +110,27 @@ ensure_moto() {
     /usr/bin/python3 -m venv "$MOTO_VENV"
     "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check \
         "moto[s3]==$MOTO_VERSION" "flask==3.1.3" "flask-cors==6.0.5"
+}
+
+# The IPFS node the IPFS storage tests run against: js-ipfs (npm's `ipfs`; Kubo's npm packages
+# download their binary at install time), pinned by ci/ipfs/package-lock.json, installed with
+# `npm ci` outside the source tree. Its location is what tests/common/ipfs.rs looks for.
+IPFS_VERSION=0.66.1
+IPFS_DIR="${SELFCAST_IPFS_DIR:-$(repo_root)/target/tools/ipfs-$IPFS_VERSION}"
+
+# ensure_ipfs — $IPFS_DIR/node_modules/ipfs/src/cli.js, running `npm ci` when node_modules is
+# missing or ci/ipfs/package-lock.json differs from the one it was installed from.
+ensure_ipfs() {
+    local src stamp
+    src="$(repo_root)/ci/ipfs"
+    stamp="$IPFS_DIR/node_modules/.selfcast-lock"
+    ensure_node
+    if [ -f "$IPFS_DIR/node_modules/ipfs/src/cli.js" ] && cmp -s "$src/package-lock.json" "$stamp"; then
+        return 0
+    fi
+    log "installing js-ipfs $IPFS_VERSION (IPFS test node) into $IPFS_DIR"
+    mkdir -p "$IPFS_DIR"
+    cp "$src/package.json" "$src/package-lock.json" "$IPFS_DIR/"
+    (cd "$IPFS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$src/package-lock.json" "$stamp"
 }

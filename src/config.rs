@@ -315,7 +315,8 @@ impl Default for S3Config {
 pub struct IpfsConfig {
     /// The IPFS node's RPC API (Kubo's `/api/v0`).
     pub api_url: String,
-    /// Segments are fetched from `<gateway_url>/ipfs/<cid>`.
+    /// Viewers fetch segments from `<gateway_url>/ipfs/<cid>` (required: no default serves
+    /// viewers on other machines).
     pub gateway_url: String,
 }
 
@@ -323,7 +324,7 @@ impl Default for IpfsConfig {
     fn default() -> Self {
         Self {
             api_url: "http://127.0.0.1:5001".into(),
-            gateway_url: "http://127.0.0.1:8080".into(),
+            gateway_url: String::new(),
         }
     }
 }
@@ -508,6 +509,14 @@ impl Config {
             }
             StorageKind::Ipfs => {
                 http_url("storage.ipfs.api_url", &storage.ipfs.api_url)?;
+                if storage.ipfs.gateway_url.is_empty() {
+                    return Err(invalid(
+                        "storage.ipfs.gateway_url",
+                        "set the IPFS gateway viewers fetch segments from (e.g. \
+                         https://ipfs.example.com)"
+                            .into(),
+                    ));
+                }
                 http_url("storage.ipfs.gateway_url", &storage.ipfs.gateway_url)?;
             }
         }
@@ -841,6 +850,21 @@ mod tests {
             err.contains("storage.directory.path: name the directory"),
             "{err}"
         );
+        let ipfs = "[storage]\nkind = \"ipfs\"\n[storage.ipfs]\n";
+        let err = parse(ipfs).unwrap_err().to_string();
+        assert!(
+            err.contains("storage.ipfs.gateway_url: set the IPFS gateway"),
+            "{err}"
+        );
+        let config = parse(&format!(
+            "{ipfs}gateway_url = \"https://ipfs.example.com\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.storage.ipfs.api_url, "http://127.0.0.1:5001");
+        let err = parse(&format!("{ipfs}gateway_url = \"ipfs.io\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not an http:// or https:// URL"), "{err}");
         // Tables of other kinds may stay in the file.
         assert!(parse("[storage.s3]\nbucket = \"\"\n").is_ok());
     }

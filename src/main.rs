@@ -169,6 +169,7 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
         viewers: ViewerCounter::default(),
         chat,
         sink: sink.as_ref().map(|sink| Arc::clone(&sink.health)),
+        ipfs_playlists: sink.as_ref().and_then(|sink| sink.ipfs_playlists.clone()),
         admin_password: admin_password.value().to_owned(),
         title: config.server.title.clone(),
         static_dir: config.http.static_dir.clone(),

@@ -2,6 +2,7 @@
 //! them without boxed futures).
 
 use super::directory::DirectorySink;
+use super::ipfs::IpfsSink;
 use super::plan::{Object, MASTER_KEY};
 use super::s3::S3Sink;
 
@@ -13,6 +14,7 @@ pub struct SinkError(pub String);
 pub enum Backend {
     Directory(DirectorySink),
     S3(S3Sink),
+    Ipfs(IpfsSink),
 }
 
 impl Backend {
@@ -22,6 +24,7 @@ impl Backend {
         match self {
             Backend::Directory(sink) => sink.put(object).await,
             Backend::S3(sink) => sink.put(object).await,
+            Backend::Ipfs(sink) => sink.put(object).await,
         }
     }
 
@@ -29,6 +32,7 @@ impl Backend {
         match self {
             Backend::Directory(sink) => sink.delete(key).await,
             Backend::S3(sink) => sink.delete(key).await,
+            Backend::Ipfs(sink) => sink.delete(key).await,
         }
     }
 
@@ -37,14 +41,16 @@ impl Backend {
         match self {
             Backend::Directory(sink) => sink.check().await,
             Backend::S3(sink) => sink.check().await,
+            Backend::Ipfs(sink) => sink.check().await,
         }
     }
 
-    /// `directory`, `s3`.
+    /// `directory`, `s3`, `ipfs`.
     pub fn kind(&self) -> &'static str {
         match self {
             Backend::Directory(_) => "directory",
             Backend::S3(_) => "s3",
+            Backend::Ipfs(_) => "ipfs",
         }
     }
 
@@ -53,6 +59,7 @@ impl Backend {
         match self {
             Backend::Directory(sink) => sink.target(),
             Backend::S3(sink) => sink.target(),
+            Backend::Ipfs(sink) => sink.target(),
         }
     }
 
@@ -61,6 +68,7 @@ impl Backend {
         match self {
             Backend::Directory(sink) => sink.public_url(MASTER_KEY),
             Backend::S3(sink) => Some(sink.public_url(MASTER_KEY)),
+            Backend::Ipfs(sink) => Some(sink.public_master_url()),
         }
     }
 }
@@ -72,4 +80,14 @@ pub fn join_url(base: &str, key: &str) -> String {
         base.trim_end_matches('/'),
         key.trim_start_matches('/')
     )
+}
+
+/// The innermost cause of `error` (e.g. "Connection refused (os error 111)" under the layers a
+/// client wraps around it).
+pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }

@@ -15,18 +15,20 @@
 //!   stored; playlists point at the stored files' public URLs; what left the window is deleted.
 //! - [`uploader`]: the task that runs the plan's jobs, retries and reports.
 //! - [`health`]: what `/api/status` shows, and whether viewers should be sent to the sink.
-//! - [`backend`]: one enum over the destinations: [`directory`], [`s3`].
+//! - [`backend`]: one enum over the destinations: [`directory`], [`s3`], [`ipfs`].
 
 pub mod backend;
 pub mod directory;
 pub mod events;
 pub mod health;
+pub mod ipfs;
 pub mod plan;
 pub mod s3;
 pub mod uploader;
 
 pub use events::StoreEvent;
 pub use health::{SinkHealth, SinkStatus};
+pub use ipfs::{IpfsPlaylists, IPFS_PLAYLISTS_ROOT};
 
 use std::sync::Arc;
 
@@ -38,6 +40,8 @@ use crate::config::{StorageConfig, StorageKind};
 pub struct Sink {
     pub events: UnboundedSender<StoreEvent>,
     pub health: Arc<SinkHealth>,
+    /// With `kind = "ipfs"`: the playlists selfcast serves at `/hls-ipfs/`.
+    pub ipfs_playlists: Option<Arc<IpfsPlaylists>>,
 }
 
 /// Starts the sink `config` asks for (`None` for `kind = "memory"`). Its start-up check runs in
@@ -50,10 +54,11 @@ pub async fn start(config: &StorageConfig) -> Option<Sink> {
             backend::Backend::Directory(directory::DirectorySink::new(&config.directory))
         }
         StorageKind::S3 => backend::Backend::S3(s3::S3Sink::new(&config.s3).await),
-        StorageKind::Ipfs => {
-            tracing::warn!("storage: kind = \"ipfs\" is not available yet; serving from memory");
-            return None;
-        }
+        StorageKind::Ipfs => backend::Backend::Ipfs(ipfs::IpfsSink::new(&config.ipfs)),
+    };
+    let ipfs_playlists = match &backend {
+        backend::Backend::Ipfs(sink) => Some(sink.playlists()),
+        _ => None,
     };
     let health = Arc::new(SinkHealth::new(
         backend.kind(),
@@ -67,5 +72,9 @@ pub async fn start(config: &StorageConfig) -> Option<Sink> {
         receiver,
         Arc::clone(&health),
     ));
-    Some(Sink { events, health })
+    Some(Sink {
+        events,
+        health,
+        ipfs_playlists,
+    })
 }

@@ -18,7 +18,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use aws_sdk_s3::Client;
 
-use super::backend::{join_url, SinkError};
+use super::backend::{join_url, root_cause, SinkError};
 use super::plan::Object;
 use crate::config::S3Config;
 
@@ -189,14 +189,4 @@ impl S3Sink {
             };
         SinkError(format!("{doing}: {cause}"))
     }
-}
-
-/// The innermost error of a chain (e.g. "Connection refused (os error 111)"): the words that
-/// say what happened, without the layers' debug output.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }

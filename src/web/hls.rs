@@ -1,6 +1,7 @@
 //! `/hls/...`: playlists and segments from the in-memory store, with headers that suit live
 //! HLS: playlists are revalidated on every load, segments never change once written (their
-//! names are unique), and any site may play the stream (CORS).
+//! names are unique), and any site may play the stream (CORS). With an IPFS sink, its playlists
+//! (which name the segments by their gateway URLs) are served the same way at `/hls-ipfs/`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use warp::http::{header, Response, StatusCode};
 use warp::Filter;
 
 use super::WebState;
+use crate::sink::IPFS_PLAYLISTS_ROOT;
 use crate::store::{cache_control, content_type, MEDIA_PLAYLIST_NAME};
 
 pub fn routes(
@@ -28,29 +30,49 @@ pub fn routes(
                 )
             })
     };
-    let variant_file = warp::path!("hls" / String / String)
-        .and(warp::get())
-        .and(warp::addr::remote())
-        .map(
-            move |variant: String, file: String, client: Option<SocketAddr>| {
-                if file == MEDIA_PLAYLIST_NAME {
-                    if let Some(client) = client {
-                        state.viewers.saw(client.ip());
+    let variant_file = {
+        let state = Arc::clone(&state);
+        warp::path!("hls" / String / String)
+            .and(warp::get())
+            .and(warp::addr::remote())
+            .map(
+                move |variant: String, file: String, client: Option<SocketAddr>| {
+                    if file == MEDIA_PLAYLIST_NAME {
+                        count_viewer(&state, client);
+                        return respond(
+                            state.store.media_playlist(&variant),
+                            content_type(&file),
+                            cache_control(&file),
+                        );
                     }
-                    return respond(
-                        state.store.media_playlist(&variant),
+                    respond(
+                        state.store.file(&variant, &file),
                         content_type(&file),
                         cache_control(&file),
-                    );
-                }
-                respond(
-                    state.store.file(&variant, &file),
-                    content_type(&file),
-                    cache_control(&file),
-                )
-            },
-        );
-    master.or(variant_file).unify()
+                    )
+                },
+            )
+    };
+    let ipfs_playlist = warp::path(IPFS_PLAYLISTS_ROOT)
+        .and(warp::path::tail())
+        .and(warp::get())
+        .and(warp::addr::remote())
+        .map(move |key: warp::path::Tail, client: Option<SocketAddr>| {
+            let key = key.as_str();
+            if key.ends_with(&format!("/{MEDIA_PLAYLIST_NAME}")) {
+                count_viewer(&state, client);
+            }
+            let playlist = state.ipfs_playlists.as_ref().and_then(|p| p.get(key));
+            respond(playlist, content_type(key), cache_control(key))
+        });
+    master.or(variant_file).unify().or(ipfs_playlist).unify()
+}
+
+/// A media playlist load marks a viewer (players reload it every few seconds).
+fn count_viewer(state: &WebState, client: Option<SocketAddr>) {
+    if let Some(client) = client {
+        state.viewers.saw(client.ip());
+    }
 }
 
 fn respond(body: Option<Bytes>, content_type: &str, cache: &str) -> Response<Bytes> {

@@ -6,6 +6,8 @@
 //! | `/hls/stream.m3u8`            | master playlist                                          |
 //! | `/hls/<variant>/stream.m3u8`  | media playlist                                           |
 //! | `/hls/<variant>/<file>`       | init (`init-*.mp4`) and media (`seg-*.m4s`) segments     |
+//! | `/hls-ipfs/...`               | with `[storage] kind = "ipfs"`: the same playlists, naming |
+//! |                               | the segments by their IPFS gateway URLs                  |
 //! | `/api/status`                 | stream status JSON                                       |
 //! | `/api/chat/register`, `/api/chat`, `/ws` | chat: register, recent messages, the websocket |
 //! | `/api/admin/...`              | moderation (HTTP Basic auth), docs/API.md                |
@@ -29,7 +31,7 @@ pub use viewers::ViewerCounter;
 
 use crate::chat::Hub;
 use crate::pipeline::Pipeline;
-use crate::sink::SinkHealth;
+use crate::sink::{IpfsPlaylists, SinkHealth};
 use crate::store::HlsStore;
 
 /// What the handlers read.
@@ -40,6 +42,8 @@ pub struct WebState {
     pub chat: Arc<Hub>,
     /// The storage sink's health, when one is configured (`[storage] kind` other than memory).
     pub sink: Option<Arc<SinkHealth>>,
+    /// The playlists of an IPFS sink (`[storage] kind = "ipfs"`), served at `/hls-ipfs/`.
+    pub ipfs_playlists: Option<Arc<IpfsPlaylists>>,
     /// For HTTP Basic auth on `/api/admin/` (user `admin`).
     pub admin_password: String,
     pub title: String,

@@ -14,9 +14,11 @@
 
 pub mod flv;
 pub mod hls;
+pub mod ipfs;
 pub mod mp4;
 pub mod rtmp;
 pub mod s3;
+pub mod storage;
 pub mod ws;
 
 use std::collections::BTreeMap;
