@@ -38,7 +38,8 @@ pub struct SinkStatus {
     pub last_error: Option<String>,
     /// Seconds since the sink started failing.
     pub failing_for_seconds: Option<u64>,
-    /// How long one put takes, milliseconds.
+    /// How long storing one segment or init segment takes, milliseconds (playlists are left
+    /// out: an IPFS sink keeps them in memory).
     pub put_ms: Percentiles,
     /// From a segment finished to the sink's playlist listing it, milliseconds.
     pub segment_listed_ms: Percentiles,
@@ -106,11 +107,14 @@ impl SinkHealth {
         }
     }
 
-    pub fn stored(&self, took: Duration) -> Recovery {
+    /// A put succeeded; `took` is recorded for `putMs` when given.
+    pub fn stored(&self, took: Option<Duration>) -> Recovery {
         let mut state = self.lock();
         state.started = true;
         state.stored += 1;
-        push(&mut state.put_ms, took);
+        if let Some(took) = took {
+            push(&mut state.put_ms, took);
+        }
         match state.failing_since.take() {
             Some(_) => {
                 // What the sink had may be gone: no viewer goes there until the plan says
@@ -243,7 +247,10 @@ mod tests {
         assert_eq!(health.status().state, "starting");
         health.set_progress(2, false, false);
         assert_eq!(health.viewer_url(), None, "no master in the sink yet");
-        assert_eq!(health.stored(Duration::from_millis(40)), Recovery::AsBefore);
+        assert_eq!(
+            health.stored(Some(Duration::from_millis(40))),
+            Recovery::AsBefore
+        );
         health.set_progress(0, true, true);
         assert_eq!(
             health.viewer_url().as_deref(),
@@ -260,7 +267,7 @@ mod tests {
         assert_eq!(status.last_error.as_deref(), Some("connection refused"));
         assert_eq!(health.viewer_url(), None);
         assert_eq!(
-            health.stored(Duration::from_millis(60)),
+            health.stored(Some(Duration::from_millis(60))),
             Recovery::Recovered
         );
         assert_eq!(health.status().put_ms.p50, Some(60));

@@ -105,17 +105,18 @@ impl Workers {
                 cancel,
             } => {
                 let done = self.done.clone();
+                let timed = matches!(putting, Putting::File { .. });
                 tokio::spawn(async move {
-                    let result =
-                        match put_until_stored(&backend, &permits, &health, &object, &cancel).await
-                        {
-                            Some((url, recovery)) => Done::Stored {
-                                putting,
-                                url,
-                                recovery,
-                            },
-                            None => Done::Abandoned(putting),
-                        };
+                    let put =
+                        put_until_stored(&backend, &permits, &health, &object, timed, &cancel);
+                    let result = match put.await {
+                        Some((url, recovery)) => Done::Stored {
+                            putting,
+                            url,
+                            recovery,
+                        },
+                        None => Done::Abandoned(putting),
+                    };
                     let _ = done.send(result);
                 });
             }
@@ -141,12 +142,13 @@ impl Workers {
 }
 
 /// Puts `object` until it is stored (`Some`: its URL, and whether this ended an outage) or
-/// `cancel` is set (`None`).
+/// `cancel` is set (`None`). With `timed`, how long the put took goes into `putMs`.
 async fn put_until_stored(
     backend: &Backend,
     permits: &Semaphore,
     health: &SinkHealth,
     object: &Object,
+    timed: bool,
     cancel: &AtomicBool,
 ) -> Option<(Option<String>, Recovery)> {
     let mut backoff = FIRST_BACKOFF;
@@ -163,7 +165,7 @@ async fn put_until_stored(
                 .map(|url| (url, started.elapsed()))
         };
         match result {
-            Ok((url, took)) => return Some((url, health.stored(took))),
+            Ok((url, took)) => return Some((url, health.stored(timed.then_some(took)))),
             Err(e) => {
                 if let Some(suppressed) = health.failed(&e.0) {
                     warn!(
