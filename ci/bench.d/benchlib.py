@@ -131,14 +131,14 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace_s: flo
 
 
 class ServerProcess:
-    """A server under test, started as a child process with its output in `log_path`. Subclasses
-    say how to tell it is ready (`answers`)."""
+    """A server under test, started as a child process with its output in `log_path` (and `env`
+    added to its environment). Subclasses say how to tell it is ready (`answers`)."""
 
-    def __init__(self, name: str, command: list[str], log_path: Path):
+    def __init__(self, name: str, command: list[str], log_path: Path, env: dict | None = None):
         self.name, self.command, self.log_path = name, command, log_path
         with open(log_path, "wb") as logf:
-            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
+            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "NO_COLOR": "1", **(env or {})})
 
     @property
     def pid(self) -> int:
