@@ -248,25 +248,39 @@ fn segments_are_added_to_the_node_and_players_read_them_through_the_gateway() {
 fn a_node_that_goes_away_is_reported_and_the_stream_catches_up_when_it_is_back() {
     let test_started = Instant::now();
 
-    // At start-up: nothing listens at api_url.
-    let closed = format!("http://127.0.0.1:{}", free_port());
-    let unreachable = ipfs_server(&closed, "http://127.0.0.1:9", 4);
-    let st = wait_status(
-        &unreachable,
-        Duration::from_secs(15),
-        "unreachable node reported at start-up",
-        |s| state(s) == "failing",
-        String::new,
-    );
-    let error = last_error(&st);
-    assert!(
-        error.contains(&format!("cannot reach the IPFS node at {closed}")),
-        "lastError {error:?}"
-    );
-    assert_eq!(hls_url(&st), LOCAL_MASTER);
-    drop(unreachable);
-
     let mut node = IpfsNode::start("outage");
+    // At start-up: nothing listens at api_url; or the API works and the gateway does not.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let cases = [
+        (
+            "unreachable node",
+            ipfs_server(&closed, &node.gateway_url(), 4),
+            format!("cannot reach the IPFS node at {closed}"),
+        ),
+        (
+            "unreachable gateway",
+            ipfs_server(&node.api_url(), &closed, 4),
+            format!("cannot reach the IPFS gateway at {closed}"),
+        ),
+    ];
+    for (what, server, expected) in &cases {
+        let st = wait_status(
+            server,
+            Duration::from_secs(15),
+            &format!("{what} reported at start-up"),
+            |s| state(s) == "failing",
+            String::new,
+        );
+        let error = last_error(&st);
+        eprintln!("{what}: lastError {error:?}");
+        assert!(
+            error.contains(expected.as_str()),
+            "{what}: lastError {error:?}"
+        );
+        assert_eq!(hls_url(&st), LOCAL_MASTER, "{what}");
+    }
+    drop(cases);
+
     let gateway = node.gateway_url();
     let mut server = ipfs_server(&node.api_url(), &gateway, 4);
     let _publisher = publish_until_served_from_ipfs(&server, &node, 5);

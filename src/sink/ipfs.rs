@@ -11,9 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::client::HttpConnector;
-use hyper::header::CONTENT_TYPE;
-use hyper::{Body, Client, Request, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use super::backend::{join_url, root_cause, SinkError};
@@ -27,6 +31,16 @@ pub const IPFS_PLAYLISTS_ROOT: &str = "hls-ipfs";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One request (a segment is a few MB at most) taking longer than this is a failure.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The empty file as an inline (identity) CID: every gateway serves it without looking for it,
+/// so fetching it checks the gateway itself.
+const EMPTY_FILE_CID: &str = "bafkqaaa";
+
+/// Who a request goes to, in messages.
+const NODE_API: &str = "the IPFS node";
+const GATEWAY: &str = "the IPFS gateway";
+
+/// http:// or https:// (system roots), HTTP/1.1.
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The playlists of an IPFS sink, by key (`stream.m3u8`, `<variant>/stream.m3u8`), for the web
 /// side to serve.
@@ -46,7 +60,7 @@ impl IpfsPlaylists {
 }
 
 pub struct IpfsSink {
-    client: Client<HttpConnector>,
+    client: HttpClient,
     api_url: String,
     gateway_url: String,
     /// The CID each stored file was added as (to unpin it when it leaves the window).
@@ -69,16 +83,24 @@ struct NodeError {
 }
 
 impl IpfsSink {
-    pub fn new(config: &IpfsConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        IpfsSink {
-            client: Client::builder().build(connector),
+    /// Fails only when the system's CA certificates cannot be read (needed for https URLs).
+    pub fn new(config: &IpfsConfig) -> Result<Self, SinkError> {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| SinkError(format!("cannot read the system's CA certificates: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(IpfsSink {
+            client: Client::builder(TokioExecutor::new()).build(connector),
             api_url: config.api_url.trim_end_matches('/').to_string(),
             gateway_url: config.gateway_url.clone(),
             cids: Mutex::new(HashMap::new()),
             playlists: Arc::new(IpfsPlaylists::default()),
-        }
+        })
     }
 
     /// The playlists this sink keeps, for the web side.
@@ -137,9 +159,16 @@ impl IpfsSink {
         }
     }
 
-    /// The node's API answers.
+    /// The node's API answers, and so does the gateway (viewers would get nothing otherwise).
     pub async fn check(&self) -> Result<(), SinkError> {
-        self.call("version", "", None).await.map(|_| ())
+        self.call("version", "", None).await?;
+        let probe = join_url(&self.gateway_url, &format!("ipfs/{EMPTY_FILE_CID}"));
+        match self.request(GATEWAY, Method::GET, &probe, None).await? {
+            (status, _) if status.is_success() => Ok(()),
+            (status, _) => Err(SinkError(format!(
+                "the IPFS gateway answers {probe} with {status}: check gateway_url"
+            ))),
+        }
     }
 
     pub fn target(&self) -> String {
@@ -182,48 +211,67 @@ impl IpfsSink {
         body: Option<(String, Bytes)>,
     ) -> Result<Bytes, SinkError> {
         let uri = format!("{}/api/v0/{command}?{query}", self.api_url);
-        let mut request = Request::post(&uri);
-        let body = match body {
-            Some((content_type, body)) => {
-                request = request.header(CONTENT_TYPE, content_type);
-                Body::from(body)
-            }
-            None => Body::empty(),
-        };
-        let request = request
-            .body(body)
-            .map_err(|e| SinkError(format!("bad IPFS API URL {uri:?}: {e}")))?;
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let status = response.status();
-            let body = hyper::body::to_bytes(response.into_body()).await?;
-            Ok::<_, hyper::Error>((status, body))
-        };
-        let (status, answer) = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Err(_) => {
-                return Err(SinkError(format!(
-                    "the IPFS node at {} did not answer {command} within {} s",
-                    self.api_url,
-                    REQUEST_TIMEOUT.as_secs()
-                )))
-            }
-            Ok(Err(e)) => {
-                return Err(SinkError(format!(
-                    "cannot reach the IPFS node at {}: {}",
-                    self.api_url,
-                    root_cause(&e)
-                )))
-            }
-            Ok(Ok(answer)) => answer,
-        };
+        let (status, answer) = self.request(NODE_API, Method::POST, &uri, body).await?;
         if status.is_success() {
             return Ok(answer);
         }
         Err(SinkError(refusal(command, status, &answer)))
     }
 
+    /// One request to `server` (for messages) with a time limit; the status and body, or why
+    /// there is none.
+    async fn request(
+        &self,
+        server: &str,
+        method: Method,
+        uri: &str,
+        body: Option<(String, Bytes)>,
+    ) -> Result<(StatusCode, Bytes), SinkError> {
+        let mut request = Request::builder().method(method).uri(uri);
+        let body = match body {
+            Some((content_type, body)) => {
+                request = request.header(CONTENT_TYPE, content_type);
+                body
+            }
+            None => Bytes::new(),
+        };
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| SinkError(format!("bad URL for {server} {uri:?}: {e}")))?;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                let cause = root_cause(&e);
+                SinkError(format!("cannot reach {server} at {}: {cause}", origin(uri)))
+            })?;
+            let status = response.status();
+            let body =
+                response.into_body().collect().await.map_err(|e| {
+                    SinkError(format!("{server} at {uri}: the answer broke off: {e}"))
+                })?;
+            Ok((status, body.to_bytes()))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SinkError(format!(
+                    "{server} at {} did not answer within {} s",
+                    origin(uri),
+                    REQUEST_TIMEOUT.as_secs()
+                )))
+            })
+    }
+
     fn lock_cids(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.cids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `scheme://host:port` of `uri`, for messages.
+fn origin(uri: &str) -> &str {
+    let after_scheme = uri.find("://").map_or(0, |i| i + 3);
+    match uri[after_scheme..].find('/') {
+        Some(slash) => &uri[..after_scheme + slash],
+        None => uri,
     }
 }
 
@@ -312,9 +360,21 @@ mod tests {
         assert!(forbidden.contains("403 Forbidden") && forbidden.ends_with("403 - Forbidden"));
     }
 
+    #[test]
+    fn messages_name_the_server_not_the_path() {
+        assert_eq!(
+            origin("http://127.0.0.1:5001/api/v0/add?pin=true"),
+            "http://127.0.0.1:5001"
+        );
+        assert_eq!(
+            origin("https://ipfs.example.com"),
+            "https://ipfs.example.com"
+        );
+    }
+
     #[tokio::test]
     async fn playlists_stay_with_selfcast() {
-        let sink = IpfsSink::new(&IpfsConfig::default());
+        let sink = IpfsSink::new(&IpfsConfig::default()).unwrap();
         let playlist = Object {
             key: "720p/stream.m3u8".into(),
             body: Bytes::from_static(b"#EXTM3U\n"),

@@ -54,7 +54,13 @@ pub async fn start(config: &StorageConfig) -> Option<Sink> {
             backend::Backend::Directory(directory::DirectorySink::new(&config.directory))
         }
         StorageKind::S3 => backend::Backend::S3(s3::S3Sink::new(&config.s3).await),
-        StorageKind::Ipfs => backend::Backend::Ipfs(ipfs::IpfsSink::new(&config.ipfs)),
+        StorageKind::Ipfs => match ipfs::IpfsSink::new(&config.ipfs) {
+            Ok(sink) => backend::Backend::Ipfs(sink),
+            Err(e) => {
+                tracing::error!("storage: cannot use the IPFS node: {e}; serving from memory");
+                return None;
+            }
+        },
     };
     let ipfs_playlists = match &backend {
         backend::Backend::Ipfs(sink) => Some(sink.playlists()),
