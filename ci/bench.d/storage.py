@@ -35,7 +35,8 @@ segment:
                     storage's minus the first that lists it at selfcast (resolution +-POLL_S).
                 Reported against the segment duration (the time a player has before it needs
                 the next segment).
-  one store     /api/status storage.putMs: one upload (s3), one add or playlist kept (ipfs).
+  one store     /api/status storage.putMs: storing one segment or init segment: an upload (s3), an
+                add + pin (ipfs).
   health        failed attempts, stored and deleted (unpinned) files at the end.
 
 Results: the section `## storage` of BENCHMARKS.md and target/bench/storage/storage-results.json;
@@ -488,11 +489,10 @@ def report(runs: list[Run], sides: list[str], section: str, results: Path, comma
     w("")
     notes = {
         "s3": f"s3: the storage's playlist is the bucket's (`{PREFIX}/0/stream.m3u8`, fetched from moto); one store "
-              "is one upload (a segment or a playlist); deleted: objects deleted.",
+              "is the upload of a segment or init segment; deleted: objects deleted.",
         "ipfs": "ipfs: the storage's playlist is selfcast's `/hls-ipfs/0/stream.m3u8` (naming the segments "
                 "`<gateway>/ipfs/<cid>?filename=<name>`), updated once the segment's add has answered; one store is "
-                "an add of a segment, or a playlist kept in memory for `/hls-ipfs/` (0 ms, about half the "
-                "samples: the p50 may be one of them; the p99 is an add's); deleted: files unpinned "
+                "the add (and pin) of a segment or init segment; deleted: files unpinned "
                 "(the node frees them at its next garbage collection).",
     }
     for s in stores:
