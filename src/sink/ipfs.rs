@@ -141,7 +141,7 @@ impl IpfsSink {
             .lock_cids()
             .insert(object.key.clone(), added.hash.clone());
         if let Some(old) = replaced.filter(|old| *old != added.hash) {
-            self.unpin_unless_used(&old).await?;
+            self.unpin_unless_used(&old, &object.key).await?;
         }
         Ok(Some(url))
     }
@@ -152,11 +152,13 @@ impl IpfsSink {
             self.playlists.lock().remove(key);
             return Ok(());
         }
-        let removed = self.lock_cids().remove(key);
-        match removed {
-            Some(cid) => self.unpin_unless_used(&cid).await,
-            None => Ok(()),
-        }
+        let Some(cid) = self.lock_cids().get(key).cloned() else {
+            return Ok(());
+        };
+        // Forgotten only once unpinned, so that a failed delete is tried again for real.
+        self.unpin_unless_used(&cid, key).await?;
+        self.lock_cids().remove(key);
+        Ok(())
     }
 
     /// The node's API answers, and so does the gateway (viewers would get nothing otherwise).
@@ -188,8 +190,13 @@ impl IpfsSink {
         join_url(&self.gateway_url, &format!("ipfs/{cid}?filename={name}"))
     }
 
-    async fn unpin_unless_used(&self, cid: &str) -> Result<(), SinkError> {
-        if self.lock_cids().values().any(|used| used == cid) {
+    /// Unpins `cid` unless a stored file other than `key` has the same content.
+    async fn unpin_unless_used(&self, cid: &str, key: &str) -> Result<(), SinkError> {
+        let used_elsewhere = self
+            .lock_cids()
+            .iter()
+            .any(|(other, used)| used == cid && other != key);
+        if used_elsewhere {
             return Ok(());
         }
         match self
@@ -370,6 +377,30 @@ mod tests {
             origin("https://ipfs.example.com"),
             "https://ipfs.example.com"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_unpin_is_tried_again_for_real() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api_url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let sink = IpfsSink::new(&IpfsConfig {
+            api_url,
+            gateway_url: "http://127.0.0.1:9".into(),
+        })
+        .unwrap();
+        let cid = "bafkreiffuhdb56z2sj22wagai3c26upr7adnglo2na2ols3yayiqay7msq".to_string();
+        sink.lock_cids().insert("0/seg-1.m4s".into(), cid.clone());
+        sink.lock_cids().insert("1/seg-1.m4s".into(), cid);
+        // The same content is still stored under another key: nothing to unpin yet.
+        sink.delete("0/seg-1.m4s").await.unwrap();
+        for _ in 0..2 {
+            let error = sink.delete("1/seg-1.m4s").await.unwrap_err();
+            assert!(error
+                .0
+                .starts_with("cannot reach the IPFS node at http://127.0.0.1:"));
+        }
+        assert_eq!(sink.lock_cids().len(), 1);
     }
 
     #[tokio::test]
