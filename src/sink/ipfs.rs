@@ -23,6 +23,8 @@ use serde::Deserialize;
 use super::backend::{join_url, root_cause, SinkError};
 use super::plan::{Object, MASTER_KEY};
 use crate::config::IpfsConfig;
+use crate::secrets::random_token;
+use crate::store::is_playlist;
 
 /// Where selfcast serves the playlists of an IPFS sink: `/hls-ipfs/stream.m3u8`, ...
 pub const IPFS_PLAYLISTS_ROOT: &str = "hls-ipfs";
@@ -287,10 +289,6 @@ fn file_name(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
 }
 
-fn is_playlist(key: &str) -> bool {
-    key.ends_with(".m3u8")
-}
-
 /// Why the node refused `command`, in plain words.
 fn refusal(command: &str, status: StatusCode, answer: &[u8]) -> String {
     let said = serde_json::from_slice::<NodeError>(answer)
@@ -311,11 +309,9 @@ fn refusal(command: &str, status: StatusCode, answer: &[u8]) -> String {
 /// A `multipart/form-data` body with `data` as the one file (the RPC API wants a content type
 /// on every part); returns the request's content type and the body.
 fn multipart(name: &str, data: &Bytes) -> (String, Bytes) {
-    let mut random = [0u8; 12];
-    // A boundary only has to be absent from the data; a fixed fallback is as good as any.
-    let _ = getrandom::getrandom(&mut random);
-    let boundary: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let boundary = format!("selfcast-{boundary}");
+    // A boundary only has to be absent from the data; without randomness, "selfcast-" alone
+    // is as good as any.
+    let boundary = format!("selfcast-{}", random_token(24).unwrap_or_default());
     let file_name = file_name(name);
     let mut body = Vec::with_capacity(data.len() + 256);
     body.extend_from_slice(

@@ -29,9 +29,14 @@ const PLAYLIST_CACHE: &str = "public, max-age=1";
 /// Segment and init names are never reused (they carry the server's run id).
 const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 
+/// Whether the file named `name` is a playlist (anything else is an init or media segment).
+pub fn is_playlist(name: &str) -> bool {
+    name.ends_with(".m3u8")
+}
+
 /// The `Content-Type` of a file by its name: a playlist, a media segment or an init segment.
 pub fn content_type(name: &str) -> &'static str {
-    if name.ends_with(".m3u8") {
+    if is_playlist(name) {
         PLAYLIST_TYPE
     } else if name.ends_with(".m4s") {
         "video/iso.segment"
@@ -42,7 +47,7 @@ pub fn content_type(name: &str) -> &'static str {
 
 /// The `Cache-Control` that suits live HLS for a file by its name.
 pub fn cache_control(name: &str) -> &'static str {
-    if name.ends_with(".m3u8") {
+    if is_playlist(name) {
         PLAYLIST_CACHE
     } else {
         SEGMENT_CACHE

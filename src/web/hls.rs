@@ -59,7 +59,9 @@ pub fn routes(
         .and(warp::addr::remote())
         .map(move |key: warp::path::Tail, client: Option<SocketAddr>| {
             let key = key.as_str();
-            if key.ends_with(&format!("/{MEDIA_PLAYLIST_NAME}")) {
+            // `<variant>/stream.m3u8`, not the master.
+            let variant_dir = key.strip_suffix(MEDIA_PLAYLIST_NAME);
+            if variant_dir.is_some_and(|dir| dir.ends_with('/')) {
                 count_viewer(&state, client);
             }
             let playlist = state.ipfs_playlists.as_ref().and_then(|p| p.get(key));
