@@ -1,6 +1,7 @@
 //! selfcast: a self-hosted live streaming server. RTMP in, HLS and chat out, one binary.
 //! See docs/DESIGN.md for the data flow and the module map.
 
+pub mod brute_force;
 pub mod chat;
 pub mod config;
 pub mod hls;

@@ -1,0 +1,322 @@
+//! Guessing secrets from one address is slowed down, then stopped for a while: the admin
+//! password (console and Basic-auth API) and the stream key each have one [`BruteForceGuard`].
+//!
+//! Per address (an IPv4 address, or an IPv6 /64, which one subscriber usually holds whole):
+//! the first [`Policy::free_failures`] wrong guesses cost nothing; after that each attempt must
+//! wait a delay that doubles with every further failure ([`Policy::first_delay`] up to
+//! [`Policy::max_delay`]), and an attempt that comes sooner is refused without being checked.
+//! After [`Policy::lockout_failures`] failures the address is locked out for
+//! [`Policy::lockout`]: everything it tries is refused, even the right secret. A record is
+//! forgotten when it has been quiet for as long as a lockout lasts, or when the right secret is
+//! given. The owner lifts a lock-out by restarting selfcast (the records live in memory only).
+//!
+//! Limits are per address, so a stranger can never lock the owner out from somewhere else, and
+//! the table is bounded ([`Policy::max_addresses`]): when it is full the quietest record goes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+/// How many wrong guesses are tolerated, and what they cost.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Failures that cost nothing (typos).
+    pub free_failures: u32,
+    /// The wait after the first failure beyond the free ones; doubles with each further one.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// Failures after which the address is locked out.
+    pub lockout_failures: u32,
+    pub lockout: Duration,
+    /// Records kept at most (each is a few dozen bytes).
+    pub max_addresses: usize,
+}
+
+impl Default for Policy {
+    /// 5 free guesses, then 1 s, 2 s, 4 s ... 30 s between guesses, and locked out for 15 min
+    /// after 20: about 20 guesses in 20 minutes at the very most.
+    fn default() -> Self {
+        Policy {
+            free_failures: 5,
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            lockout_failures: 20,
+            lockout: Duration::from_secs(15 * 60),
+            max_addresses: 10_000,
+        }
+    }
+}
+
+/// Why an attempt is refused before its secret is even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// When the address may try again.
+    pub retry_after: Duration,
+    /// Locked out (as opposed to only slowed down).
+    pub locked_out: bool,
+}
+
+/// The failures of one address.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    failures: u32,
+    last_failure: Instant,
+    /// No attempt is checked before this.
+    next_attempt: Instant,
+}
+
+/// Counts wrong guesses per address; see the module docs.
+#[derive(Debug)]
+pub struct BruteForceGuard {
+    /// What is being guessed, for the log: "admin password", "stream key".
+    secret: &'static str,
+    policy: Policy,
+    records: Mutex<HashMap<IpAddr, Record>>,
+}
+
+impl BruteForceGuard {
+    pub fn new(secret: &'static str, policy: Policy) -> Self {
+        BruteForceGuard {
+            secret,
+            policy,
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Before checking a secret from `peer`: `Err` when it must not be checked now.
+    pub fn check(&self, peer: IpAddr, now: Instant) -> Result<(), Refused> {
+        let mut records = self.lock();
+        let Some(record) = records.get(&address_key(peer)).copied() else {
+            return Ok(());
+        };
+        if self.is_stale(&record, now) {
+            records.remove(&address_key(peer));
+            return Ok(());
+        }
+        if now < record.next_attempt {
+            return Err(Refused {
+                retry_after: record.next_attempt - now,
+                locked_out: record.failures >= self.policy.lockout_failures,
+            });
+        }
+        Ok(())
+    }
+
+    /// `peer` gave a wrong secret. Returns what its next attempt gets, if anything.
+    pub fn failed(&self, peer: IpAddr, now: Instant) -> Option<Refused> {
+        let key = address_key(peer);
+        let mut records = self.lock();
+        if !records.contains_key(&key) && records.len() >= self.policy.max_addresses {
+            self.make_room(&mut records, now);
+        }
+        let record = records.entry(key).or_insert(Record {
+            failures: 0,
+            last_failure: now,
+            next_attempt: now,
+        });
+        if self.is_stale(record, now) {
+            record.failures = 0;
+        }
+        record.failures = record.failures.saturating_add(1);
+        record.last_failure = now;
+        let failures = record.failures;
+        let wait = self.wait_after(failures)?;
+        record.next_attempt = now + wait;
+        let locked_out = failures >= self.policy.lockout_failures;
+        if locked_out && failures == self.policy.lockout_failures {
+            warn!(
+                %peer,
+                failures,
+                minutes = wait.as_secs() / 60,
+                "too many wrong {}s from this address: locked out; restart selfcast to lift it \
+                 sooner",
+                self.secret
+            );
+        }
+        Some(Refused {
+            retry_after: wait,
+            locked_out,
+        })
+    }
+
+    /// `peer` gave the right secret: its failures are forgiven.
+    pub fn succeeded(&self, peer: IpAddr) {
+        self.lock().remove(&address_key(peer));
+    }
+
+    /// What failure number `failures` costs: nothing, a delay, or the lock-out.
+    fn wait_after(&self, failures: u32) -> Option<Duration> {
+        let policy = &self.policy;
+        if failures >= policy.lockout_failures {
+            return Some(policy.lockout);
+        }
+        let beyond_free = failures.checked_sub(policy.free_failures)?.checked_sub(1)?;
+        let doubled = policy
+            .first_delay
+            .saturating_mul(1u32.checked_shl(beyond_free).unwrap_or(u32::MAX));
+        Some(doubled.min(policy.max_delay))
+    }
+
+    /// Quiet for as long as a lock-out lasts, and not waiting out a delay.
+    fn is_stale(&self, record: &Record, now: Instant) -> bool {
+        now >= record.next_attempt
+            && now.saturating_duration_since(record.last_failure) >= self.policy.lockout
+    }
+
+    /// The table is full: drop what is stale, and if nothing is, the longest-quiet record.
+    fn make_room(&self, records: &mut HashMap<IpAddr, Record>, now: Instant) {
+        records.retain(|_, record| !self.is_stale(record, now));
+        if records.len() >= self.policy.max_addresses {
+            if let Some(quietest) = records
+                .iter()
+                .min_by_key(|(_, record)| record.last_failure)
+                .map(|(key, _)| *key)
+            {
+                records.remove(&quietest);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Record>> {
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The unit an attacker holds: an IPv4 address (IPv4-mapped IPv6 included), or an IPv6 /64.
+fn address_key(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            free_failures: 2,
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(4),
+            lockout_failures: 6,
+            lockout: Duration::from_secs(60),
+            max_addresses: 3,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn free_failures_then_doubling_delays_then_lockout() {
+        let guard = BruteForceGuard::new("test secret", policy());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let peer = ip("192.0.2.1");
+        assert_eq!(guard.failed(peer, at(0)), None);
+        assert_eq!(guard.check(peer, at(0)), Ok(()));
+        assert_eq!(guard.failed(peer, at(0)), None);
+        let third = guard.failed(peer, at(0)).unwrap();
+        assert_eq!(third.retry_after, Duration::from_secs(1));
+        assert!(!third.locked_out);
+        assert_eq!(
+            guard.check(peer, at(999)),
+            Err(Refused {
+                retry_after: Duration::from_millis(1),
+                locked_out: false
+            })
+        );
+        assert_eq!(guard.check(peer, at(1_000)), Ok(()));
+        assert_eq!(guard.failed(peer, at(1_000)).unwrap().retry_after, Duration::from_secs(2));
+        assert_eq!(guard.failed(peer, at(3_000)).unwrap().retry_after, Duration::from_secs(4));
+        let locked = guard.failed(peer, at(7_000)).unwrap();
+        assert_eq!(locked, Refused { retry_after: Duration::from_secs(60), locked_out: true });
+        assert!(guard.check(peer, at(66_999)).unwrap_err().locked_out);
+        assert_eq!(guard.check(peer, at(67_000)), Ok(()), "the lock-out ends");
+    }
+
+    #[test]
+    fn the_delay_is_capped() {
+        let guard = BruteForceGuard::new("test secret", Policy { lockout_failures: 100, ..policy() });
+        let now = Instant::now();
+        let peer = ip("192.0.2.1");
+        let mut last = None;
+        for _ in 0..50 {
+            last = guard.failed(peer, now);
+        }
+        assert_eq!(last.unwrap().retry_after, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn addresses_are_independent_and_the_right_secret_forgives() {
+        let guard = BruteForceGuard::new("test secret", policy());
+        let now = Instant::now();
+        for _ in 0..6 {
+            guard.failed(ip("192.0.2.1"), now);
+        }
+        assert!(guard.check(ip("192.0.2.1"), now).is_err());
+        assert_eq!(guard.check(ip("192.0.2.2"), now), Ok(()), "the owner elsewhere");
+        guard.failed(ip("192.0.2.2"), now);
+        guard.succeeded(ip("192.0.2.2"));
+        assert_eq!(guard.failed(ip("192.0.2.2"), now), None, "counting starts again");
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_address_and_mapped_ipv4_is_ipv4() {
+        let guard = BruteForceGuard::new("test secret", policy());
+        let now = Instant::now();
+        for host in 1..=6 {
+            guard.failed(ip(&format!("2001:db8:1:2::{host}")), now);
+        }
+        assert!(guard.check(ip("2001:db8:1:2:ffff::1"), now).unwrap_err().locked_out);
+        assert_eq!(guard.check(ip("2001:db8:1:3::1"), now), Ok(()));
+        for _ in 0..6 {
+            guard.failed(ip("::ffff:192.0.2.9"), now);
+        }
+        assert!(guard.check(ip("192.0.2.9"), now).is_err());
+    }
+
+    #[test]
+    fn a_quiet_record_is_forgotten() {
+        let guard = BruteForceGuard::new("test secret", policy());
+        let t0 = Instant::now();
+        let peer = ip("192.0.2.1");
+        for _ in 0..5 {
+            guard.failed(peer, t0);
+        }
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(guard.check(peer, later), Ok(()));
+        assert_eq!(guard.failed(peer, later), None, "counted from zero again");
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_keeps_the_busiest() {
+        let guard = BruteForceGuard::new("test secret", policy());
+        let t0 = Instant::now();
+        for _ in 0..6 {
+            guard.failed(ip("192.0.2.1"), t0 + Duration::from_secs(5));
+        }
+        for (i, host) in ["192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"].iter().enumerate() {
+            guard.failed(ip(host), t0 + Duration::from_secs(i as u64));
+        }
+        assert_eq!(guard.lock().len(), 3);
+        assert!(
+            guard.check(ip("192.0.2.1"), t0 + Duration::from_secs(6)).is_err(),
+            "the recent attacker is still locked out"
+        );
+    }
+}
