@@ -59,6 +59,18 @@ pub struct Refused {
     pub locked_out: bool,
 }
 
+impl Refused {
+    /// [`Refused::retry_after`] in whole seconds, rounded up (at least 1), for messages.
+    pub fn retry_after_secs(&self) -> u64 {
+        let secs = self.retry_after.as_secs();
+        if self.retry_after.subsec_nanos() > 0 || secs == 0 {
+            secs + 1
+        } else {
+            secs
+        }
+    }
+}
+
 /// The failures of one address.
 #[derive(Debug, Clone, Copy)]
 struct Record {
@@ -188,7 +200,8 @@ impl BruteForceGuard {
 }
 
 /// The unit an attacker holds: an IPv4 address (IPv4-mapped IPv6 included), or an IPv6 /64.
-fn address_key(peer: IpAddr) -> IpAddr {
+/// Every per-address limit (guessing, connection caps, log lines) counts by this.
+pub fn address_key(peer: IpAddr) -> IpAddr {
     match peer {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -241,17 +254,47 @@ mod tests {
             })
         );
         assert_eq!(guard.check(peer, at(1_000)), Ok(()));
-        assert_eq!(guard.failed(peer, at(1_000)).unwrap().retry_after, Duration::from_secs(2));
-        assert_eq!(guard.failed(peer, at(3_000)).unwrap().retry_after, Duration::from_secs(4));
+        assert_eq!(
+            guard.failed(peer, at(1_000)).unwrap().retry_after,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            guard.failed(peer, at(3_000)).unwrap().retry_after,
+            Duration::from_secs(4)
+        );
         let locked = guard.failed(peer, at(7_000)).unwrap();
-        assert_eq!(locked, Refused { retry_after: Duration::from_secs(60), locked_out: true });
+        assert_eq!(
+            locked,
+            Refused {
+                retry_after: Duration::from_secs(60),
+                locked_out: true
+            }
+        );
         assert!(guard.check(peer, at(66_999)).unwrap_err().locked_out);
         assert_eq!(guard.check(peer, at(67_000)), Ok(()), "the lock-out ends");
     }
 
     #[test]
+    fn retry_after_is_rounded_up_to_seconds() {
+        let refused = |ms| Refused {
+            retry_after: Duration::from_millis(ms),
+            locked_out: false,
+        };
+        assert_eq!(refused(0).retry_after_secs(), 1);
+        assert_eq!(refused(1).retry_after_secs(), 1);
+        assert_eq!(refused(1_000).retry_after_secs(), 1);
+        assert_eq!(refused(1_001).retry_after_secs(), 2);
+    }
+
+    #[test]
     fn the_delay_is_capped() {
-        let guard = BruteForceGuard::new("test secret", Policy { lockout_failures: 100, ..policy() });
+        let guard = BruteForceGuard::new(
+            "test secret",
+            Policy {
+                lockout_failures: 100,
+                ..policy()
+            },
+        );
         let now = Instant::now();
         let peer = ip("192.0.2.1");
         let mut last = None;
@@ -269,10 +312,18 @@ mod tests {
             guard.failed(ip("192.0.2.1"), now);
         }
         assert!(guard.check(ip("192.0.2.1"), now).is_err());
-        assert_eq!(guard.check(ip("192.0.2.2"), now), Ok(()), "the owner elsewhere");
+        assert_eq!(
+            guard.check(ip("192.0.2.2"), now),
+            Ok(()),
+            "the owner elsewhere"
+        );
         guard.failed(ip("192.0.2.2"), now);
         guard.succeeded(ip("192.0.2.2"));
-        assert_eq!(guard.failed(ip("192.0.2.2"), now), None, "counting starts again");
+        assert_eq!(
+            guard.failed(ip("192.0.2.2"), now),
+            None,
+            "counting starts again"
+        );
     }
 
     #[test]
@@ -282,7 +333,12 @@ mod tests {
         for host in 1..=6 {
             guard.failed(ip(&format!("2001:db8:1:2::{host}")), now);
         }
-        assert!(guard.check(ip("2001:db8:1:2:ffff::1"), now).unwrap_err().locked_out);
+        assert!(
+            guard
+                .check(ip("2001:db8:1:2:ffff::1"), now)
+                .unwrap_err()
+                .locked_out
+        );
         assert_eq!(guard.check(ip("2001:db8:1:3::1"), now), Ok(()));
         for _ in 0..6 {
             guard.failed(ip("::ffff:192.0.2.9"), now);
@@ -310,12 +366,17 @@ mod tests {
         for _ in 0..6 {
             guard.failed(ip("192.0.2.1"), t0 + Duration::from_secs(5));
         }
-        for (i, host) in ["192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"].iter().enumerate() {
+        for (i, host) in ["192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"]
+            .iter()
+            .enumerate()
+        {
             guard.failed(ip(host), t0 + Duration::from_secs(i as u64));
         }
         assert_eq!(guard.lock().len(), 3);
         assert!(
-            guard.check(ip("192.0.2.1"), t0 + Duration::from_secs(6)).is_err(),
+            guard
+                .check(ip("192.0.2.1"), t0 + Duration::from_secs(6))
+                .is_err(),
             "the recent attacker is still locked out"
         );
     }
