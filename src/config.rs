@@ -48,6 +48,10 @@ pub struct RtmpConfig {
     pub app: String,
     /// Absent: generated, saved in `data_dir`, printed at start-up.
     pub stream_key: Option<String>,
+    /// Open RTMP connections in all (strangers make room for newcomers; see `ingest/slots.rs`).
+    pub max_connections: usize,
+    /// Connections from one address (IPv4, or IPv6 /64) that are not publishing.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for RtmpConfig {
@@ -56,6 +60,8 @@ impl Default for RtmpConfig {
             listen: ([0, 0, 0, 0], 1935).into(),
             app: "live".into(),
             stream_key: None,
+            max_connections: 32,
+            max_connections_per_address: 4,
         }
     }
 }
@@ -431,6 +437,25 @@ impl Config {
         self.validate_variants(&invalid)?;
         self.validate_chat(&invalid)?;
         self.validate_storage(&invalid)?;
+        if !(2..=4096).contains(&self.rtmp.max_connections) {
+            return Err(invalid(
+                "rtmp.max_connections",
+                format!(
+                    "{} is out of range: use 2 to 4096 (one publisher, the rest for strangers \
+                     and reconnects)",
+                    self.rtmp.max_connections
+                ),
+            ));
+        }
+        if !(1..=self.rtmp.max_connections).contains(&self.rtmp.max_connections_per_address) {
+            return Err(invalid(
+                "rtmp.max_connections_per_address",
+                format!(
+                    "{} is out of range: use 1 to max_connections ({})",
+                    self.rtmp.max_connections_per_address, self.rtmp.max_connections
+                ),
+            ));
+        }
         let app = self.rtmp.app.trim_matches('/');
         if app.is_empty() || app.contains('/') {
             return Err(invalid(
@@ -754,6 +779,11 @@ mod tests {
         assert_eq!(shipped.hls.playlist_segments, default.hls.playlist_segments);
         assert_eq!(shipped.server.data_dir, default.server.data_dir);
         assert_eq!(shipped.rtmp.stream_key, None);
+        assert_eq!(shipped.rtmp.max_connections, default.rtmp.max_connections);
+        assert_eq!(
+            shipped.rtmp.max_connections_per_address,
+            default.rtmp.max_connections_per_address
+        );
         let names = |config: &Config| {
             config
                 .video
@@ -811,6 +841,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("config.toml:2: rtmp.stream_key:"), "{err}");
+        let err = parse("[rtmp]\nmax_connections = 8\nmax_connections_per_address = 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rtmp.max_connections_per_address: 9 is out of range"),
+            "{err}"
+        );
     }
 
     #[test]

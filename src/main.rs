@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use selfcast::chat::users::UserStore;
 use selfcast::chat::Hub;
 use selfcast::config::Config;
-use selfcast::ingest::{self, IngestSettings};
+use selfcast::ingest::{self, ConnectionLimits, IngestSettings};
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::secrets::{self, Secret};
 use selfcast::sink::{self, SinkStatus};
@@ -53,6 +53,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic the server contains (one RTMP connection's) is one log line, never a backtrace.
+    selfcast::panics::install_hook();
     if let Err(e) = run(config_path) {
         eprintln!("selfcast: error: {e:#}");
         std::process::exit(1);
@@ -186,6 +188,10 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
     let settings = IngestSettings {
         app: config.rtmp.app.clone(),
         stream_key: stream_key.value().to_owned(),
+        limits: ConnectionLimits {
+            max_connections: config.rtmp.max_connections,
+            max_per_address: config.rtmp.max_connections_per_address,
+        },
     };
     let ingest_task = tokio::spawn(ingest::serve(
         rtmp_listener,
