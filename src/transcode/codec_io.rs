@@ -1,8 +1,8 @@
 //! The libavcodec calls every codec here makes the same way, through `ffmpeg-next`'s ffi: an
-//! encoder's context found and checked for allocation, a decoder opened, extradata set before opening (a decoder's configuration) or
-//! read after it (an encoder's global headers), a packet sent from borrowed bytes, what a
-//! `receive_frame` / `receive_packet` call means, and an encoder's packets received until it
-//! wants more input.
+//! encoder's context found and checked for allocation, a decoder opened, extradata set before
+//! opening (a decoder's configuration) or read after it (an encoder's global headers), a packet
+//! sent from borrowed bytes, what a `receive_frame` / `receive_packet` call means, and an
+//! encoder's packets received until it wants more input.
 //!
 //! Used by the video decoder ([`super::decoder`]), the video encoder ([`super::encoder`]) and
 //! the audio transcoder ([`super::audio`]).
