@@ -186,11 +186,15 @@ impl WsClient {
         let written = self
             .ws
             .write(message)
-            .and_then(|()| self.ws.write(Message::Ping(marker.clone())))
-            .and_then(|()| self.ws.flush());
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                let ping = Message::Ping(marker.clone());
+                self.ws.write(ping).map_err(|e| e.to_string())
+            })
+            .and_then(|()| self.ws.flush().map_err(|e| e.to_string()));
         if let Err(e) = written {
             // Gone while writing: what it sent before is still to be read.
-            let (events, closed) = self.expect_closed_after(e.to_string());
+            let (events, closed) = self.expect_closed_after(e);
             self.inbox.extend(events);
             return Err(closed);
         }
