@@ -189,7 +189,9 @@ impl VariantConfig {
 pub struct ChatConfig {
     /// Off: messages are refused until a moderator turns chat on (the admin API).
     pub enabled: bool,
-    /// The name on the streamer's own messages; no viewer can take it.
+    /// The name on the streamer's own messages; no viewer can take it (nor one that looks like
+    /// it). It must be a valid chat name: checked by the chat at start-up, not here, since the
+    /// rules for names are the chat's.
     pub streamer_name: String,
     /// The newest messages sent to each joiner (and by `GET /api/chat`).
     pub history_messages: usize,
@@ -552,10 +554,8 @@ impl Config {
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
+        // `streamer_name` follows the chat's rules for names: the chat checks it when it starts.
         let chat = &self.chat;
-        if let Err(e) = crate::chat::names::check_name(&chat.streamer_name, "") {
-            return Err(invalid("chat.streamer_name", e.to_string()));
-        }
         let ranges: [(&str, f64, f64, f64); 6] = [
             (
                 "chat.history_messages",

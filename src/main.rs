@@ -136,7 +136,7 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> anyhow::Result<()> {
     let chat_dir = config.server.data_dir.join("chat");
     let chat_users = UserStore::open(&chat_dir).context("cannot set up the chat's user store")?;
-    let chat = Arc::new(Hub::new(config.chat.clone(), chat_users));
+    let chat = Arc::new(Hub::new(config.chat.clone(), chat_users)?);
     let fanout_hub = Arc::clone(&chat);
     tokio::spawn(async move { fanout_hub.run_fanout().await });
     let sink = sink::start(&config.storage).await;
