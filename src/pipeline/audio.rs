@@ -192,7 +192,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::media::audio_source::FLV_PCM_LE;
+    use crate::media::flv::FLV_PCM_LE;
     use crate::media::AudioSpecificConfig;
 
     const RATE: u32 = 44100;
@@ -394,7 +394,7 @@ mod tests {
         // Frames the decoder refuses are skipped; the stage goes on.
         let mut stage = AudioStage::new([None]);
         stage.push(IngestEvent::OtherAudioConfig(AudioSource::Flv {
-            sound_format: crate::media::audio_source::FLV_MP3,
+            sound_format: crate::media::flv::FLV_MP3,
             sample_rate: 44100,
             channels: 2,
             sample_size_bits: 16,
