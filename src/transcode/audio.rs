@@ -50,7 +50,7 @@ use ffmpeg_next::frame;
 use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::Packet;
 
-use super::encoder::TranscodeError;
+use super::error::TranscodeError;
 use crate::media::flv::{
     flv_sound_format_name, FLV_ADPCM, FLV_ALAW, FLV_MP3, FLV_MP3_8K, FLV_MULAW, FLV_NELLYMOSER,
     FLV_NELLYMOSER_16K, FLV_NELLYMOSER_8K, FLV_PCM, FLV_PCM_LE, FLV_SPEEX,

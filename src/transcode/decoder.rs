@@ -14,7 +14,7 @@ use ffmpeg_next::ffi;
 use ffmpeg_next::frame;
 use ffmpeg_next::util::error::EAGAIN;
 
-use super::encoder::TranscodeError;
+use super::error::TranscodeError;
 use crate::media::{AvcDecoderConfig, MediaPacket};
 
 /// One decoded picture and its presentation time.

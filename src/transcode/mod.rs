@@ -21,6 +21,7 @@
 pub mod audio;
 pub mod decoder;
 pub mod encoder;
+pub mod error;
 pub mod keyframes;
 pub mod ladder;
 pub mod threads;
