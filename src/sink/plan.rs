@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::events::StoreEvent;
+use crate::store::StoreEvent;
 use crate::store::{cache_control, content_type, MEDIA_PLAYLIST_NAME};
 
 /// The master playlist's key.

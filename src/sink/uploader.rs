@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use super::backend::Backend;
-use super::events::StoreEvent;
+use crate::store::StoreEvent;
 use super::health::{Recovery, SinkHealth};
 use super::plan::{Job, Object, Plan, Putting};
 

@@ -5,8 +5,10 @@
 //! File names carry a run id (the server's start time) so that a restarted server never reuses
 //! a segment URL that a browser or CDN may have cached as immutable.
 //!
-//! With a sink configured ([`HlsStore::with_sink`]), every change is also reported to it as a
-//! [`StoreEvent`], without waiting.
+//! With an event channel ([`HlsStore::with_events`], the storage uploader listens), every
+//! change is also reported on it as a [`StoreEvent`] ([`events`]), without waiting.
+
+pub mod events;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -16,9 +18,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::warn;
 
+pub use events::StoreEvent;
+
 use crate::hls::playlist::{render_master, MediaPlaylist, PlaylistEntry, VariantAttributes};
 use crate::hls::{InitSegment, MediaSegment, MuxerOutput};
-use crate::sink::StoreEvent;
 
 /// Every variant's media playlist is at `/hls/<variant>/stream.m3u8`.
 pub const MEDIA_PLAYLIST_NAME: &str = "stream.m3u8";
@@ -59,7 +62,8 @@ pub struct HlsStore {
     window: usize,
     segment_seconds: u32,
     state: RwLock<StoreState>,
-    sink: Option<UnboundedSender<StoreEvent>>,
+    /// Where every change is reported (the storage uploader), if anywhere.
+    events: Option<UnboundedSender<StoreEvent>>,
 }
 
 #[derive(Default)]
@@ -108,13 +112,13 @@ impl HlsStore {
             window,
             segment_seconds,
             state: RwLock::default(),
-            sink: None,
+            events: None,
         }
     }
 
-    /// Reports every change to `sink` from now on.
-    pub fn with_sink(mut self, sink: UnboundedSender<StoreEvent>) -> Self {
-        self.sink = Some(sink);
+    /// Reports every change on `events` from now on.
+    pub fn with_events(mut self, events: UnboundedSender<StoreEvent>) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -138,7 +142,7 @@ impl HlsStore {
             MuxerOutput::Init(init) => {
                 let data = init.data.clone();
                 let name = self.add_init(variant, variant_state, init);
-                self.tell(|| StoreEvent::File {
+                self.report(|| StoreEvent::File {
                     variant: variant.to_owned(),
                     name,
                     data,
@@ -151,23 +155,23 @@ impl HlsStore {
                 else {
                     return;
                 };
-                self.tell(|| StoreEvent::File {
+                self.report(|| StoreEvent::File {
                     variant: variant.to_owned(),
                     name,
                     data,
                     at: Instant::now(),
                 });
-                self.tell(|| playlist_event(variant, variant_state));
+                self.report(|| playlist_event(variant, variant_state));
                 let master = render_master_playlist(&state.variants);
                 if master.is_some() && master != state.master {
-                    self.tell(|| StoreEvent::Master {
+                    self.report(|| StoreEvent::Master {
                         text: master.clone().unwrap_or_default(),
                         variants: listed_variants(&state.variants),
                     });
                 }
                 state.master = master;
                 if !removed.is_empty() {
-                    self.tell(|| StoreEvent::Removed {
+                    self.report(|| StoreEvent::Removed {
                         variant: variant.to_owned(),
                         names: removed,
                     });
@@ -176,10 +180,10 @@ impl HlsStore {
         }
     }
 
-    /// Reports to the sink, if there is one (`event` is only built then).
-    fn tell(&self, event: impl FnOnce() -> StoreEvent) {
-        if let Some(sink) = &self.sink {
-            let _ = sink.send(event());
+    /// Reports a change, if anyone listens (`event` is only built then).
+    fn report(&self, event: impl FnOnce() -> StoreEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event());
         }
     }
 
@@ -189,7 +193,7 @@ impl HlsStore {
         for (name, variant) in state.variants.iter_mut() {
             variant.playlist.end();
             variant.rendered = Bytes::from(variant.playlist.render());
-            self.tell(|| playlist_event(name, variant));
+            self.report(|| playlist_event(name, variant));
         }
     }
 
@@ -353,7 +357,7 @@ impl HlsStore {
     }
 }
 
-/// A variant's playlist as the sink needs it: the text and every file it names.
+/// A variant's playlist as storage needs it: the text and every file it names.
 fn playlist_event(variant: &str, state: &VariantState) -> StoreEvent {
     let mut files: Vec<String> = Vec::new();
     for entry in state.playlist.segments() {
@@ -490,9 +494,9 @@ mod tests {
     }
 
     #[test]
-    fn a_sink_hears_every_change_in_order() {
-        let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let store = HlsStore::new(3, 2).with_sink(sink);
+    fn every_change_is_reported_in_order() {
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let store = HlsStore::new(3, 2).with_events(sender);
         store.apply("0", init(0));
         for _ in 0..7 {
             store.apply("0", segment(0, false, 10));
