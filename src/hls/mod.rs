@@ -8,8 +8,10 @@
 //! - [`fragment`]: `moof` + `mdat`.
 //! - [`segmenter`]: packets → init segments and media segments, one continuous timeline.
 //! - [`playlist`]: media and master playlist text.
+//! - [`files`]: the files' names, content types and cache lifetimes.
 
 pub mod boxes;
+pub mod files;
 pub mod fragment;
 pub mod init;
 pub mod playlist;

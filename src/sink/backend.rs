@@ -3,7 +3,8 @@
 
 use super::directory::DirectorySink;
 use super::ipfs::IpfsSink;
-use super::plan::{Object, MASTER_KEY};
+use super::plan::Object;
+use crate::hls::files::MASTER_PLAYLIST_NAME;
 use super::s3::S3Sink;
 
 /// A put or delete that failed, in plain words (it is shown in `/api/status` and the log).
@@ -66,8 +67,8 @@ impl Backend {
     /// Where viewers fetch the master playlist from this destination, if they can.
     pub fn public_master_url(&self) -> Option<String> {
         match self {
-            Backend::Directory(sink) => sink.public_url(MASTER_KEY),
-            Backend::S3(sink) => Some(sink.public_url(MASTER_KEY)),
+            Backend::Directory(sink) => sink.public_url(MASTER_PLAYLIST_NAME),
+            Backend::S3(sink) => Some(sink.public_url(MASTER_PLAYLIST_NAME)),
             Backend::Ipfs(sink) => Some(sink.public_master_url()),
         }
     }

@@ -2,8 +2,9 @@
 //! init segments and its newest segments in memory (cheap `Bytes` clones for the web server),
 //! plus the rendered master playlist. The pipeline thread writes; HTTP handlers read.
 //!
-//! File names carry a run id (the server's start time) so that a restarted server never reuses
-//! a segment URL that a browser or CDN may have cached as immutable.
+//! Files are named as [`crate::hls::files`] says: with a run id (the server's start time), so
+//! that a restarted server never reuses a segment URL that a browser or CDN may have cached as
+//! immutable.
 //!
 //! With an event channel ([`HlsStore::with_events`], the storage uploader listens), every
 //! change is also reported on it as a [`StoreEvent`] ([`events`]), without waiting.
@@ -21,41 +22,8 @@ use tracing::warn;
 pub use events::StoreEvent;
 
 use crate::hls::playlist::{render_master, MediaPlaylist, PlaylistEntry, VariantAttributes};
+use crate::hls::files::{init_name, is_init, segment_name, MEDIA_PLAYLIST_NAME};
 use crate::hls::{InitSegment, MediaSegment, MuxerOutput};
-
-/// Every variant's media playlist is at `/hls/<variant>/stream.m3u8`.
-pub const MEDIA_PLAYLIST_NAME: &str = "stream.m3u8";
-
-const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
-/// Playlists change every segment: caches must not keep them beyond a second.
-const PLAYLIST_CACHE: &str = "public, max-age=1";
-/// Segment and init names are never reused (they carry the server's run id).
-const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
-
-/// Whether the file named `name` is a playlist (anything else is an init or media segment).
-pub fn is_playlist(name: &str) -> bool {
-    name.ends_with(".m3u8")
-}
-
-/// The `Content-Type` of a file by its name: a playlist, a media segment or an init segment.
-pub fn content_type(name: &str) -> &'static str {
-    if is_playlist(name) {
-        PLAYLIST_TYPE
-    } else if name.ends_with(".m4s") {
-        "video/iso.segment"
-    } else {
-        "video/mp4"
-    }
-}
-
-/// The `Cache-Control` that suits live HLS for a file by its name.
-pub fn cache_control(name: &str) -> &'static str {
-    if is_playlist(name) {
-        PLAYLIST_CACHE
-    } else {
-        SEGMENT_CACHE
-    }
-}
 
 pub struct HlsStore {
     run_id: String,
@@ -236,7 +204,7 @@ impl HlsStore {
 
     /// Returns the init segment's file name.
     fn add_init(&self, variant: &str, state: &mut VariantState, init: InitSegment) -> String {
-        let name = format!("init-{}-{}.mp4", self.run_id, init.generation);
+        let name = init_name(&self.run_id, init.generation);
         let video = &init.tracks.video;
         let mut codecs = video.codecs_string();
         if let Some(audio) = &init.tracks.audio {
@@ -272,7 +240,7 @@ impl HlsStore {
         };
         debug_assert_eq!(generation, segment.init_generation);
         let sequence = state.playlist.next_sequence();
-        let uri = format!("seg-{}-{sequence}.m4s", self.run_id);
+        let uri = segment_name(&self.run_id, sequence);
         let seconds = segment.duration.as_secs_f64().max(0.001);
         state
             .bitrates
@@ -335,7 +303,7 @@ impl HlsStore {
         let unused: Vec<String> = state
             .files
             .keys()
-            .filter(|name| name.starts_with("init-") && !needed.contains(name))
+            .filter(|name| is_init(name) && !needed.contains(name))
             .cloned()
             .collect();
         for name in &unused {

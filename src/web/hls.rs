@@ -12,7 +12,7 @@ use warp::Filter;
 
 use super::WebState;
 use crate::sink::IPFS_PLAYLISTS_ROOT;
-use crate::store::{cache_control, content_type, MEDIA_PLAYLIST_NAME};
+use crate::hls::files::{cache_control, content_type, MEDIA_PLAYLIST_NAME};
 
 pub fn routes(
     state: Arc<WebState>,
