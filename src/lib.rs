@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod log_limit;
 pub mod media;
 pub mod pipeline;
+pub mod queue;
 pub mod secrets;
 pub mod sink;
 pub mod store;

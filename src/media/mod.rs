@@ -63,9 +63,3 @@ pub enum IngestEvent {
     OtherAudioConfig(AudioSource),
     Packet(MediaPacket),
 }
-
-impl AsRef<IngestEvent> for IngestEvent {
-    fn as_ref(&self) -> &IngestEvent {
-        self
-    }
-}

@@ -15,7 +15,6 @@
 //! predecessor before touching the segmenter.
 
 mod audio;
-mod lossy;
 mod status;
 
 use std::net::SocketAddr;
@@ -26,12 +25,12 @@ use crossbeam_channel::{Receiver, Sender};
 use tracing::{error, info};
 
 use audio::AudioStage;
-pub use lossy::{LossySender, Sent};
 pub use status::{StatusSnapshot, StreamStatus};
 
 use crate::config::VariantConfig;
 use crate::hls::{MuxerOutput, Segmenter, SessionStart};
-use crate::media::IngestEvent;
+use crate::media::{IngestEvent, TrackKind};
+use crate::queue::{LossySender, QueueItem, Sent};
 use crate::store::HlsStore;
 use crate::transcode::{Ladder, OutputSink, Variant};
 /// Events queued between ingest and the session thread: several seconds of a typical stream.
@@ -50,7 +49,7 @@ pub enum PublishRefused {
 /// session.
 pub struct Publisher {
     session: u64,
-    events: LossySender,
+    events: LossySender<IngestEvent>,
     pipeline: Arc<Shared>,
 }
 
@@ -78,6 +77,15 @@ impl Drop for Publisher {
             self.pipeline.status.went_offline();
             info!("stream offline");
         }
+    }
+}
+
+impl QueueItem for IngestEvent {
+    fn is_video(&self) -> bool {
+        matches!(self, IngestEvent::Packet(p) if p.kind == TrackKind::Video)
+    }
+    fn is_keyframe(&self) -> bool {
+        matches!(self, IngestEvent::Packet(p) if p.keyframe)
     }
 }
 

@@ -4,8 +4,8 @@
 use super::directory::DirectorySink;
 use super::ipfs::IpfsSink;
 use super::plan::Object;
-use crate::hls::files::MASTER_PLAYLIST_NAME;
 use super::s3::S3Sink;
+use crate::hls::files::MASTER_PLAYLIST_NAME;
 
 /// A put or delete that failed, in plain words (it is shown in `/api/status` and the log).
 #[derive(Debug, Clone, thiserror::Error)]

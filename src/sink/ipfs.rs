@@ -22,10 +22,10 @@ use serde::Deserialize;
 
 use super::backend::{join_url, root_cause, SinkError};
 use super::plan::Object;
-use crate::hls::files::MASTER_PLAYLIST_NAME;
 use crate::config::IpfsConfig;
-use crate::secrets::random_token;
 use crate::hls::files::is_playlist;
+use crate::hls::files::MASTER_PLAYLIST_NAME;
+use crate::secrets::random_token;
 
 /// Where selfcast serves the playlists of an IPFS sink: `/hls-ipfs/stream.m3u8`, ...
 pub const IPFS_PLAYLISTS_ROOT: &str = "hls-ipfs";

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::store::StoreEvent;
 use crate::hls::files::{
     cache_control, content_type, is_init, MASTER_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME,
 };
+use crate::store::StoreEvent;
 
 /// Something to write to the sink.
 #[derive(Debug, Clone)]

@@ -21,8 +21,8 @@ use tracing::warn;
 
 pub use events::StoreEvent;
 
-use crate::hls::playlist::{render_master, MediaPlaylist, PlaylistEntry, VariantAttributes};
 use crate::hls::files::{init_name, is_init, segment_name, MEDIA_PLAYLIST_NAME};
+use crate::hls::playlist::{render_master, MediaPlaylist, PlaylistEntry, VariantAttributes};
 use crate::hls::{InitSegment, MediaSegment, MuxerOutput};
 
 pub struct HlsStore {

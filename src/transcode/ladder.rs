@@ -23,7 +23,7 @@ use super::{OutputSink, Variant};
 use crate::hls::{MuxerOutput, Segmenter, SessionStart};
 use crate::log_limit::{LogLimiter, LOG_EVERY};
 use crate::media::{AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind};
-use crate::pipeline::{LossySender, Sent};
+use crate::queue::{LossySender, QueueItem, Sent};
 
 /// Source events waiting for the decoder: several seconds of a typical stream.
 const DECODER_QUEUE: usize = 512;
@@ -51,9 +51,12 @@ struct LadderInput {
     event: IngestEvent,
 }
 
-impl AsRef<IngestEvent> for LadderInput {
-    fn as_ref(&self) -> &IngestEvent {
-        &self.event
+impl QueueItem for LadderInput {
+    fn is_video(&self) -> bool {
+        self.event.is_video()
+    }
+    fn is_keyframe(&self) -> bool {
+        self.event.is_keyframe()
     }
 }
 
