@@ -18,7 +18,7 @@ pub mod playlist;
 pub mod segmenter;
 
 pub use init::TrackConfigs;
-pub use segmenter::{InitSegment, MediaSegment, MuxerOutput, Segmenter, SessionStart};
+pub use segmenter::{InitSegment, MediaSegment, MuxerInput, MuxerOutput, Segmenter, SessionStart};
 
 /// Track IDs in every init segment and fragment.
 pub const VIDEO_TRACK_ID: u32 = 1;

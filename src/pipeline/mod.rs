@@ -28,7 +28,7 @@ use audio::AudioStage;
 pub use status::{StatusSnapshot, StreamStatus};
 
 use crate::config::VariantConfig;
-use crate::hls::{MuxerOutput, Segmenter, SessionStart};
+use crate::hls::{MuxerInput, MuxerOutput, Segmenter, SessionStart};
 use crate::media::{IngestEvent, TrackKind};
 use crate::queue::{LossySender, QueueItem, Sent};
 use crate::store::HlsStore;
@@ -300,16 +300,24 @@ fn run_session(
     loop {
         crossbeam_channel::select! {
             recv(incoming) -> event => match event {
-                Ok(event) if AudioStage::takes(&event) => {
-                    deliver_audio(audio.push(event), &mut ladder, &mut passthrough);
-                }
-                Ok(event) => {
+                Ok(IngestEvent::VideoConfig(config)) => {
                     if let Some(ladder) = &mut ladder {
-                        ladder.send_video(&event);
+                        ladder.send_video_config(&config);
                     }
                     if let Some(passthrough) = &mut passthrough {
-                        passthrough.push(event);
+                        passthrough.push(MuxerInput::VideoConfig(config));
                     }
+                }
+                Ok(IngestEvent::Packet(packet)) if packet.kind == TrackKind::Video => {
+                    if let Some(ladder) = &mut ladder {
+                        ladder.send_video(&packet);
+                    }
+                    if let Some(passthrough) = &mut passthrough {
+                        passthrough.push(MuxerInput::Packet(packet));
+                    }
+                }
+                Ok(audio_event) => {
+                    deliver_audio(audio.push(audio_event), &mut ladder, &mut passthrough);
                 }
                 Err(_) => break, // the publisher went away
             },
@@ -331,12 +339,12 @@ fn deliver_audio(
     ladder: &mut Option<Ladder>,
     passthrough: &mut Option<Passthrough>,
 ) {
-    for (route, event) in routed {
+    for (route, input) in routed {
         if let Some(ladder) = ladder {
-            ladder.send_audio(route, &event);
+            ladder.send_audio(route, &input);
         }
         if let Some(passthrough) = passthrough.as_mut().filter(|p| p.audio_route == route) {
-            passthrough.push(event);
+            passthrough.push(input);
         }
     }
 }
@@ -350,9 +358,9 @@ struct Passthrough<'a> {
 }
 
 impl Passthrough<'_> {
-    fn push(&mut self, event: IngestEvent) {
-        self.variant.count_input(&event);
-        for output in self.segmenter.push(event) {
+    fn push(&mut self, input: MuxerInput) {
+        self.variant.count_input(&input);
+        for output in self.segmenter.push(input) {
             (self.sink)(&self.variant.id, output);
         }
     }

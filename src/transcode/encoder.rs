@@ -115,7 +115,7 @@ pub struct EncodedVideo {
 }
 
 impl EncodedVideo {
-    /// As the packet the segmenter takes.
+    /// As the packet the segmenter takes (in a [`crate::hls::MuxerInput::Packet`]).
     pub fn into_media_packet(self) -> MediaPacket {
         MediaPacket {
             kind: TrackKind::Video,
@@ -124,12 +124,6 @@ impl EncodedVideo {
             keyframe: self.keyframe,
             data: self.data,
         }
-    }
-}
-
-impl From<EncodedVideo> for MediaPacket {
-    fn from(video: EncodedVideo) -> Self {
-        video.into_media_packet()
     }
 }
 

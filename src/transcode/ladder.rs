@@ -20,9 +20,9 @@ use super::encoder::{EncoderSettings, VideoEncoder};
 use super::keyframes::KeyframeClock;
 use super::threads::ThreadPlan;
 use super::{OutputSink, Variant};
-use crate::hls::{MuxerOutput, Segmenter, SessionStart};
+use crate::hls::{MuxerInput, MuxerOutput, Segmenter, SessionStart};
 use crate::log_limit::{LogLimiter, LOG_EVERY};
-use crate::media::{AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind};
+use crate::media::{AvcDecoderConfig, MediaPacket};
 use crate::queue::{LossySender, QueueItem, Sent};
 
 /// Source events waiting for the decoder: several seconds of a typical stream.
@@ -46,17 +46,18 @@ pub struct Ladder {
 
 /// What the decoder thread receives: the source's video, or audio for the encoders of one
 /// audio route (see [`crate::pipeline`]'s audio stage).
-struct LadderInput {
-    audio_route: Option<usize>,
-    event: IngestEvent,
+enum LadderInput {
+    VideoConfig(AvcDecoderConfig),
+    Video(MediaPacket),
+    Audio { route: usize, input: MuxerInput },
 }
 
 impl QueueItem for LadderInput {
     fn is_video(&self) -> bool {
-        self.event.is_video()
+        matches!(self, LadderInput::Video(_))
     }
     fn is_keyframe(&self) -> bool {
-        self.event.is_keyframe()
+        matches!(self, LadderInput::Video(packet) if packet.keyframe)
     }
 }
 
@@ -67,7 +68,7 @@ enum EncoderInput {
         epoch: u64,
         source_fps: f64,
     },
-    Audio(IngestEvent),
+    Audio(MuxerInput),
 }
 
 impl Ladder {
@@ -120,20 +121,22 @@ impl Ladder {
         }
     }
 
-    /// Hand one source video event to the decoder thread; never blocks.
-    pub fn send_video(&mut self, event: &IngestEvent) {
-        self.send(LadderInput {
-            audio_route: None,
-            event: event.clone(),
-        });
+    /// Hand the source's H.264 sequence header to the decoder thread; never blocks.
+    pub fn send_video_config(&mut self, config: &AvcDecoderConfig) {
+        self.send(LadderInput::VideoConfig(config.clone()));
     }
 
-    /// Hand one audio event to the encoders of `route` (if the ladder has any); never blocks.
-    pub fn send_audio(&mut self, route: usize, event: &IngestEvent) {
+    /// Hand one source video packet to the decoder thread; never blocks.
+    pub fn send_video(&mut self, packet: &MediaPacket) {
+        self.send(LadderInput::Video(packet.clone()));
+    }
+
+    /// Hand audio to the encoders of `route` (if the ladder has any); never blocks.
+    pub fn send_audio(&mut self, route: usize, input: &MuxerInput) {
         if self.audio_routes.contains(&route) {
-            self.send(LadderInput {
-                audio_route: Some(route),
-                event: event.clone(),
+            self.send(LadderInput::Audio {
+                route,
+                input: input.clone(),
             });
         }
     }
@@ -264,9 +267,9 @@ impl FanOut {
         }
     }
 
-    fn audio(&mut self, route: usize, event: &IngestEvent) {
+    fn audio(&mut self, route: usize, input: &MuxerInput) {
         for encoder in self.encoders.iter().filter(|e| e.audio_route == route) {
-            encoder.offer(EncoderInput::Audio(event.clone()), &mut self.behind);
+            encoder.offer(EncoderInput::Audio(input.clone()), &mut self.behind);
         }
     }
 
@@ -292,19 +295,16 @@ fn run_decoder(
         behind: LogLimiter::new(LOG_EVERY),
     };
     let mut warnings = LogLimiter::new(LOG_EVERY);
-    for LadderInput { audio_route, event } in incoming {
-        if let Some(route) = audio_route {
-            out.audio(route, &event);
-            continue;
-        }
-        match event {
-            IngestEvent::VideoConfig(config) => {
+    for input in incoming {
+        match input {
+            LadderInput::Audio { route, input } => out.audio(route, &input),
+            LadderInput::VideoConfig(config) => {
                 if let Some((mut old, fps)) = decoder.take() {
                     out.frames(old.flush(), fps);
                 }
                 decoder = open_decoder(&config, threads);
             }
-            IngestEvent::Packet(packet) if packet.kind == TrackKind::Video => {
+            LadderInput::Video(packet) => {
                 let Some((video, fps)) = &mut decoder else {
                     continue;
                 };
@@ -320,7 +320,6 @@ fn run_decoder(
                     }
                 }
             }
-            _ => {}
         }
     }
     if let Some((mut video, fps)) = decoder.take() {
@@ -390,7 +389,7 @@ fn run_encoder(
             .queue_depth
             .store(incoming.len(), Ordering::Relaxed);
         match input {
-            EncoderInput::Audio(event) => emit(segmenter.push(event)),
+            EncoderInput::Audio(input) => emit(segmenter.push(input)),
             EncoderInput::Frame {
                 frame,
                 epoch,
@@ -408,9 +407,7 @@ fn run_encoder(
                     }
                     active = open_encoder(variant, source, source_fps, plan);
                     if let Some(new) = &active {
-                        emit(
-                            segmenter.push(IngestEvent::VideoConfig(new.encoder.config().clone())),
-                        );
+                        emit(segmenter.push(MuxerInput::VideoConfig(new.encoder.config().clone())));
                     }
                 }
                 let Some(current) = &mut active else { continue };
@@ -525,13 +522,7 @@ fn mux_video(
 ) {
     for packet in packets {
         variant.stats.frames_out.fetch_add(1, Ordering::Relaxed);
-        emit(segmenter.push(IngestEvent::Packet(MediaPacket {
-            kind: TrackKind::Video,
-            dts_ms: packet.dts_ms,
-            pts_ms: packet.pts_ms,
-            keyframe: packet.keyframe,
-            data: packet.data,
-        })));
+        emit(segmenter.push(MuxerInput::Packet(packet.into_media_packet())));
     }
 }
 

@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use ladder::Ladder;
 
 use crate::config::VariantConfig;
-use crate::hls::{MuxerOutput, Segmenter};
-use crate::media::{IngestEvent, TrackKind};
+use crate::hls::{MuxerInput, MuxerOutput, Segmenter};
+use crate::media::TrackKind;
 
 /// Where muxer output goes: `(variant id, output)`.
 pub type OutputSink = Arc<dyn Fn(&str, MuxerOutput) + Send + Sync>;
@@ -77,8 +77,8 @@ impl Variant {
     }
 
     /// Counts a source video frame going to a passthrough muxer.
-    pub fn count_input(&self, event: &IngestEvent) {
-        if matches!(event, IngestEvent::Packet(p) if p.kind == TrackKind::Video) {
+    pub fn count_input(&self, input: &MuxerInput) {
+        if matches!(input, MuxerInput::Packet(p) if p.kind == TrackKind::Video) {
             self.stats.frames_out.fetch_add(1, Ordering::Relaxed);
         }
     }
