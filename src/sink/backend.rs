@@ -2,15 +2,11 @@
 //! them without boxed futures).
 
 use super::directory::DirectorySink;
+use super::error::SinkError;
 use super::ipfs::IpfsSink;
 use super::plan::Object;
 use super::s3::S3Sink;
 use crate::hls::files::MASTER_PLAYLIST_NAME;
-
-/// A put or delete that failed, in plain words (it is shown in `/api/status` and the log).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct SinkError(pub String);
 
 pub enum Backend {
     Directory(DirectorySink),
@@ -72,23 +68,4 @@ impl Backend {
             Backend::Ipfs(sink) => Some(sink.public_master_url()),
         }
     }
-}
-
-/// `base` and `key` joined by exactly one slash.
-pub fn join_url(base: &str, key: &str) -> String {
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        key.trim_start_matches('/')
-    )
-}
-
-/// The innermost cause of `error` (e.g. "Connection refused (os error 111)" under the layers a
-/// client wraps around it).
-pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }

@@ -20,8 +20,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use super::backend::{join_url, root_cause, SinkError};
-use super::plan::Object;
+use super::error::{root_cause, SinkError};
+use super::plan::{join_url, Object};
 use crate::config::IpfsConfig;
 use crate::hls::files::is_playlist;
 use crate::hls::files::MASTER_PLAYLIST_NAME;

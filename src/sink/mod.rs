@@ -14,10 +14,12 @@
 //!   stored; playlists point at the stored files' public URLs; what left the window is deleted.
 //! - [`uploader`]: the task that runs the plan's jobs, retries and reports.
 //! - [`health`]: what `/api/status` shows, and whether viewers should be sent to the sink.
-//! - [`backend`]: one enum over the destinations: [`directory`], [`s3`], [`ipfs`].
+//! - [`backend`]: one enum over the destinations: [`directory`], [`s3`], [`ipfs`]; what they
+//!   report when they fail is a [`error::SinkError`].
 
 pub mod backend;
 pub mod directory;
+pub mod error;
 pub mod health;
 pub mod ipfs;
 pub mod plan;

@@ -416,6 +416,15 @@ pub fn file_key(variant: &str, name: &str) -> String {
     format!("{variant}/{name}")
 }
 
+/// `base` and `key` joined by exactly one slash.
+pub fn join_url(base: &str, key: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        key.trim_start_matches('/')
+    )
+}
+
 /// The playlist with each URI (a line that is not a tag, and `EXT-X-MAP`'s `URI="..."`) that
 /// `url_of` knows replaced by its URL.
 pub fn rewrite_uris<'a>(text: &[u8], url_of: impl Fn(&str) -> Option<&'a str>) -> Bytes {
