@@ -12,8 +12,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use tracing::{error, info, info_span, warn};
 
-use super::variant::{Variant, VariantMuxer};
-use super::OutputSink;
+use super::variant::{SessionOutput, Variant, VariantMuxer};
 use crate::hls::{MuxerInput, SessionStart};
 use crate::log_limit::{LogLimiter, LOG_EVERY};
 use crate::transcode::decoder::DecodedFrame;
@@ -48,7 +47,7 @@ impl EncoderThread {
         variant: Arc<Variant>,
         audio_route: usize,
         plan: EncoderPlan,
-        output: OutputSink,
+        output: SessionOutput,
     ) -> Option<Self> {
         let (frames, incoming) = crossbeam_channel::bounded(ENCODER_QUEUE);
         let thread_variant = Arc::clone(&variant);
@@ -128,7 +127,7 @@ fn run_encoder(
     variant: &Variant,
     incoming: &Receiver<EncoderInput>,
     plan: EncoderPlan,
-    output: OutputSink,
+    output: SessionOutput,
 ) {
     let mut muxer = VariantMuxer::begin(variant, plan.start, output);
     let mut active: Option<ActiveEncoder> = None;

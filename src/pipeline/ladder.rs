@@ -15,8 +15,7 @@ use crossbeam_channel::Receiver;
 use tracing::{error, info, info_span, warn};
 
 use super::encoder_thread::{EncoderInput, EncoderPlan, EncoderThread};
-use super::variant::Variant;
-use super::OutputSink;
+use super::variant::{SessionOutput, Variant};
 use crate::hls::{MuxerInput, SessionStart};
 use crate::log_limit::{LogLimiter, LOG_EVERY};
 use crate::media::{AvcDecoderConfig, MediaPacket};
@@ -63,7 +62,7 @@ impl Ladder {
         variants: Vec<(Arc<Variant>, usize)>,
         segment_seconds: u32,
         start: SessionStart,
-        output: OutputSink,
+        output: SessionOutput,
     ) -> Self {
         let (events, incoming) = crossbeam_channel::bounded(DECODER_QUEUE);
         let threads = ThreadPlan::here(variants.len());
@@ -86,7 +85,7 @@ impl Ladder {
                 let encoders = variants
                     .into_iter()
                     .filter_map(|(variant, audio_route)| {
-                        EncoderThread::spawn(variant, audio_route, plan, Arc::clone(&output))
+                        EncoderThread::spawn(variant, audio_route, plan, output.clone())
                     })
                     .collect();
                 run_decoder(&incoming, encoders, segment_seconds, threads.decoder);

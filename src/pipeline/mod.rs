@@ -45,13 +45,10 @@ pub use status::{StatusSnapshot, StreamStatus};
 pub use variant::{Variant, VariantStats};
 
 use crate::config::VariantConfig;
-use crate::hls::{MuxerOutput, Segmenter};
+use crate::hls::Segmenter;
 use crate::media::{IngestEvent, TrackKind};
 use crate::queue::{LossySender, QueueItem, Sent};
 use crate::store::HlsStore;
-
-/// Where muxer output goes: `(variant id, output)`.
-type OutputSink = Arc<dyn Fn(&str, MuxerOutput) + Send + Sync>;
 
 /// Events queued between ingest and the session thread: several seconds of a typical stream.
 const QUEUE_CAPACITY: usize = 2048;
@@ -206,7 +203,7 @@ impl Pipeline {
             }
         }
         slot.live = Some(LiveSession { session, peer });
-        self.state.status.publisher_connected();
+        self.state.status.publisher_connected(session);
         Ok(Publisher {
             session,
             events: LossySender::new(events, "ingest → pipeline"),
@@ -248,20 +245,5 @@ impl PipelineState {
         self.slot
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The session's first segment is in the playlist: viewers can watch it now. Until then
-    /// the playlist holds only what an earlier session left, so the page keeps waiting.
-    fn announce_online(&self, session: u64) {
-        let slot = self.lock_slot();
-        if slot
-            .live
-            .as_ref()
-            .is_some_and(|live| live.session == session)
-            && !self.status.is_online()
-        {
-            self.status.went_online();
-            info!("stream online");
-        }
     }
 }

@@ -9,9 +9,9 @@ use crossbeam_channel::Receiver;
 
 use super::audio::{self, AudioStage};
 use super::ladder::Ladder;
-use super::variant::{Variant, VariantMuxer};
-use super::{OutputSink, PipelineState};
-use crate::hls::{MuxerInput, MuxerOutput, SessionStart};
+use super::variant::{SessionOutput, Variant, VariantMuxer};
+use super::PipelineState;
+use crate::hls::{MuxerInput, SessionStart};
 use crate::media::{IngestEvent, TrackKind};
 
 /// One session: the passthrough variant's muxer and the audio stage run here; transcoded
@@ -31,16 +31,7 @@ pub(super) fn run(
             .max()
             .unwrap_or(0),
     );
-    let output: OutputSink = {
-        let state = Arc::clone(&state);
-        Arc::new(move |variant: &str, output: MuxerOutput| {
-            let is_segment = matches!(output, MuxerOutput::Segment(_));
-            state.store.apply(variant, output);
-            if is_segment {
-                state.announce_online(session);
-            }
-        })
-    };
+    let output = SessionOutput::new(Arc::clone(&state.store), Arc::clone(&state.status), session);
     let mut audio = AudioStage::new(state.variants.iter().map(|v| v.config.audio_bitrate_kbps));
     let mut passthrough = state
         .variants
@@ -48,7 +39,7 @@ pub(super) fn run(
         .enumerate()
         .find(|(_, v)| v.config.passthrough)
         .map(|(index, variant)| Passthrough {
-            muxer: VariantMuxer::begin(variant, start, Arc::clone(&output)),
+            muxer: VariantMuxer::begin(variant, start, output.clone()),
             audio_route: audio.route_of(index),
         });
     let transcoded: Vec<(Arc<Variant>, usize)> = state
@@ -58,14 +49,8 @@ pub(super) fn run(
         .filter(|(_, v)| !v.config.passthrough)
         .map(|(index, v)| (Arc::clone(v), audio.route_of(index)))
         .collect();
-    let mut ladder = (!transcoded.is_empty()).then(|| {
-        Ladder::start(
-            transcoded,
-            state.segment_seconds,
-            start,
-            Arc::clone(&output),
-        )
-    });
+    let mut ladder = (!transcoded.is_empty())
+        .then(|| Ladder::start(transcoded, state.segment_seconds, start, output));
     loop {
         crossbeam_channel::select! {
             recv(incoming) -> event => match event {

@@ -3,16 +3,17 @@
 //! timeline from one publish session to the next. For a session, the thread that runs the
 //! variant holds its [`VariantMuxer`]: the session thread for the passthrough (the source's
 //! packets as they are), the variant's encoder thread otherwise ([`super::encoder_thread`]).
-//! Whatever the muxer makes goes to the store.
+//! Whatever the muxer makes goes to the store through the session's [`SessionOutput`].
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::VariantConfig;
 use crate::hls::{MuxerInput, MuxerOutput, Segmenter, SessionStart};
 use crate::media::TrackKind;
+use crate::store::HlsStore;
 
-use super::OutputSink;
+use super::StreamStatus;
 
 pub struct Variant {
     /// URL path segment and store key: the variant's index in the config.
@@ -60,12 +61,12 @@ impl Variant {
 pub(super) struct VariantMuxer<'a> {
     variant: &'a Variant,
     segmenter: MutexGuard<'a, Segmenter>,
-    output: OutputSink,
+    output: SessionOutput,
 }
 
 impl<'a> VariantMuxer<'a> {
     /// The variant's session starts at `start` on the output timeline.
-    pub(super) fn begin(variant: &'a Variant, start: SessionStart, output: OutputSink) -> Self {
+    pub(super) fn begin(variant: &'a Variant, start: SessionStart, output: SessionOutput) -> Self {
         let mut segmenter = variant.lock_segmenter();
         segmenter.begin_session(start);
         Self {
@@ -105,7 +106,34 @@ impl<'a> VariantMuxer<'a> {
 
     fn store(&self, outputs: Vec<MuxerOutput>) {
         for output in outputs {
-            (self.output)(&self.variant.id, output);
+            self.output.store(&self.variant.id, output);
+        }
+    }
+}
+
+/// Where the muxers of one publish session put what they make: the store. The session's first
+/// segment there also turns the stream online ([`StreamStatus::segment_stored`]).
+#[derive(Clone)]
+pub(super) struct SessionOutput {
+    store: Arc<HlsStore>,
+    status: Arc<StreamStatus>,
+    session: u64,
+}
+
+impl SessionOutput {
+    pub(super) fn new(store: Arc<HlsStore>, status: Arc<StreamStatus>, session: u64) -> Self {
+        Self {
+            store,
+            status,
+            session,
+        }
+    }
+
+    fn store(&self, variant: &str, output: MuxerOutput) {
+        let is_segment = matches!(output, MuxerOutput::Segment(_));
+        self.store.apply(variant, output);
+        if is_segment {
+            self.status.segment_stored(self.session);
         }
     }
 }
