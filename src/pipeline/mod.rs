@@ -44,6 +44,8 @@ use tracing::{error, info};
 pub use status::{StatusSnapshot, StreamStatus};
 pub use variant::{Variant, VariantStats};
 
+use variant::SessionOutput;
+
 use crate::config::VariantConfig;
 use crate::hls::Segmenter;
 use crate::media::{IngestEvent, TrackKind};
@@ -193,7 +195,18 @@ impl Pipeline {
                 if let Some(previous) = predecessor {
                     let _ = previous.join();
                 }
-                session::run(state, session, &incoming, &stopped);
+                let output = SessionOutput::new(
+                    Arc::clone(&state.store),
+                    Arc::clone(&state.status),
+                    session,
+                );
+                session::run(
+                    &state.variants,
+                    state.segment_seconds,
+                    output,
+                    &incoming,
+                    &stopped,
+                );
             });
         match thread {
             Ok(handle) => slot.last_thread = Some(handle),

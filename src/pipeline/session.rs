@@ -10,31 +10,23 @@ use crossbeam_channel::Receiver;
 use super::audio::{self, AudioStage};
 use super::ladder::Ladder;
 use super::variant::{SessionOutput, Variant, VariantMuxer};
-use super::PipelineState;
 use crate::hls::{MuxerInput, SessionStart};
 use crate::media::{IngestEvent, TrackKind};
 
-/// One session: the passthrough variant's muxer and the audio stage run here; transcoded
-/// variants run on the ladder's threads.
+/// One session of the ladder `variants` (in config order), their muxers writing to `output`:
+/// the passthrough variant's muxer and the audio stage run here; transcoded variants run on the
+/// ladder's threads.
 pub(super) fn run(
-    state: Arc<PipelineState>,
-    session: u64,
+    variants: &[Arc<Variant>],
+    segment_seconds: u32,
+    output: SessionOutput,
     incoming: &Receiver<IngestEvent>,
     stopped: &Receiver<()>,
 ) {
     // Every variant's next session starts at the same time on the output timeline.
-    let start = SessionStart::now(
-        state
-            .variants
-            .iter()
-            .map(|v| v.timeline_end())
-            .max()
-            .unwrap_or(0),
-    );
-    let output = SessionOutput::new(Arc::clone(&state.store), Arc::clone(&state.status), session);
-    let mut audio = AudioStage::new(state.variants.iter().map(|v| v.config.audio_bitrate_kbps));
-    let mut passthrough = state
-        .variants
+    let start = SessionStart::now(variants.iter().map(|v| v.timeline_end()).max().unwrap_or(0));
+    let mut audio = AudioStage::new(variants.iter().map(|v| v.config.audio_bitrate_kbps));
+    let mut passthrough = variants
         .iter()
         .enumerate()
         .find(|(_, v)| v.config.passthrough)
@@ -42,15 +34,14 @@ pub(super) fn run(
             muxer: VariantMuxer::begin(variant, start, output.clone()),
             audio_route: audio.route_of(index),
         });
-    let transcoded: Vec<(Arc<Variant>, usize)> = state
-        .variants
+    let transcoded: Vec<(Arc<Variant>, usize)> = variants
         .iter()
         .enumerate()
         .filter(|(_, v)| !v.config.passthrough)
         .map(|(index, v)| (Arc::clone(v), audio.route_of(index)))
         .collect();
-    let mut ladder = (!transcoded.is_empty())
-        .then(|| Ladder::start(transcoded, state.segment_seconds, start, output));
+    let mut ladder =
+        (!transcoded.is_empty()).then(|| Ladder::start(transcoded, segment_seconds, start, output));
     loop {
         crossbeam_channel::select! {
             recv(incoming) -> event => match event {

@@ -13,7 +13,7 @@ use crate::hls::{MuxerInput, MuxerOutput, Segmenter, SessionStart};
 use crate::media::TrackKind;
 use crate::store::HlsStore;
 
-use super::StreamStatus;
+use super::status::StreamStatus;
 
 pub struct Variant {
     /// URL path segment and store key: the variant's index in the config.
