@@ -10,6 +10,7 @@ pub mod log_limit;
 pub mod media;
 pub mod panics;
 pub mod pipeline;
+pub mod queue;
 pub mod secrets;
 pub mod sink;
 pub mod store;

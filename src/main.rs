@@ -142,7 +142,7 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
     let sink = sink::start(&config.storage).await;
     let mut store = HlsStore::new(config.hls.playlist_segments, config.hls.segment_seconds);
     if let Some(sink) = &sink {
-        store = store.with_sink(sink.events.clone());
+        store = store.with_events(sink.store_events.clone());
     }
     let store = Arc::new(store);
     let status = Arc::new(StreamStatus::default());

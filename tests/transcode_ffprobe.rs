@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use common::flv::{events, fixture_as_flv, flv_tags};
 use common::{count_video_frames, ffmpeg_decode, ffprobe_json, fixture, stream_spans};
-use selfcast::hls::{MuxerOutput, Segmenter, SessionStart};
-use selfcast::media::{IngestEvent, TrackKind};
+use selfcast::hls::{MuxerInput, MuxerOutput, Segmenter, SessionStart};
+use selfcast::media::TrackKind;
 use selfcast::transcode::decoder::{DecodedFrame, VideoDecoder};
 use selfcast::transcode::encoder::{EncoderSettings, VideoEncoder};
 
@@ -56,8 +56,8 @@ impl Variant {
         }
     }
 
-    fn push(&mut self, event: IngestEvent) {
-        let outputs = self.segmenter.push(event);
+    fn push(&mut self, input: MuxerInput) {
+        let outputs = self.segmenter.push(input);
         self.outputs.extend(outputs);
     }
 
@@ -66,7 +66,7 @@ impl Variant {
             let f = &frame.frame;
             let encoder = VideoEncoder::new(&self.settings, f.width(), f.height(), f.format())
                 .unwrap_or_else(|e| panic!("{}: {e}", self.name));
-            self.push(IngestEvent::VideoConfig(encoder.config().clone()));
+            self.push(MuxerInput::VideoConfig(encoder.config().clone()));
             self.encoder = Some(encoder);
         }
         let encoder = self.encoder.as_mut().unwrap();
@@ -86,7 +86,7 @@ impl Variant {
     fn mux(&mut self, packets: Vec<selfcast::transcode::encoder::EncodedVideo>) {
         for packet in packets {
             self.encoded_bytes += packet.data.len() as u64;
-            self.push(IngestEvent::Packet(packet.into_media_packet()));
+            self.push(MuxerInput::Packet(packet.into_media_packet()));
         }
     }
 
@@ -188,10 +188,10 @@ fn a_two_rung_ladder_probes_decodes_and_lines_up() {
     let mut decoded = 0u64;
     for event in &events {
         match event {
-            IngestEvent::VideoConfig(config) => {
+            MuxerInput::VideoConfig(config) => {
                 decoder.get_or_insert_with(|| VideoDecoder::new(config, 0).expect("decoder"));
             }
-            IngestEvent::Packet(p) if p.kind == TrackKind::Video => {
+            MuxerInput::Packet(p) if p.kind == TrackKind::Video => {
                 decoded += decoder.as_mut().unwrap().decode(p).unwrap().len() as u64;
             }
             _ => {}
@@ -229,10 +229,10 @@ fn a_two_rung_ladder_probes_decodes_and_lines_up() {
     };
     for event in events {
         match event {
-            IngestEvent::VideoConfig(config) => {
+            MuxerInput::VideoConfig(config) => {
                 decoder.get_or_insert_with(|| VideoDecoder::new(&config, 0).expect("decoder"));
             }
-            IngestEvent::Packet(p) if p.kind == TrackKind::Video => {
+            MuxerInput::Packet(p) if p.kind == TrackKind::Video => {
                 let frames = decoder.as_mut().unwrap().decode(&p).expect("decodes");
                 encode_all(frames, &mut variants);
             }

@@ -8,15 +8,17 @@
 //! - [`fragment`]: `moof` + `mdat`.
 //! - [`segmenter`]: packets → init segments and media segments, one continuous timeline.
 //! - [`playlist`]: media and master playlist text.
+//! - [`files`]: the files' names, content types and cache lifetimes.
 
 pub mod boxes;
+pub mod files;
 pub mod fragment;
 pub mod init;
 pub mod playlist;
 pub mod segmenter;
 
 pub use init::TrackConfigs;
-pub use segmenter::{InitSegment, MediaSegment, MuxerOutput, Segmenter, SessionStart};
+pub use segmenter::{InitSegment, MediaSegment, MuxerInput, MuxerOutput, Segmenter, SessionStart};
 
 /// Track IDs in every init segment and fragment.
 pub const VIDEO_TRACK_ID: u32 = 1;

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use super::fragment::{write_fragment, Sample, TrackRun};
 use super::init::{write_init_segment, TrackConfigs};
 use super::{AUDIO_TRACK_ID, VIDEO_TIMESCALE, VIDEO_TRACK_ID};
-use crate::media::{AudioSpecificConfig, AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind};
+use crate::media::{AudioSpecificConfig, AvcDecoderConfig, MediaPacket, TrackKind};
 
 /// 90 kHz ticks per RTMP millisecond.
 const TICKS_PER_MS: i64 = (VIDEO_TIMESCALE / 1000) as i64;
@@ -29,6 +29,19 @@ const CUT_TOLERANCE_TICKS: u64 = 10 * TICKS_PER_MS as u64;
 const MAX_FRAME_INTERVAL_TICKS: i64 = 10 * VIDEO_TIMESCALE as i64;
 /// Frame duration assumed until two frames have been seen (30 fps).
 const DEFAULT_FRAME_TICKS: u32 = VIDEO_TIMESCALE / 30;
+
+/// What a muxer takes, in decode order: H.264 and AAC only, each track's config before its
+/// packets (a new config mid-stream starts a new init segment). Other audio codecs are encoded
+/// to AAC upstream ([`crate::pipeline`]'s audio stage), so they have no way in here.
+#[derive(Debug, Clone)]
+pub enum MuxerInput {
+    /// The H.264 sequence header (an `avcC`), at the start or when it changes.
+    VideoConfig(AvcDecoderConfig),
+    /// The AAC `AudioSpecificConfig`, at the start or when it changes.
+    AudioConfig(AudioSpecificConfig),
+    /// One H.264 access unit (AVCC framing) or one raw AAC frame.
+    Packet(MediaPacket),
+}
 
 /// What the segmenter produced.
 #[derive(Debug, Clone)]
@@ -207,10 +220,10 @@ impl Segmenter {
         out
     }
 
-    pub fn push(&mut self, event: IngestEvent) -> Vec<MuxerOutput> {
+    pub fn push(&mut self, input: MuxerInput) -> Vec<MuxerOutput> {
         let mut out = Vec::new();
-        match event {
-            IngestEvent::VideoConfig(config) => {
+        match input {
+            MuxerInput::VideoConfig(config) => {
                 let changed = self
                     .video_config
                     .as_ref()
@@ -220,7 +233,7 @@ impl Segmenter {
                     self.restart_on_new_config(&mut out, "video");
                 }
             }
-            IngestEvent::AudioConfig(config) => {
+            MuxerInput::AudioConfig(config) => {
                 let changed = self
                     .audio_config
                     .as_ref()
@@ -237,11 +250,7 @@ impl Segmenter {
                     self.add_audio_track(&mut out);
                 }
             }
-            IngestEvent::OtherAudioConfig(source) => {
-                // The pipeline converts such audio to AAC before it gets here.
-                warn!(source = %source.describe(), "the muxer takes AAC only: audio config ignored");
-            }
-            IngestEvent::Packet(packet) => match packet.kind {
+            MuxerInput::Packet(packet) => match packet.kind {
                 TrackKind::Video => self.push_video(packet, &mut out),
                 TrackKind::Audio => self.push_audio(packet),
             },
@@ -543,8 +552,8 @@ pub(crate) mod tests {
         AudioSpecificConfig::parse(Bytes::from_static(&[0x11, 0x90])).expect("valid ASC")
     }
 
-    fn video(dts_ms: i64, keyframe: bool) -> IngestEvent {
-        IngestEvent::Packet(MediaPacket {
+    fn video(dts_ms: i64, keyframe: bool) -> MuxerInput {
+        MuxerInput::Packet(MediaPacket {
             kind: TrackKind::Video,
             dts_ms,
             pts_ms: dts_ms + 66,
@@ -553,8 +562,8 @@ pub(crate) mod tests {
         })
     }
 
-    fn audio(dts_ms: i64) -> IngestEvent {
-        IngestEvent::Packet(MediaPacket {
+    fn audio(dts_ms: i64) -> MuxerInput {
+        MuxerInput::Packet(MediaPacket {
             kind: TrackKind::Audio,
             dts_ms,
             pts_ms: dts_ms,
@@ -566,8 +575,8 @@ pub(crate) mod tests {
     /// `seconds` of 30 fps video with a keyframe every 2 s and 48 kHz AAC, timestamps rounded
     /// to milliseconds as RTMP carries them, starting at `start_ms`.
     fn session(segmenter: &mut Segmenter, start_ms: i64, seconds: i64) -> Vec<MuxerOutput> {
-        let mut out = segmenter.push(IngestEvent::VideoConfig(video_config()));
-        out.extend(segmenter.push(IngestEvent::AudioConfig(audio_config())));
+        let mut out = segmenter.push(MuxerInput::VideoConfig(video_config()));
+        out.extend(segmenter.push(MuxerInput::AudioConfig(audio_config())));
         let frames = seconds * 30;
         let mut audio_frame = 0i64;
         for frame in 0..frames {
@@ -629,10 +638,10 @@ pub(crate) mod tests {
     fn audio_that_starts_after_the_first_keyframe_gets_a_track() {
         let mut segmenter = Segmenter::new(2);
         segmenter.begin_session(SessionStart::now(0));
-        let mut out = segmenter.push(IngestEvent::VideoConfig(video_config()));
+        let mut out = segmenter.push(MuxerInput::VideoConfig(video_config()));
         out.extend(segmenter.push(video(0, true)));
         // The audio config 20 ms after the first keyframe: the init (not used yet) is replaced.
-        out.extend(segmenter.push(IngestEvent::AudioConfig(audio_config())));
+        out.extend(segmenter.push(MuxerInput::AudioConfig(audio_config())));
         for frame in 1..130 {
             out.extend(segmenter.push(video(frame * 1000 / 30, frame % 60 == 0)));
             out.extend(segmenter.push(audio(frame * 1000 / 30)));
@@ -653,11 +662,11 @@ pub(crate) mod tests {
         // Audio that starts after segments went out: a new init behind a discontinuity.
         let mut segmenter = Segmenter::new(2);
         segmenter.begin_session(SessionStart::now(0));
-        let mut out = segmenter.push(IngestEvent::VideoConfig(video_config()));
+        let mut out = segmenter.push(MuxerInput::VideoConfig(video_config()));
         for frame in 0..70 {
             out.extend(segmenter.push(video(frame * 1000 / 30, frame % 60 == 0)));
         }
-        out.extend(segmenter.push(IngestEvent::AudioConfig(audio_config())));
+        out.extend(segmenter.push(MuxerInput::AudioConfig(audio_config())));
         for frame in 70..190 {
             out.extend(segmenter.push(video(frame * 1000 / 30, frame % 60 == 0)));
             out.extend(segmenter.push(audio(frame * 1000 / 30)));
@@ -699,7 +708,7 @@ pub(crate) mod tests {
     fn timestamps_going_backwards_are_reanchored() {
         let mut segmenter = Segmenter::new(2);
         segmenter.begin_session(SessionStart::now(0));
-        segmenter.push(IngestEvent::VideoConfig(video_config()));
+        segmenter.push(MuxerInput::VideoConfig(video_config()));
         let mut out = Vec::new();
         for (dts, key) in [
             (5000, true),
@@ -733,7 +742,7 @@ pub(crate) mod tests {
         let mut out = session(&mut segmenter, 0, 1);
         let mut changed = AVCC_720P.to_vec();
         changed[3] = 0x28; // level 4.0
-        out.extend(segmenter.push(IngestEvent::VideoConfig(
+        out.extend(segmenter.push(MuxerInput::VideoConfig(
             AvcDecoderConfig::parse(Bytes::from(changed)).unwrap(),
         )));
         out.extend(segmenter.push(video(1000, true)));
@@ -760,7 +769,7 @@ pub(crate) mod tests {
         // is shown last, at 160 ms, although it is decoded second.
         let mut segmenter = Segmenter::new(2);
         segmenter.begin_session(SessionStart::now(0));
-        segmenter.push(IngestEvent::VideoConfig(video_config()));
+        segmenter.push(MuxerInput::VideoConfig(video_config()));
         for (dts, pts, keyframe) in [(0, 40, true), (40, 160, false), (80, 80, false)] {
             let packet = MediaPacket {
                 kind: TrackKind::Video,
@@ -769,7 +778,7 @@ pub(crate) mod tests {
                 keyframe,
                 data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
             };
-            segmenter.push(IngestEvent::Packet(packet));
+            segmenter.push(MuxerInput::Packet(packet));
         }
         let out = segmenter.end_session();
         let segments = segments(&out);
@@ -785,7 +794,7 @@ pub(crate) mod tests {
             segmenter.push(video(0, true)).is_empty(),
             "no sequence header yet"
         );
-        segmenter.push(IngestEvent::VideoConfig(video_config()));
+        segmenter.push(MuxerInput::VideoConfig(video_config()));
         assert!(
             segmenter.push(video(33, false)).is_empty(),
             "not a keyframe"

@@ -4,7 +4,11 @@
 
 use bytes::Bytes;
 
-use super::flv::FlvError;
+use super::flv::{
+    flv_sound_format_name, FlvError, FLV_AAC, FLV_ADPCM, FLV_ALAW, FLV_EX_HEADER, FLV_MP3,
+    FLV_MP3_8K, FLV_MULAW, FLV_NELLYMOSER, FLV_NELLYMOSER_16K, FLV_NELLYMOSER_8K, FLV_PCM,
+    FLV_PCM_LE, FLV_RATES, FLV_SPEEX,
+};
 use super::AudioSpecificConfig;
 
 /// What the source audio is, as the FLV audio tag header says (or an AAC AudioSpecificConfig).
@@ -31,24 +35,6 @@ pub enum AudioSource {
     /// RFC 7845 §5.1) its sequence start carries.
     Opus { id_header: Bytes },
 }
-
-/// FLV `SoundFormat` values (E.4.2.1).
-pub const FLV_PCM: u8 = 0;
-pub const FLV_ADPCM: u8 = 1;
-pub const FLV_MP3: u8 = 2;
-pub const FLV_PCM_LE: u8 = 3;
-pub const FLV_NELLYMOSER_16K: u8 = 4;
-pub const FLV_NELLYMOSER_8K: u8 = 5;
-pub const FLV_NELLYMOSER: u8 = 6;
-pub const FLV_ALAW: u8 = 7;
-pub const FLV_MULAW: u8 = 8;
-pub const FLV_EX_HEADER: u8 = 9;
-pub const FLV_AAC: u8 = 10;
-pub const FLV_SPEEX: u8 = 11;
-pub const FLV_MP3_8K: u8 = 14;
-
-/// FLV `SoundRate` (E.4.2.1): 5.5, 11, 22 and 44 kHz, read as FFmpeg's FLV demuxer does.
-pub const FLV_RATES: [u32; 4] = [5512, 11025, 22050, 44100];
 
 impl AudioSource {
     /// The source as the first legacy (non-AAC) audio tag of a stream describes it: `body` is the
@@ -163,27 +149,6 @@ fn mpeg_audio_header(bytes: &[u8]) -> Option<(u32, u8)> {
     };
     let channels = if b3 >> 6 == 3 { 1 } else { 2 };
     Some((rate, channels))
-}
-
-/// FLV `SoundFormat` names (E.4.2.1).
-pub fn flv_sound_format_name(format: u8) -> &'static str {
-    match format {
-        FLV_PCM => "Linear PCM (platform endian)",
-        FLV_ADPCM => "ADPCM",
-        FLV_MP3 => "MP3",
-        FLV_PCM_LE => "Linear PCM (little endian)",
-        FLV_NELLYMOSER_16K => "Nellymoser 16 kHz mono",
-        FLV_NELLYMOSER_8K => "Nellymoser 8 kHz mono",
-        FLV_NELLYMOSER => "Nellymoser",
-        FLV_ALAW => "G.711 A-law",
-        FLV_MULAW => "G.711 mu-law",
-        FLV_EX_HEADER => "enhanced RTMP (FourCC)",
-        FLV_AAC => "AAC",
-        FLV_SPEEX => "Speex",
-        FLV_MP3_8K => "MP3 8 kHz",
-        15 => "device-specific sound",
-        _ => "reserved SoundFormat",
-    }
 }
 
 #[cfg(test)]

@@ -8,16 +8,13 @@
 //! - Veovera "Enhanced RTMP" (v1/v2): the `IsExHeader` bit of the first byte, followed by a
 //!   FourCC (`avc1`, `hvc1`, `av01`, `vp09`, `mp4a`, `Opus`, ...).
 //!
-//! Only H.264 video and AAC audio are accepted; other codecs are refused with an error that
-//! names them. Media payloads are `Bytes::slice`s of the tag body (zero-copy). Never panics.
+//! Video must be H.264; audio is AAC, a legacy FLV codec (MP3, PCM, ADPCM, Nellymoser, G.711,
+//! Speex: handed on with its header byte for [`super::AudioSource`] to describe) or enhanced-RTMP
+//! Opus. Other codecs are refused with an error that names them. The FLV `SoundFormat` codes
+//! (E.4.2.1) and their names are defined here, for every reader of audio tag headers. Media
+//! payloads are `Bytes::slice`s of the tag body (zero-copy). Never panics.
 
 use bytes::Bytes;
-
-use super::audio_source::{
-    flv_sound_format_name, FLV_AAC, FLV_ADPCM, FLV_ALAW, FLV_EX_HEADER, FLV_MP3, FLV_MP3_8K,
-    FLV_MULAW, FLV_NELLYMOSER, FLV_NELLYMOSER_16K, FLV_NELLYMOSER_8K, FLV_PCM, FLV_PCM_LE,
-    FLV_SPEEX,
-};
 
 /// Why an FLV tag body could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +98,45 @@ pub enum AudioTag {
     OpusHeader(Bytes),
     /// Enhanced RTMP `Opus` coded frame: one Opus packet.
     OpusFrame(Bytes),
+}
+
+/// FLV `SoundFormat` values (E.4.2.1).
+pub const FLV_PCM: u8 = 0;
+pub const FLV_ADPCM: u8 = 1;
+pub const FLV_MP3: u8 = 2;
+pub const FLV_PCM_LE: u8 = 3;
+pub const FLV_NELLYMOSER_16K: u8 = 4;
+pub const FLV_NELLYMOSER_8K: u8 = 5;
+pub const FLV_NELLYMOSER: u8 = 6;
+pub const FLV_ALAW: u8 = 7;
+pub const FLV_MULAW: u8 = 8;
+pub const FLV_EX_HEADER: u8 = 9;
+pub const FLV_AAC: u8 = 10;
+pub const FLV_SPEEX: u8 = 11;
+pub const FLV_MP3_8K: u8 = 14;
+
+/// FLV `SoundRate` (E.4.2.1): 5.5, 11, 22 and 44 kHz, read as FFmpeg's FLV demuxer does.
+pub const FLV_RATES: [u32; 4] = [5512, 11025, 22050, 44100];
+
+/// FLV `SoundFormat` names (E.4.2.1).
+pub fn flv_sound_format_name(format: u8) -> &'static str {
+    match format {
+        FLV_PCM => "Linear PCM (platform endian)",
+        FLV_ADPCM => "ADPCM",
+        FLV_MP3 => "MP3",
+        FLV_PCM_LE => "Linear PCM (little endian)",
+        FLV_NELLYMOSER_16K => "Nellymoser 16 kHz mono",
+        FLV_NELLYMOSER_8K => "Nellymoser 8 kHz mono",
+        FLV_NELLYMOSER => "Nellymoser",
+        FLV_ALAW => "G.711 A-law",
+        FLV_MULAW => "G.711 mu-law",
+        FLV_EX_HEADER => "enhanced RTMP (FourCC)",
+        FLV_AAC => "AAC",
+        FLV_SPEEX => "Speex",
+        FLV_MP3_8K => "MP3 8 kHz",
+        15 => "device-specific sound",
+        _ => "reserved SoundFormat",
+    }
 }
 
 /// FLV `CodecID` 7 (E.4.3.1).

@@ -1,5 +1,7 @@
-//! Media types shared by every stage: what ingest hands to the pipeline and the pipeline to the
-//! HLS muxer. No codec library here: these are plain values parsed from the wire.
+//! Media types shared by every stage: what ingest hands to the pipeline ([`IngestEvent`]), and
+//! the packets and codec configs that every later stage passes on (the muxer's own input,
+//! [`crate::hls::MuxerInput`], is made of them). No codec library here: these are plain values
+//! parsed from the wire.
 //!
 //! Timestamps are in milliseconds, as RTMP/FLV carries them; the muxer converts them to its
 //! track timescales.
@@ -63,10 +65,4 @@ pub enum IngestEvent {
     /// before any muxer sees it.
     OtherAudioConfig(AudioSource),
     Packet(MediaPacket),
-}
-
-impl AsRef<IngestEvent> for IngestEvent {
-    fn as_ref(&self) -> &IngestEvent {
-        self
-    }
 }

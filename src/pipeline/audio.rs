@@ -12,19 +12,21 @@
 //! OtherAudioConfig (MP3…)  ─▶ every route: AudioTranscoder(… → AAC at N kbps, or 128 kbps)
 //! ```
 //!
-//! Nothing but AAC ever leaves the stage, so no muxer sees another codec.
+//! What leaves the stage is a [`MuxerInput`], which can carry AAC only: no muxer sees another
+//! codec.
 
 use std::time::Instant;
 
 use tracing::{error, info, warn};
 
 use crate::config::DEFAULT_AUDIO_BITRATE_KBPS;
+use crate::hls::MuxerInput;
 use crate::log_limit::{LogLimiter, LOG_EVERY};
 use crate::media::{AudioSource, IngestEvent, MediaPacket, TrackKind};
 use crate::transcode::audio::AudioTranscoder;
 
-/// An event for the variants of one route (an index into the stage's routes).
-pub type Routed = (usize, IngestEvent);
+/// AAC for the muxers of the variants of one route (an index into the stage's routes).
+pub type Routed = (usize, MuxerInput);
 
 pub struct AudioStage {
     routes: Vec<Route>,
@@ -71,15 +73,6 @@ impl AudioStage {
         self.variant_routes.get(variant_index).copied().unwrap_or(0)
     }
 
-    /// Whether `event` is the stage's to handle (audio configs and audio packets).
-    pub fn takes(event: &IngestEvent) -> bool {
-        match event {
-            IngestEvent::AudioConfig(_) | IngestEvent::OtherAudioConfig(_) => true,
-            IngestEvent::Packet(packet) => packet.kind == TrackKind::Audio,
-            IngestEvent::VideoConfig(_) => false,
-        }
-    }
-
     /// One audio event from the source in; what each route's variants get out, in order.
     pub fn push(&mut self, event: IngestEvent) -> Vec<Routed> {
         let mut out = Vec::new();
@@ -122,7 +115,7 @@ impl AudioStage {
         self.flush(route, out);
         let bitrate = match (self.routes[route].bitrate_kbps, source) {
             (None, AudioSource::Aac(config)) => {
-                out.push((route, IngestEvent::AudioConfig(config.clone())));
+                out.push((route, MuxerInput::AudioConfig(config.clone())));
                 return;
             }
             (Some(kbps), _) => kbps,
@@ -135,13 +128,13 @@ impl AudioStage {
                     kbps = bitrate,
                     "encoding the audio to AAC"
                 );
-                out.push((route, IngestEvent::AudioConfig(transcoder.config().clone())));
+                out.push((route, MuxerInput::AudioConfig(transcoder.config().clone())));
                 self.routes[route].transcoder = Some(transcoder);
             }
             Err(e) => match source {
                 AudioSource::Aac(config) => {
                     error!("cannot re-encode the audio at {bitrate} kbps: {e}; passing the source's AAC through instead");
-                    out.push((route, IngestEvent::AudioConfig(config.clone())));
+                    out.push((route, MuxerInput::AudioConfig(config.clone())));
                 }
                 _ => error!(
                     source = %source.describe(),
@@ -155,7 +148,7 @@ impl AudioStage {
         let Some(transcoder) = &mut self.routes[route].transcoder else {
             // No encoder: AAC goes through as it is; anything else has nowhere to go.
             if matches!(self.source, Some(AudioSource::Aac(_))) {
-                out.push((route, IngestEvent::Packet(packet.clone())));
+                out.push((route, MuxerInput::Packet(packet.clone())));
             }
             return;
         };
@@ -184,7 +177,7 @@ impl AudioStage {
 }
 
 fn emit(route: usize, packets: Vec<MediaPacket>, out: &mut Vec<Routed>) {
-    out.extend(packets.into_iter().map(|p| (route, IngestEvent::Packet(p))));
+    out.extend(packets.into_iter().map(|p| (route, MuxerInput::Packet(p))));
 }
 
 #[cfg(test)]
@@ -192,7 +185,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::media::audio_source::FLV_PCM_LE;
+    use crate::media::flv::FLV_PCM_LE;
     use crate::media::AudioSpecificConfig;
 
     const RATE: u32 = 44100;
@@ -248,7 +241,7 @@ mod tests {
     fn configs(out: &[Routed], route: usize) -> Vec<AudioSpecificConfig> {
         out.iter()
             .filter_map(|(r, event)| match event {
-                IngestEvent::AudioConfig(config) if *r == route => Some(config.clone()),
+                MuxerInput::AudioConfig(config) if *r == route => Some(config.clone()),
                 _ => None,
             })
             .collect()
@@ -257,7 +250,7 @@ mod tests {
     fn packets(out: &[Routed], route: usize) -> Vec<MediaPacket> {
         out.iter()
             .filter_map(|(r, event)| match event {
-                IngestEvent::Packet(p) if *r == route => Some(p.clone()),
+                MuxerInput::Packet(p) if *r == route => Some(p.clone()),
                 _ => None,
             })
             .collect()
@@ -273,22 +266,6 @@ mod tests {
             3,
             "one encoder per distinct bitrate at most"
         );
-    }
-
-    #[test]
-    fn only_audio_is_the_stages() {
-        assert!(AudioStage::takes(&IngestEvent::Packet(audio_packet(
-            0,
-            Bytes::new()
-        ))));
-        assert!(AudioStage::takes(&IngestEvent::OtherAudioConfig(
-            pcm_source()
-        )));
-        let video = MediaPacket {
-            kind: TrackKind::Video,
-            ..audio_packet(0, Bytes::new())
-        };
-        assert!(!AudioStage::takes(&IngestEvent::Packet(video)));
     }
 
     #[test]
@@ -394,7 +371,7 @@ mod tests {
         // Frames the decoder refuses are skipped; the stage goes on.
         let mut stage = AudioStage::new([None]);
         stage.push(IngestEvent::OtherAudioConfig(AudioSource::Flv {
-            sound_format: crate::media::audio_source::FLV_MP3,
+            sound_format: crate::media::flv::FLV_MP3,
             sample_rate: 44100,
             channels: 2,
             sample_size_bits: 16,

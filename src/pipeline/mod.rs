@@ -1,22 +1,38 @@
-//! The live pipeline: one publish session's packets, from ingest to the HLS store.
+//! The live pipeline: one publish session's packets, from ingest to the HLS store. It owns the
+//! threads and the variants; the codecs ([`crate::transcode`]), the muxer ([`crate::hls`]) and
+//! the store are called by it and hand back values.
+//!
+//! ```text
+//! Publisher ──queue──▶ session thread ─┬─ audio stage (AAC per route)
+//!  (ingest,             (session)      ├─▶ passthrough variant: VariantMuxer ─▶ store
+//!   never blocks)                      └─queue─▶ decoder thread ──▶ encoder thread per variant:
+//!                                                 (ladder)           VideoEncoder, VariantMuxer ─▶ store
+//! ```
 //!
 //! Ingest (async, tokio) calls [`Pipeline::begin_publish`] when a publisher is accepted and gets a
 //! [`Publisher`]; it pushes [`IngestEvent`]s into it without ever blocking. A dedicated OS thread
-//! per session drains the bounded channel into the HLS muxer. Dropping the `Publisher` ends the
-//! session: the thread flushes the last segment and the stream goes offline. The stream is
-//! announced online when the session's first segment is in the playlist, not before: until
-//! then the playlist only holds what an earlier session left.
+//! per session ([`session`]) drains the bounded channel. Dropping the `Publisher` ends the
+//! session: every muxer flushes its last segment and the stream goes offline. The stream is
+//! online once the session's first segment is stored, not before ([`status`]): until then the
+//! playlist only holds what an earlier session left.
 //!
-//! The session thread also runs the audio stage ([`audio`]): whatever the source's audio codec,
-//! every variant gets AAC (copied, or encoded once per distinct `audio_bitrate_kbps`).
+//! - [`session`]: the session thread: video to the passthrough and the ladder, audio through
+//!   [`audio`] (whatever the source's codec, every variant gets AAC: copied, or encoded once per
+//!   distinct `audio_bitrate_kbps`).
+//! - [`ladder`]: the decoder thread; [`encoder_thread`]: a transcoded variant's thread.
+//! - [`variant`]: a [`Variant`] (its [`Segmenter`] outlives the sessions, so a reconnecting
+//!   publisher continues the same playlist, behind a discontinuity) and the session's hold on it.
+//! - [`status`]: online/offline and what the publisher sends, for `/api/status`.
 //!
-//! One [`Segmenter`] outlives the sessions, so a reconnecting publisher continues the same
-//! playlist (behind a discontinuity). Session threads run one after the other: each joins its
-//! predecessor before touching the segmenter.
+//! Session threads run one after the other: each joins its predecessor before touching the
+//! segmenters.
 
 mod audio;
-mod lossy;
+mod encoder_thread;
+mod ladder;
+mod session;
 mod status;
+mod variant;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,15 +41,17 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use tracing::{error, info};
 
-use audio::AudioStage;
-pub use lossy::{LossySender, Sent};
 pub use status::{StatusSnapshot, StreamStatus};
+pub use variant::{Variant, VariantStats};
+
+use variant::SessionOutput;
 
 use crate::config::VariantConfig;
-use crate::hls::{MuxerOutput, Segmenter, SessionStart};
-use crate::media::IngestEvent;
+use crate::hls::Segmenter;
+use crate::media::{IngestEvent, TrackKind};
+use crate::queue::{LossySender, QueueItem, Sent};
 use crate::store::HlsStore;
-use crate::transcode::{Ladder, OutputSink, Variant};
+
 /// Events queued between ingest and the session thread: several seconds of a typical stream.
 const QUEUE_CAPACITY: usize = 2048;
 
@@ -50,8 +68,8 @@ pub enum PublishRefused {
 /// session.
 pub struct Publisher {
     session: u64,
-    events: LossySender,
-    pipeline: Arc<Shared>,
+    events: LossySender<IngestEvent>,
+    pipeline: Arc<PipelineState>,
 }
 
 impl Publisher {
@@ -81,12 +99,22 @@ impl Drop for Publisher {
     }
 }
 
-/// Owns the single live stream slot.
-pub struct Pipeline {
-    shared: Arc<Shared>,
+impl QueueItem for IngestEvent {
+    fn is_video(&self) -> bool {
+        matches!(self, IngestEvent::Packet(p) if p.kind == TrackKind::Video)
+    }
+    fn is_keyframe(&self) -> bool {
+        matches!(self, IngestEvent::Packet(p) if p.keyframe)
+    }
 }
 
-struct Shared {
+/// Owns the single live stream slot.
+pub struct Pipeline {
+    state: Arc<PipelineState>,
+}
+
+/// What the pipeline, its publishers and its session threads share.
+struct PipelineState {
     store: Arc<HlsStore>,
     status: Arc<StreamStatus>,
     /// The ladder, in config order; a variant's index is its URL path (`/hls/<index>/`).
@@ -126,7 +154,7 @@ impl Pipeline {
             ..Slot::default()
         };
         Self {
-            shared: Arc::new(Shared {
+            state: Arc::new(PipelineState {
                 store,
                 status,
                 variants: ladder
@@ -148,7 +176,7 @@ impl Pipeline {
 
     /// Start a publish session for `peer`; refused while another publisher is live.
     pub fn begin_publish(&self, peer: SocketAddr) -> Result<Publisher, PublishRefused> {
-        let mut slot = self.shared.lock_slot();
+        let mut slot = self.state.lock_slot();
         if slot.shutting_down {
             return Err(PublishRefused::ShuttingDown);
         }
@@ -160,14 +188,25 @@ impl Pipeline {
         let (events, incoming) = crossbeam_channel::bounded(QUEUE_CAPACITY);
         let stopped = slot.stopped.clone().ok_or(PublishRefused::ShuttingDown)?;
         let predecessor = slot.last_thread.take();
-        let shared = Arc::clone(&self.shared);
+        let state = Arc::clone(&self.state);
         let thread = std::thread::Builder::new()
             .name(format!("session-{session}"))
             .spawn(move || {
                 if let Some(previous) = predecessor {
                     let _ = previous.join();
                 }
-                run_session(shared, session, &incoming, &stopped);
+                let output = SessionOutput::new(
+                    Arc::clone(&state.store),
+                    Arc::clone(&state.status),
+                    session,
+                );
+                session::run(
+                    &state.variants,
+                    state.segment_seconds,
+                    output,
+                    &incoming,
+                    &stopped,
+                );
             });
         match thread {
             Ok(handle) => slot.last_thread = Some(handle),
@@ -177,181 +216,47 @@ impl Pipeline {
             }
         }
         slot.live = Some(LiveSession { session, peer });
-        self.shared.status.publisher_connected();
+        self.state.status.publisher_connected(session);
         Ok(Publisher {
             session,
             events: LossySender::new(events, "ingest → pipeline"),
-            pipeline: Arc::clone(&self.shared),
+            pipeline: Arc::clone(&self.state),
         })
     }
 
     pub fn status(&self) -> &StreamStatus {
-        &self.shared.status
+        &self.state.status
     }
 
     /// The ladder, in config order.
     pub fn variants(&self) -> &[Arc<Variant>] {
-        &self.shared.variants
+        &self.state.variants
     }
 
     /// Stop accepting publishers, finish the live session's last segment and end every
     /// playlist with EXT-X-ENDLIST.
     pub fn shutdown(&self) {
         let thread = {
-            let mut slot = self.shared.lock_slot();
+            let mut slot = self.state.lock_slot();
             slot.shutting_down = true;
             slot.stop = None;
             slot.stopped = None;
             if slot.live.take().is_some() {
-                self.shared.status.went_offline();
+                self.state.status.went_offline();
             }
             slot.last_thread.take()
         };
         if let Some(thread) = thread {
             let _ = thread.join();
         }
-        self.shared.store.end_all();
+        self.state.store.end_all();
     }
 }
 
-impl Shared {
+impl PipelineState {
     fn lock_slot(&self) -> MutexGuard<'_, Slot> {
         self.slot
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The session's first segment is in the playlist: viewers can watch it now. Until then
-    /// the playlist holds only what an earlier session left, so the page keeps waiting.
-    fn announce_online(&self, session: u64) {
-        let slot = self.lock_slot();
-        if slot
-            .live
-            .as_ref()
-            .is_some_and(|live| live.session == session)
-            && !self.status.is_online()
-        {
-            self.status.went_online();
-            info!("stream online");
-        }
-    }
-}
-
-/// One session: the passthrough variant's segmenter and the audio stage run here; transcoded
-/// variants run on the ladder's threads. Until the publisher goes away or the server stops.
-fn run_session(
-    shared: Arc<Shared>,
-    session: u64,
-    incoming: &Receiver<IngestEvent>,
-    stopped: &Receiver<()>,
-) {
-    // Every variant's next session starts at the same time on the output timeline.
-    let start = SessionStart::now(
-        shared
-            .variants
-            .iter()
-            .map(|v| v.lock_segmenter().timeline_end())
-            .max()
-            .unwrap_or(0),
-    );
-    let sink: OutputSink = {
-        let shared = Arc::clone(&shared);
-        Arc::new(move |variant: &str, output: MuxerOutput| {
-            let is_segment = matches!(output, MuxerOutput::Segment(_));
-            shared.store.apply(variant, output);
-            if is_segment {
-                shared.announce_online(session);
-            }
-        })
-    };
-    let mut audio = AudioStage::new(shared.variants.iter().map(|v| v.config.audio_bitrate_kbps));
-    let mut passthrough = shared
-        .variants
-        .iter()
-        .enumerate()
-        .find(|(_, v)| v.config.passthrough)
-        .map(|(index, variant)| {
-            let mut segmenter = variant.lock_segmenter();
-            segmenter.begin_session(start);
-            Passthrough {
-                variant,
-                segmenter,
-                audio_route: audio.route_of(index),
-                sink: Arc::clone(&sink),
-            }
-        });
-    let transcoded: Vec<(Arc<Variant>, usize)> = shared
-        .variants
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| !v.config.passthrough)
-        .map(|(index, v)| (Arc::clone(v), audio.route_of(index)))
-        .collect();
-    let mut ladder = (!transcoded.is_empty())
-        .then(|| Ladder::start(transcoded, shared.segment_seconds, start, Arc::clone(&sink)));
-    loop {
-        crossbeam_channel::select! {
-            recv(incoming) -> event => match event {
-                Ok(event) if AudioStage::takes(&event) => {
-                    deliver_audio(audio.push(event), &mut ladder, &mut passthrough);
-                }
-                Ok(event) => {
-                    if let Some(ladder) = &mut ladder {
-                        ladder.send_video(&event);
-                    }
-                    if let Some(passthrough) = &mut passthrough {
-                        passthrough.push(event);
-                    }
-                }
-                Err(_) => break, // the publisher went away
-            },
-            recv(stopped) -> _ => break, // shutdown
-        }
-    }
-    deliver_audio(audio.finish(), &mut ladder, &mut passthrough);
-    if let Some(mut passthrough) = passthrough {
-        passthrough.end_session();
-    }
-    if let Some(ladder) = ladder {
-        ladder.finish();
-    }
-}
-
-/// Audio from the stage to the variants of each route.
-fn deliver_audio(
-    routed: Vec<audio::Routed>,
-    ladder: &mut Option<Ladder>,
-    passthrough: &mut Option<Passthrough>,
-) {
-    for (route, event) in routed {
-        if let Some(ladder) = ladder {
-            ladder.send_audio(route, &event);
-        }
-        if let Some(passthrough) = passthrough.as_mut().filter(|p| p.audio_route == route) {
-            passthrough.push(event);
-        }
-    }
-}
-
-/// The passthrough variant's muxer, held by the session thread for the whole session.
-struct Passthrough<'a> {
-    variant: &'a Variant,
-    segmenter: MutexGuard<'a, Segmenter>,
-    audio_route: usize,
-    sink: OutputSink,
-}
-
-impl Passthrough<'_> {
-    fn push(&mut self, event: IngestEvent) {
-        self.variant.count_input(&event);
-        for output in self.segmenter.push(event) {
-            (self.sink)(&self.variant.id, output);
-        }
-    }
-
-    fn end_session(&mut self) {
-        for output in self.segmenter.end_session() {
-            (self.sink)(&self.variant.id, output);
-        }
     }
 }

@@ -1,7 +1,11 @@
-//! Whether the stream is live and since when: written by the pipeline, read by `/api/status`.
+//! Whether the stream is live and since when: the pipeline says when a publisher comes and goes,
+//! the session's [`super::variant::SessionOutput`] when its first segment is stored (the stream
+//! is online from then on); `/api/status` reads it.
 
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
+
+use tracing::info;
 
 use crate::media::IngestEvent;
 
@@ -45,17 +49,27 @@ impl InputSummary {
 
 #[derive(Default)]
 pub struct StreamStatus {
-    inner: Mutex<StatusSnapshot>,
+    inner: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    snapshot: StatusSnapshot,
+    /// The publish session that is live, if one is.
+    live_session: Option<u64>,
 }
 
 impl StreamStatus {
     pub fn snapshot(&self) -> StatusSnapshot {
-        self.lock().clone()
+        self.lock().snapshot.clone()
     }
 
-    /// A publisher was accepted (the stream is online once its first segment is listed).
-    pub(super) fn publisher_connected(&self) {
-        let mut status = self.lock();
+    /// A publisher was accepted for `session` (the stream is online once its first segment is
+    /// stored).
+    pub(super) fn publisher_connected(&self, session: u64) {
+        let mut state = self.lock();
+        state.live_session = Some(session);
+        let status = &mut state.snapshot;
         status.last_connect_time = Some(SystemTime::now());
         status.dropped_packets = 0;
         status.input = InputSummary {
@@ -66,8 +80,8 @@ impl StreamStatus {
 
     /// Notes what an event says about the input.
     pub(super) fn saw_input(&self, event: &IngestEvent) {
-        let mut status = self.lock();
-        let input = &mut status.input;
+        let mut state = self.lock();
+        let input = &mut state.snapshot.input;
         match event {
             IngestEvent::VideoConfig(config) => {
                 input.video_codec = Some(config.codecs_string());
@@ -79,26 +93,31 @@ impl StreamStatus {
         }
     }
 
-    pub fn is_online(&self) -> bool {
-        self.lock().online
-    }
-
-    pub(super) fn went_online(&self) {
-        self.lock().online = true;
+    /// A segment of `session` is stored: if that session is still live, viewers can watch it
+    /// now. Until then the playlist holds only what an earlier session left, so the page keeps
+    /// waiting.
+    pub(super) fn segment_stored(&self, session: u64) {
+        let mut state = self.lock();
+        if state.live_session == Some(session) && !state.snapshot.online {
+            state.snapshot.online = true;
+            info!("stream online");
+        }
     }
 
     pub(super) fn went_offline(&self) {
-        let mut status = self.lock();
+        let mut state = self.lock();
+        state.live_session = None;
+        let status = &mut state.snapshot;
         status.online = false;
         status.last_disconnect_time = Some(SystemTime::now());
         status.input.until = Some(Instant::now());
     }
 
     pub(super) fn count_dropped(&self) {
-        self.lock().dropped_packets += 1;
+        self.lock().snapshot.dropped_packets += 1;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, StatusSnapshot> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -2,14 +2,11 @@
 //! them without boxed futures).
 
 use super::directory::DirectorySink;
+use super::error::SinkError;
 use super::ipfs::IpfsSink;
-use super::plan::{Object, MASTER_KEY};
+use super::plan::Object;
 use super::s3::S3Sink;
-
-/// A put or delete that failed, in plain words (it is shown in `/api/status` and the log).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct SinkError(pub String);
+use crate::hls::files::MASTER_PLAYLIST_NAME;
 
 pub enum Backend {
     Directory(DirectorySink),
@@ -66,28 +63,9 @@ impl Backend {
     /// Where viewers fetch the master playlist from this destination, if they can.
     pub fn public_master_url(&self) -> Option<String> {
         match self {
-            Backend::Directory(sink) => sink.public_url(MASTER_KEY),
-            Backend::S3(sink) => Some(sink.public_url(MASTER_KEY)),
+            Backend::Directory(sink) => sink.public_url(MASTER_PLAYLIST_NAME),
+            Backend::S3(sink) => Some(sink.public_url(MASTER_PLAYLIST_NAME)),
             Backend::Ipfs(sink) => Some(sink.public_master_url()),
         }
     }
-}
-
-/// `base` and `key` joined by exactly one slash.
-pub fn join_url(base: &str, key: &str) -> String {
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        key.trim_start_matches('/')
-    )
-}
-
-/// The innermost cause of `error` (e.g. "Connection refused (os error 111)" under the layers a
-/// client wraps around it).
-pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
-    cause.to_string()
 }

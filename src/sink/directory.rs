@@ -4,8 +4,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::backend::{join_url, SinkError};
-use super::plan::Object;
+use super::error::SinkError;
+use super::plan::{join_url, Object};
 use crate::config::DirectoryConfig;
 
 pub struct DirectorySink {

@@ -20,11 +20,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use super::backend::{join_url, root_cause, SinkError};
-use super::plan::{Object, MASTER_KEY};
+use super::error::{root_cause, SinkError};
+use super::plan::{join_url, Object};
 use crate::config::IpfsConfig;
+use crate::hls::files::is_playlist;
+use crate::hls::files::MASTER_PLAYLIST_NAME;
 use crate::secrets::random_token;
-use crate::store::is_playlist;
 
 /// Where selfcast serves the playlists of an IPFS sink: `/hls-ipfs/stream.m3u8`, ...
 pub const IPFS_PLAYLISTS_ROOT: &str = "hls-ipfs";
@@ -181,7 +182,7 @@ impl IpfsSink {
 
     /// The master playlist, as selfcast serves it for this sink.
     pub fn public_master_url(&self) -> String {
-        format!("/{IPFS_PLAYLISTS_ROOT}/{MASTER_KEY}")
+        format!("/{IPFS_PLAYLISTS_ROOT}/{MASTER_PLAYLIST_NAME}")
     }
 
     /// `<gateway_url>/ipfs/<cid>?filename=<name>`: the name (which gateways put in

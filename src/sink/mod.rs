@@ -10,23 +10,22 @@
 //!                         SinkHealth ──▶ /api/status (state, backlog, latencies, public URL)
 //! ```
 //!
-//! - [`events`]: what the store reports (new files, new playlists, files gone).
 //! - [`plan`]: the bookkeeping, no I/O: a playlist is put only once every file it lists is
 //!   stored; playlists point at the stored files' public URLs; what left the window is deleted.
 //! - [`uploader`]: the task that runs the plan's jobs, retries and reports.
 //! - [`health`]: what `/api/status` shows, and whether viewers should be sent to the sink.
-//! - [`backend`]: one enum over the destinations: [`directory`], [`s3`], [`ipfs`].
+//! - [`backend`]: one enum over the destinations: [`directory`], [`s3`], [`ipfs`]; what they
+//!   report when they fail is a [`error::SinkError`].
 
 pub mod backend;
 pub mod directory;
-pub mod events;
+pub mod error;
 pub mod health;
 pub mod ipfs;
 pub mod plan;
 pub mod s3;
 pub mod uploader;
 
-pub use events::StoreEvent;
 pub use health::{SinkHealth, SinkStatus};
 pub use ipfs::{IpfsPlaylists, IPFS_PLAYLISTS_ROOT};
 
@@ -35,10 +34,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use crate::config::{StorageConfig, StorageKind};
+use crate::store::StoreEvent;
 
-/// A running sink: where the store reports, and how it goes.
+/// A running sink: where the store reports its changes, and how the copy goes.
 pub struct Sink {
-    pub events: UnboundedSender<StoreEvent>,
+    /// For [`crate::store::HlsStore::with_events`].
+    pub store_events: UnboundedSender<StoreEvent>,
     pub health: Arc<SinkHealth>,
     /// With `kind = "ipfs"`: the playlists selfcast serves at `/hls-ipfs/`.
     pub ipfs_playlists: Option<Arc<IpfsPlaylists>>,
@@ -71,7 +72,7 @@ pub async fn start(config: &StorageConfig) -> Option<Sink> {
         backend.target(),
         backend.public_master_url(),
     ));
-    let (events, receiver) = unbounded_channel();
+    let (store_events, receiver) = unbounded_channel();
     tokio::spawn(uploader::run(
         backend,
         config.concurrency,
@@ -79,7 +80,7 @@ pub async fn start(config: &StorageConfig) -> Option<Sink> {
         Arc::clone(&health),
     ));
     Some(Sink {
-        events,
+        store_events,
         health,
         ipfs_playlists,
     })

@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::events::StoreEvent;
-use crate::store::{cache_control, content_type, MEDIA_PLAYLIST_NAME};
-
-/// The master playlist's key.
-pub const MASTER_KEY: &str = "stream.m3u8";
+use crate::hls::files::{
+    cache_control, content_type, is_init, MASTER_PLAYLIST_NAME, MEDIA_PLAYLIST_NAME,
+};
+use crate::store::StoreEvent;
 
 /// Something to write to the sink.
 #[derive(Debug, Clone)]
@@ -382,7 +381,7 @@ impl Plan {
         self.master.in_flight = true;
         self.master.last = Some((text.clone(), variants));
         Some(Job::Put {
-            object: Object::new(MASTER_KEY.to_owned(), rewritten),
+            object: Object::new(MASTER_PLAYLIST_NAME.to_owned(), rewritten),
             putting: Putting::Master {
                 text,
                 epoch: self.epoch,
@@ -417,8 +416,13 @@ pub fn file_key(variant: &str, name: &str) -> String {
     format!("{variant}/{name}")
 }
 
-fn is_init(name: &str) -> bool {
-    name.starts_with("init-")
+/// `base` and `key` joined by exactly one slash.
+pub fn join_url(base: &str, key: &str) -> String {
+    format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        key.trim_start_matches('/')
+    )
 }
 
 /// The playlist with each URI (a line that is not a tag, and `EXT-X-MAP`'s `URI="..."`) that

@@ -18,8 +18,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
 use aws_sdk_s3::Client;
 
-use super::backend::{join_url, root_cause, SinkError};
-use super::plan::Object;
+use super::error::{root_cause, SinkError};
+use super::plan::{join_url, Object};
 use crate::config::S3Config;
 
 /// Connecting longer than this means the endpoint is unreachable.

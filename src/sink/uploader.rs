@@ -13,9 +13,9 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use super::backend::Backend;
-use super::events::StoreEvent;
 use super::health::{Recovery, SinkHealth};
 use super::plan::{Job, Object, Plan, Putting};
+use crate::store::StoreEvent;
 
 /// The first retry waits this long, each next one twice as long, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);

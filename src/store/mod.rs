@@ -2,11 +2,14 @@
 //! init segments and its newest segments in memory (cheap `Bytes` clones for the web server),
 //! plus the rendered master playlist. The pipeline thread writes; HTTP handlers read.
 //!
-//! File names carry a run id (the server's start time) so that a restarted server never reuses
-//! a segment URL that a browser or CDN may have cached as immutable.
+//! Files are named as [`crate::hls::files`] says: with a run id (the server's start time), so
+//! that a restarted server never reuses a segment URL that a browser or CDN may have cached as
+//! immutable.
 //!
-//! With a sink configured ([`HlsStore::with_sink`]), every change is also reported to it as a
-//! [`StoreEvent`], without waiting.
+//! With an event channel ([`HlsStore::with_events`], the storage uploader listens), every
+//! change is also reported on it as a [`StoreEvent`] ([`events`]), without waiting.
+
+pub mod events;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -16,50 +19,19 @@ use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::warn;
 
+pub use events::StoreEvent;
+
+use crate::hls::files::{init_name, is_init, segment_name, MEDIA_PLAYLIST_NAME};
 use crate::hls::playlist::{render_master, MediaPlaylist, PlaylistEntry, VariantAttributes};
 use crate::hls::{InitSegment, MediaSegment, MuxerOutput};
-use crate::sink::StoreEvent;
-
-/// Every variant's media playlist is at `/hls/<variant>/stream.m3u8`.
-pub const MEDIA_PLAYLIST_NAME: &str = "stream.m3u8";
-
-const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
-/// Playlists change every segment: caches must not keep them beyond a second.
-const PLAYLIST_CACHE: &str = "public, max-age=1";
-/// Segment and init names are never reused (they carry the server's run id).
-const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
-
-/// Whether the file named `name` is a playlist (anything else is an init or media segment).
-pub fn is_playlist(name: &str) -> bool {
-    name.ends_with(".m3u8")
-}
-
-/// The `Content-Type` of a file by its name: a playlist, a media segment or an init segment.
-pub fn content_type(name: &str) -> &'static str {
-    if is_playlist(name) {
-        PLAYLIST_TYPE
-    } else if name.ends_with(".m4s") {
-        "video/iso.segment"
-    } else {
-        "video/mp4"
-    }
-}
-
-/// The `Cache-Control` that suits live HLS for a file by its name.
-pub fn cache_control(name: &str) -> &'static str {
-    if is_playlist(name) {
-        PLAYLIST_CACHE
-    } else {
-        SEGMENT_CACHE
-    }
-}
 
 pub struct HlsStore {
     run_id: String,
     window: usize,
     segment_seconds: u32,
     state: RwLock<StoreState>,
-    sink: Option<UnboundedSender<StoreEvent>>,
+    /// Where every change is reported (the storage uploader), if anywhere.
+    events: Option<UnboundedSender<StoreEvent>>,
 }
 
 #[derive(Default)]
@@ -108,13 +80,13 @@ impl HlsStore {
             window,
             segment_seconds,
             state: RwLock::default(),
-            sink: None,
+            events: None,
         }
     }
 
-    /// Reports every change to `sink` from now on.
-    pub fn with_sink(mut self, sink: UnboundedSender<StoreEvent>) -> Self {
-        self.sink = Some(sink);
+    /// Reports every change on `events` from now on.
+    pub fn with_events(mut self, events: UnboundedSender<StoreEvent>) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -138,7 +110,7 @@ impl HlsStore {
             MuxerOutput::Init(init) => {
                 let data = init.data.clone();
                 let name = self.add_init(variant, variant_state, init);
-                self.tell(|| StoreEvent::File {
+                self.report(|| StoreEvent::File {
                     variant: variant.to_owned(),
                     name,
                     data,
@@ -151,23 +123,23 @@ impl HlsStore {
                 else {
                     return;
                 };
-                self.tell(|| StoreEvent::File {
+                self.report(|| StoreEvent::File {
                     variant: variant.to_owned(),
                     name,
                     data,
                     at: Instant::now(),
                 });
-                self.tell(|| playlist_event(variant, variant_state));
+                self.report(|| playlist_event(variant, variant_state));
                 let master = render_master_playlist(&state.variants);
                 if master.is_some() && master != state.master {
-                    self.tell(|| StoreEvent::Master {
+                    self.report(|| StoreEvent::Master {
                         text: master.clone().unwrap_or_default(),
                         variants: listed_variants(&state.variants),
                     });
                 }
                 state.master = master;
                 if !removed.is_empty() {
-                    self.tell(|| StoreEvent::Removed {
+                    self.report(|| StoreEvent::Removed {
                         variant: variant.to_owned(),
                         names: removed,
                     });
@@ -176,10 +148,10 @@ impl HlsStore {
         }
     }
 
-    /// Reports to the sink, if there is one (`event` is only built then).
-    fn tell(&self, event: impl FnOnce() -> StoreEvent) {
-        if let Some(sink) = &self.sink {
-            let _ = sink.send(event());
+    /// Reports a change, if anyone listens (`event` is only built then).
+    fn report(&self, event: impl FnOnce() -> StoreEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event());
         }
     }
 
@@ -189,7 +161,7 @@ impl HlsStore {
         for (name, variant) in state.variants.iter_mut() {
             variant.playlist.end();
             variant.rendered = Bytes::from(variant.playlist.render());
-            self.tell(|| playlist_event(name, variant));
+            self.report(|| playlist_event(name, variant));
         }
     }
 
@@ -232,7 +204,7 @@ impl HlsStore {
 
     /// Returns the init segment's file name.
     fn add_init(&self, variant: &str, state: &mut VariantState, init: InitSegment) -> String {
-        let name = format!("init-{}-{}.mp4", self.run_id, init.generation);
+        let name = init_name(&self.run_id, init.generation);
         let video = &init.tracks.video;
         let mut codecs = video.codecs_string();
         if let Some(audio) = &init.tracks.audio {
@@ -268,7 +240,7 @@ impl HlsStore {
         };
         debug_assert_eq!(generation, segment.init_generation);
         let sequence = state.playlist.next_sequence();
-        let uri = format!("seg-{}-{sequence}.m4s", self.run_id);
+        let uri = segment_name(&self.run_id, sequence);
         let seconds = segment.duration.as_secs_f64().max(0.001);
         state
             .bitrates
@@ -331,7 +303,7 @@ impl HlsStore {
         let unused: Vec<String> = state
             .files
             .keys()
-            .filter(|name| name.starts_with("init-") && !needed.contains(name))
+            .filter(|name| is_init(name) && !needed.contains(name))
             .cloned()
             .collect();
         for name in &unused {
@@ -353,7 +325,7 @@ impl HlsStore {
     }
 }
 
-/// A variant's playlist as the sink needs it: the text and every file it names.
+/// A variant's playlist as storage needs it: the text and every file it names.
 fn playlist_event(variant: &str, state: &VariantState) -> StoreEvent {
     let mut files: Vec<String> = Vec::new();
     for entry in state.playlist.segments() {
@@ -490,9 +462,9 @@ mod tests {
     }
 
     #[test]
-    fn a_sink_hears_every_change_in_order() {
-        let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let store = HlsStore::new(3, 2).with_sink(sink);
+    fn every_change_is_reported_in_order() {
+        let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let store = HlsStore::new(3, 2).with_events(sender);
         store.apply("0", init(0));
         for _ in 0..7 {
             store.apply("0", segment(0, false, 10));

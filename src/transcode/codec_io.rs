@@ -15,7 +15,7 @@ use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::Codec;
 use ffmpeg_next::Packet;
 
-use super::encoder::TranscodeError;
+use super::error::TranscodeError;
 
 /// `context` as `Context::new*` returned it, unless avcodec_alloc_context3 ran out of memory
 /// (ffmpeg-next does not check): `call` names the allocation in the error.

@@ -12,7 +12,7 @@ use ffmpeg_next::ffi;
 use ffmpeg_next::frame;
 
 use super::codec_io::{allocated, open_decoder, received, send_packet, set_extradata, PacketTimes};
-use super::encoder::TranscodeError;
+use super::error::TranscodeError;
 use crate::media::{AvcDecoderConfig, MediaPacket};
 
 /// One decoded picture and its presentation time.

@@ -26,47 +26,9 @@ use ffmpeg_next::{Dictionary, Packet, Rational};
 
 use super::codec_io::{encoder_context, extradata, receive_packets};
 use super::decoder::DecodedFrame;
-use crate::media::avc::{annexb_nal_units, annexb_to_avcc, AvcError};
+use super::error::TranscodeError;
+use crate::media::avc::{annexb_nal_units, annexb_to_avcc};
 use crate::media::{AvcDecoderConfig, MediaPacket, TrackKind};
-
-/// Why a decoder or an encoder could not do its job.
-#[derive(thiserror::Error, Debug)]
-pub enum TranscodeError {
-    #[error("{0} is not available in the libavcodec this program is linked with")]
-    CodecMissing(&'static str),
-    #[error("{call} failed: {source}")]
-    Ffmpeg {
-        call: &'static str,
-        #[source]
-        source: ffmpeg_next::Error,
-    },
-    #[error("opening libx264 ({settings}) failed: {source}")]
-    OpenEncoder {
-        settings: String,
-        #[source]
-        source: ffmpeg_next::Error,
-    },
-    #[error("libx264 did not accept the option {key}={value} ({settings})")]
-    OptionNotAccepted {
-        key: String,
-        value: String,
-        settings: String,
-    },
-    #[error("libx264's global headers are not a usable SPS + PPS: {0}")]
-    EncoderHeaders(#[source] AvcError),
-    #[error("invalid encoder settings: {0}")]
-    InvalidSettings(String),
-    #[error("swscale cannot convert {from} to {to}")]
-    Scaler { from: String, to: String },
-    #[error("invalid input: {0}")]
-    InvalidInput(&'static str),
-    #[error("out of memory in {0}")]
-    OutOfMemory(&'static str),
-    #[error("unsupported source audio: {0}")]
-    UnsupportedAudio(String),
-    #[error("the aac encoder's extradata is not a usable AudioSpecificConfig: {0}")]
-    AudioEncoderConfig(#[source] crate::media::aac::AacError),
-}
 
 /// What one variant of the ladder encodes to.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,7 +115,7 @@ pub struct EncodedVideo {
 }
 
 impl EncodedVideo {
-    /// As the packet the segmenter takes.
+    /// As the packet the segmenter takes (in a [`crate::hls::MuxerInput::Packet`]).
     pub fn into_media_packet(self) -> MediaPacket {
         MediaPacket {
             kind: TrackKind::Video,
@@ -162,12 +124,6 @@ impl EncodedVideo {
             keyframe: self.keyframe,
             data: self.data,
         }
-    }
-}
-
-impl From<EncodedVideo> for MediaPacket {
-    fn from(video: EncodedVideo) -> Self {
-        video.into_media_packet()
     }
 }
 

@@ -11,8 +11,8 @@ use warp::http::{header, Response, StatusCode};
 use warp::Filter;
 
 use super::WebState;
+use crate::hls::files::{cache_control, content_type, MEDIA_PLAYLIST_NAME};
 use crate::sink::IPFS_PLAYLISTS_ROOT;
-use crate::store::{cache_control, content_type, MEDIA_PLAYLIST_NAME};
 
 pub fn routes(
     state: Arc<WebState>,

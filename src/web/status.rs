@@ -7,10 +7,9 @@ use serde::Serialize;
 use warp::Filter;
 
 use super::WebState;
-use crate::pipeline::StatusSnapshot;
+use crate::pipeline::{StatusSnapshot, Variant};
 use crate::sink::SinkStatus;
 use crate::store::VariantSummary;
-use crate::transcode::Variant;
 
 /// The master playlist as selfcast serves it.
 const LOCAL_MASTER_URL: &str = "/hls/stream.m3u8";

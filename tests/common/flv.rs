@@ -1,13 +1,14 @@
-//! The test video as an FLV file, read tag by tag into the `IngestEvent`s our RTMP ingest would
-//! produce from the same tags (the FLV file format is the RTMP message stream with a file
-//! header and tag headers around it).
+//! The test video as an FLV file, read tag by tag into what our RTMP ingest would hand on from
+//! the same tags, as the muxer takes it (`MuxerInput`: the fixture's audio is AAC; the FLV file
+//! format is the RTMP message stream with a file header and tag headers around it).
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use bytes::Bytes;
+use selfcast::hls::MuxerInput;
 use selfcast::media::flv::{parse_audio_tag, parse_video_tag, AudioTag, VideoTag};
-use selfcast::media::{AudioSpecificConfig, AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind};
+use selfcast::media::{AudioSpecificConfig, AvcDecoderConfig, MediaPacket, TrackKind};
 
 use super::{fixture, fixture_dir};
 
@@ -58,20 +59,20 @@ pub fn flv_tags(data: &[u8]) -> Vec<(u8, i64, Bytes)> {
     tags
 }
 
-/// The tags as ingest events, in file order.
-pub fn events(tags: Vec<(u8, i64, Bytes)>) -> Vec<IngestEvent> {
+/// The tags as muxer input, in file order.
+pub fn events(tags: Vec<(u8, i64, Bytes)>) -> Vec<MuxerInput> {
     let mut events = Vec::new();
     for (kind, dts_ms, body) in tags {
         match kind {
             9 => match parse_video_tag(&body).expect("valid video tag") {
-                VideoTag::SequenceHeader(record) => events.push(IngestEvent::VideoConfig(
+                VideoTag::SequenceHeader(record) => events.push(MuxerInput::VideoConfig(
                     AvcDecoderConfig::parse(record).unwrap(),
                 )),
                 VideoTag::Frame {
                     keyframe,
                     composition_time_ms,
                     data,
-                } => events.push(IngestEvent::Packet(MediaPacket {
+                } => events.push(MuxerInput::Packet(MediaPacket {
                     kind: TrackKind::Video,
                     dts_ms,
                     pts_ms: dts_ms + i64::from(composition_time_ms),
@@ -81,10 +82,10 @@ pub fn events(tags: Vec<(u8, i64, Bytes)>) -> Vec<IngestEvent> {
                 VideoTag::EndOfSequence => {}
             },
             8 => match parse_audio_tag(&body).expect("valid audio tag") {
-                AudioTag::SequenceHeader(raw) => events.push(IngestEvent::AudioConfig(
+                AudioTag::SequenceHeader(raw) => events.push(MuxerInput::AudioConfig(
                     AudioSpecificConfig::parse(raw).unwrap(),
                 )),
-                AudioTag::Frame(data) => events.push(IngestEvent::Packet(MediaPacket {
+                AudioTag::Frame(data) => events.push(MuxerInput::Packet(MediaPacket {
                     kind: TrackKind::Audio,
                     dts_ms,
                     pts_ms: dts_ms,

@@ -8,7 +8,7 @@ use ffmpeg_next::ffi;
 
 use crate::media::AudioSpecificConfig;
 use crate::transcode::codec_io::{encoder_context, extradata};
-use crate::transcode::encoder::TranscodeError;
+use crate::transcode::error::TranscodeError;
 
 /// Sample rates the output keeps (MPEG-4 sampling frequencies up to 48 kHz, all of which FFmpeg's
 /// native encoder accepts); anything else becomes [`FALLBACK_RATE`].

@@ -7,7 +7,7 @@ use std::ptr;
 use ffmpeg_next::ffi;
 
 use crate::transcode::codec_io::allocated;
-use crate::transcode::encoder::TranscodeError;
+use crate::transcode::error::TranscodeError;
 
 /// FFmpeg's MPEG audio parser, cutting an MP3 byte stream into whole frames.
 pub(super) struct Mp3Parser {

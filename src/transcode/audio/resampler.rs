@@ -8,7 +8,7 @@ use ffmpeg_next::ffi;
 use ffmpeg_next::frame;
 
 use super::samples::SampleBuffer;
-use crate::transcode::encoder::TranscodeError;
+use crate::transcode::error::TranscodeError;
 
 /// The sample format, rate and channel layout of decoded audio, which the resampler is set up
 /// for. Layouts are kept as native-order masks (a decoder's unspecified order becomes the

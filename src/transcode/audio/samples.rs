@@ -7,7 +7,7 @@ use std::ptr;
 use ffmpeg_next::ffi;
 use ffmpeg_next::frame;
 
-use crate::transcode::encoder::TranscodeError;
+use crate::transcode::error::TranscodeError;
 
 /// Planar float samples waiting for the encoder (the FIFO between the resampler, which
 /// produces any number, and the encoder, which takes exactly `frame_size`).

@@ -9,13 +9,13 @@ use bytes::Bytes;
 use ffmpeg_next::codec::Id;
 use ffmpeg_next::ffi;
 
-use crate::media::audio_source::{
+use crate::media::flv::{
     flv_sound_format_name, FLV_ADPCM, FLV_ALAW, FLV_MP3, FLV_MP3_8K, FLV_MULAW, FLV_NELLYMOSER,
     FLV_NELLYMOSER_16K, FLV_NELLYMOSER_8K, FLV_PCM, FLV_PCM_LE, FLV_SPEEX,
 };
 use crate::media::AudioSource;
 use crate::transcode::codec_io::{allocated, open_decoder, set_extradata};
-use crate::transcode::encoder::TranscodeError;
+use crate::transcode::error::TranscodeError;
 
 /// The libavcodec decoder for a source, and how to open it.
 pub(super) struct DecoderSpec {

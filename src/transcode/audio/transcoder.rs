@@ -14,7 +14,7 @@ use super::samples::SampleBuffer;
 use super::source_decoder::DecoderSpec;
 use crate::media::{AudioSource, AudioSpecificConfig, MediaPacket, TrackKind};
 use crate::transcode::codec_io::{receive_packets, received, send_packet, PacketTimes};
-use crate::transcode::encoder::TranscodeError;
+use crate::transcode::error::TranscodeError;
 
 /// Source audio in, AAC-LC frames out; see the module documentation.
 pub struct AudioTranscoder {
@@ -291,7 +291,7 @@ mod tests {
     use ffmpeg_next::ffi;
 
     use super::*;
-    use crate::media::audio_source::FLV_PCM_LE;
+    use crate::media::flv::FLV_PCM_LE;
     use crate::transcode::codec_io::extradata;
 
     /// `n` samples of a 1 kHz sine at `rate`, interleaved s16le, `channels` channels.

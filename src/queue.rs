@@ -1,22 +1,28 @@
-//! A channel sender for [`IngestEvent`]s that never blocks: when the queue is full the event is
-//! dropped (the caller counts it), and video is then skipped until the next keyframe so that the
-//! receiver never gets a frame whose reference it lost. Used between ingest and a session
-//! thread, and between a session thread and its transcoding ladder.
+//! A channel sender that never blocks: when the queue is full the item is dropped (the caller
+//! counts it), and video is then skipped until the next keyframe so that the receiver never gets
+//! a frame whose reference it lost. Used between ingest and a session thread, and between a
+//! session thread and its ladder's decoder thread; each side says what its items are
+//! ([`QueueItem`]).
 
 use crossbeam_channel::{Sender, TrySendError};
 use tracing::warn;
 
-use crate::media::{IngestEvent, TrackKind};
+/// What the queue needs to know about an item to drop it without breaking the video.
+pub trait QueueItem {
+    /// A video frame: after a drop, video waits for a keyframe.
+    fn is_video(&self) -> bool;
+    /// A video frame that refers to no earlier one (only asked of video).
+    fn is_keyframe(&self) -> bool;
+}
 
-/// Sends `T`: an [`IngestEvent`], or something that carries one.
-pub struct LossySender<T: AsRef<IngestEvent> = IngestEvent> {
-    events: Sender<T>,
+pub struct LossySender<T> {
+    items: Sender<T>,
     awaiting_keyframe: bool,
     /// Says where the queue is, in the warning.
     queue: &'static str,
 }
 
-/// What happened to one event.
+/// What happened to one item.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sent {
     Queued,
@@ -26,25 +32,24 @@ pub enum Sent {
     Closed,
 }
 
-impl<T: AsRef<IngestEvent>> LossySender<T> {
-    pub fn new(events: Sender<T>, queue: &'static str) -> Self {
+impl<T: QueueItem> LossySender<T> {
+    pub fn new(items: Sender<T>, queue: &'static str) -> Self {
         Self {
-            events,
+            items,
             awaiting_keyframe: false,
             queue,
         }
     }
 
-    pub fn send(&mut self, event: T) -> Sent {
-        let is_video =
-            matches!(event.as_ref(), IngestEvent::Packet(p) if p.kind == TrackKind::Video);
+    pub fn send(&mut self, item: T) -> Sent {
+        let is_video = item.is_video();
         if is_video && self.awaiting_keyframe {
-            if !matches!(event.as_ref(), IngestEvent::Packet(p) if p.keyframe) {
+            if !item.is_keyframe() {
                 return Sent::Dropped;
             }
             self.awaiting_keyframe = false;
         }
-        match self.events.try_send(event) {
+        match self.items.try_send(item) {
             Ok(()) => Sent::Queued,
             Err(TrySendError::Full(_)) => {
                 if is_video && !self.awaiting_keyframe {
@@ -59,28 +64,28 @@ impl<T: AsRef<IngestEvent>> LossySender<T> {
             Err(TrySendError::Disconnected(_)) => Sent::Closed,
         }
     }
-
-    /// Events waiting in the queue.
-    pub fn depth(&self) -> usize {
-        self.events.len()
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
-    use crate::media::MediaPacket;
 
-    fn video(keyframe: bool) -> IngestEvent {
-        IngestEvent::Packet(MediaPacket {
-            kind: TrackKind::Video,
-            dts_ms: 0,
-            pts_ms: 0,
-            keyframe,
-            data: Bytes::new(),
-        })
+    /// A video frame.
+    struct Video {
+        keyframe: bool,
+    }
+
+    impl QueueItem for Video {
+        fn is_video(&self) -> bool {
+            true
+        }
+        fn is_keyframe(&self) -> bool {
+            self.keyframe
+        }
+    }
+
+    fn video(keyframe: bool) -> Video {
+        Video { keyframe }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! What the segment store tells a sink, in the order it happened. Names are the store's file
-//! names; keys in the sink are `<variant>/<name>` and `stream.m3u8` for the master playlist.
+//! What the segment store reports about its changes, in the order they happened: the storage
+//! uploader ([`crate::sink`]) copies the stream out from these. Names are the store's file names;
+//! keys in the sink are `<variant>/<name>` and `stream.m3u8` for the master playlist.
 
 use std::time::Instant;
 
