@@ -70,6 +70,18 @@ pub struct Refused {
     pub locked_out: bool,
 }
 
+impl Refused {
+    /// [`Refused::retry_after`] in whole seconds, rounded up (at least 1), for messages.
+    pub fn retry_after_secs(&self) -> u64 {
+        let secs = self.retry_after.as_secs();
+        if self.retry_after.subsec_nanos() > 0 || secs == 0 {
+            secs + 1
+        } else {
+            secs
+        }
+    }
+}
+
 /// The failures of one address.
 #[derive(Debug, Clone, Copy)]
 struct Record {
@@ -238,7 +250,8 @@ impl BruteForceGuard {
 }
 
 /// The unit an attacker holds: an IPv4 address (IPv4-mapped IPv6 included), or an IPv6 /64.
-fn address_key(peer: IpAddr) -> IpAddr {
+/// Every per-address limit (guessing, connection caps, log lines) counts by this.
+pub fn address_key(peer: IpAddr) -> IpAddr {
     match peer {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -354,6 +367,18 @@ mod tests {
         assert!(guard
             .failed_guess(peer, ("admin", "old password"), later)
             .is_some());
+    }
+
+    #[test]
+    fn retry_after_is_rounded_up_to_seconds() {
+        let refused = |ms| Refused {
+            retry_after: Duration::from_millis(ms),
+            locked_out: false,
+        };
+        assert_eq!(refused(0).retry_after_secs(), 1);
+        assert_eq!(refused(1).retry_after_secs(), 1);
+        assert_eq!(refused(1_000).retry_after_secs(), 1);
+        assert_eq!(refused(1_001).retry_after_secs(), 2);
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct RtmpConfig {
     pub app: String,
     /// Absent: generated, saved in `data_dir`, printed at start-up.
     pub stream_key: Option<String>,
+    /// Open RTMP connections in all (strangers make room for newcomers; see `ingest/slots.rs`).
+    pub max_connections: usize,
+    /// Connections from one address (IPv4, or IPv6 /64) that are not publishing.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for RtmpConfig {
@@ -56,6 +60,8 @@ impl Default for RtmpConfig {
             listen: ([0, 0, 0, 0], 1935).into(),
             app: "live".into(),
             stream_key: None,
+            max_connections: 32,
+            max_connections_per_address: 4,
         }
     }
 }
@@ -183,7 +189,9 @@ impl VariantConfig {
 pub struct ChatConfig {
     /// Off: messages are refused until a moderator turns chat on (the admin API).
     pub enabled: bool,
-    /// The name on the streamer's own messages; no viewer can take it.
+    /// The name on the streamer's own messages; no viewer can take it (nor one that looks like
+    /// it). It must be a valid chat name: checked by the chat at start-up, not here, since the
+    /// rules for names are the chat's.
     pub streamer_name: String,
     /// The newest messages sent to each joiner (and by `GET /api/chat`).
     pub history_messages: usize,
@@ -454,6 +462,25 @@ impl Config {
         self.validate_variants(&invalid)?;
         self.validate_chat(&invalid)?;
         self.validate_storage(&invalid)?;
+        if !(2..=4096).contains(&self.rtmp.max_connections) {
+            return Err(invalid(
+                "rtmp.max_connections",
+                format!(
+                    "{} is out of range: use 2 to 4096 (one publisher, the rest for strangers \
+                     and reconnects)",
+                    self.rtmp.max_connections
+                ),
+            ));
+        }
+        if !(1..=self.rtmp.max_connections).contains(&self.rtmp.max_connections_per_address) {
+            return Err(invalid(
+                "rtmp.max_connections_per_address",
+                format!(
+                    "{} is out of range: use 1 to max_connections ({})",
+                    self.rtmp.max_connections_per_address, self.rtmp.max_connections
+                ),
+            ));
+        }
         let app = self.rtmp.app.trim_matches('/');
         if app.is_empty() || app.contains('/') {
             return Err(invalid(
@@ -550,11 +577,9 @@ impl Config {
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
+        // `streamer_name` follows the chat's rules for names: the chat checks it when it starts.
         let chat = &self.chat;
         let admin = &self.admin;
-        if let Err(e) = crate::chat::names::check_name(&chat.streamer_name, "") {
-            return Err(invalid("chat.streamer_name", e.to_string()));
-        }
         let ranges: [(&str, f64, f64, f64); 10] = [
             (
                 "chat.history_messages",
@@ -806,6 +831,11 @@ mod tests {
             format!("{:?}", shipped.admin),
             format!("{:?}", default.admin)
         );
+        assert_eq!(shipped.rtmp.max_connections, default.rtmp.max_connections);
+        assert_eq!(
+            shipped.rtmp.max_connections_per_address,
+            default.rtmp.max_connections_per_address
+        );
         let names = |config: &Config| {
             config
                 .video
@@ -863,6 +893,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("config.toml:2: rtmp.stream_key:"), "{err}");
+        let err = parse("[rtmp]\nmax_connections = 8\nmax_connections_per_address = 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rtmp.max_connections_per_address: 9 is out of range"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use selfcast::brute_force::{self, BruteForceGuard};
 use selfcast::chat::users::UserStore;
 use selfcast::chat::Hub;
 use selfcast::config::{AdminConfig, Config};
-use selfcast::ingest::{self, IngestSettings};
+use selfcast::ingest::{self, ConnectionLimits, IngestSettings};
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::secrets::{self, Secret};
 use selfcast::sink::{self, SinkStatus};
@@ -54,6 +54,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic the server contains (one RTMP connection's) is one log line, never a backtrace.
+    selfcast::panics::install_hook();
     if let Err(e) = run(config_path) {
         eprintln!("selfcast: error: {e:#}");
         std::process::exit(1);
@@ -135,7 +137,7 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> anyhow::Result<()> {
     let chat_dir = config.server.data_dir.join("chat");
     let chat_users = UserStore::open(&chat_dir).context("cannot set up the chat's user store")?;
-    let chat = Arc::new(Hub::new(config.chat.clone(), chat_users));
+    let chat = Arc::new(Hub::new(config.chat.clone(), chat_users)?);
     let fanout_hub = Arc::clone(&chat);
     tokio::spawn(async move { fanout_hub.run_fanout().await });
     let sink = sink::start(&config.storage).await;
@@ -188,6 +190,10 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
     let settings = IngestSettings {
         app: config.rtmp.app.clone(),
         stream_key: stream_key.value().to_owned(),
+        limits: ConnectionLimits {
+            max_connections: config.rtmp.max_connections,
+            max_per_address: config.rtmp.max_connections_per_address,
+        },
     };
     let ingest_task = tokio::spawn(ingest::serve(
         rtmp_listener,

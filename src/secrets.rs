@@ -1,6 +1,10 @@
-//! Secrets that must never have a guessable default (the stream key, later the admin password):
-//! taken from the config when set, otherwise generated once from the OS's random source and kept
-//! in `data_dir` with owner-only permissions, so a restart keeps them.
+//! Secrets and how they are handled:
+//! - [`load_or_generate`]: secrets that must never have a guessable default (the stream key and
+//!   the admin password), taken from the config when set, otherwise generated once from the OS's
+//!   random source and kept in `data_dir` with owner-only permissions, so a restart keeps them;
+//! - [`random_token`]: unguessable tokens (chat access tokens, multipart boundaries);
+//! - [`constant_time_eq`]: comparing a secret someone sent with the real one without telling
+//!   them, by the time it takes, how much of it they got right.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

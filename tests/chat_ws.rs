@@ -1585,3 +1585,269 @@ fn bad_input_never_hurts_the_server() {
     a.close();
     assert_still_serving(&mut server);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. Holes found by attacking the running server (issue 13)
+
+/// Name changes a user may make in a minute (src/chat/limits.rs), and earlier names kept
+/// (src/chat/users.rs).
+const NAME_CHANGES_PER_MINUTE: usize = 5;
+const MAX_PREVIOUS_NAMES: usize = 5;
+
+fn previous_names(event: &Value) -> usize {
+    event["user"]["previousNames"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no previousNames: {event}"))
+        .len()
+}
+
+/// Issue 13: 1,083 renames in 60 s made each of the user's events 50 KB, the greeting 82 KB and
+/// `users.jsonl` 25 times larger. Now renames are capped per user, a user keeps only their last
+/// few names, and the file grows by the accepted renames only.
+#[test]
+fn renames_are_capped_per_user_and_earlier_names_bounded() {
+    let data = tempfile::Builder::new()
+        .prefix("selfcast-chat-data-")
+        .tempdir()
+        .expect("tempdir");
+    let mut server = Server::start(ServerOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        // The message rate out of the way: the renamer sends as fast as the socket takes it.
+        ..options("rate_burst = 1000\nrate_per_second = 1000\n")
+    });
+    let users_file = data.path().join("chat").join("users.jsonl");
+    let file_size = || std::fs::metadata(&users_file).map_or(0, |m| m.len());
+    let mallory = register(&server, Some("Mallory"));
+    let mut m = join_as(&server, &mallory, "renamer");
+    let (mut viewer, _) = join(&server, None, "passive viewer");
+    let size_before = file_size();
+
+    const RENAMES: usize = 200;
+    let started = Instant::now();
+    for n in 0..RENAMES {
+        m.rename(&format!("Mallory{n}"));
+    }
+    // Every rename is answered: its NAME_CHANGE, or a refusal.
+    let mut accepted = Vec::new();
+    let mut refusals = Vec::new();
+    while accepted.len() + refusals.len() < RENAMES {
+        let v = m.expect("a NAME_CHANGE or an error", |v| {
+            v["type"] == "NAME_CHANGE"
+                || v["type"].as_str().is_some_and(|t| t.starts_with("ERROR_"))
+        });
+        match v["type"].as_str() {
+            Some("NAME_CHANGE") => accepted.push(v),
+            Some("ERROR_RATE_LIMITED") => refusals.push(v),
+            _ => panic!("unexpected answer to a rename: {v}\n{}", m.dump()),
+        }
+    }
+    // The cap is per minute: a run slower than a minute may see the next minute's allowance.
+    let minutes = 1 + started.elapsed().as_secs() as usize / 60;
+    assert!(
+        !accepted.is_empty() && accepted.len() <= NAME_CHANGES_PER_MINUTE * minutes,
+        "{} of {RENAMES} renames accepted in {:?}",
+        accepted.len(),
+        started.elapsed()
+    );
+    let message = refusals[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("name"), "the refusal says why: {message}");
+    for change in &accepted {
+        assert!(previous_names(change) <= MAX_PREVIOUS_NAMES, "{change}");
+    }
+    let current = accepted.last().unwrap()["newName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The users file grew by the accepted renames only (one short line each).
+    let grown = file_size().saturating_sub(size_before);
+    assert!(
+        grown <= 200 * accepted.len() as u64,
+        "users.jsonl grew by {grown} bytes for {} accepted renames",
+        accepted.len()
+    );
+
+    // Another connection of the same user gets no new allowance.
+    let (mut m2, info) = join(&server, Some(&mallory.token), "renamer, second tab");
+    assert_eq!(info["user"]["displayName"], current.as_str(), "{info}");
+    m2.rename("Mallory again");
+    let refused = m2.expect("an error", |v| {
+        v["type"].as_str().is_some_and(|t| t.starts_with("ERROR_"))
+    });
+    assert_eq!(refused["type"], "ERROR_RATE_LIMITED", "{refused}");
+    m2.close();
+
+    // What a passive viewer received for all of it: the accepted name changes, each small.
+    for n in 0..10 {
+        m.chat(&format!("after the renames {n}"));
+    }
+    let seen = viewer.until("the last message", |v| {
+        v["type"] == "CHAT" && v["body"] == "after the renames 9"
+    });
+    let changes: Vec<&Value> = seen.iter().filter(|v| v["type"] == "NAME_CHANGE").collect();
+    assert_eq!(changes.len(), accepted.len(), "{}", viewer.dump());
+    let bytes: usize = seen.iter().map(|v| v.to_string().len()).sum();
+    assert!(
+        bytes < 16 * 1024,
+        "the viewer received {bytes} bytes of events for {RENAMES} rename attempts and 10 messages"
+    );
+    for chat in seen.iter().filter(|v| v["type"] == "CHAT") {
+        assert!(previous_names(chat) <= MAX_PREVIOUS_NAMES, "{chat}");
+        assert!(chat.to_string().len() < 1024, "{chat}");
+    }
+    // The greeting to a new viewer and /api/chat carry those messages, as small.
+    let (joiner, greeting) = join_with_history(&server, "new viewer");
+    assert_eq!(greeting.len(), 10, "{}", joiner.dump());
+    let greeting_bytes: usize = greeting.iter().map(|v| v.to_string().len()).sum();
+    assert!(
+        greeting_bytes < 10 * 1024,
+        "greeting of {greeting_bytes} bytes"
+    );
+    joiner.close();
+    let listed = history(&server);
+    for message in &listed {
+        assert!(previous_names(message) <= MAX_PREVIOUS_NAMES, "{message}");
+    }
+    eprintln!(
+        "{RENAMES} rename attempts: {} accepted, {} refused; users.jsonl +{grown} bytes; the \
+         viewer got {bytes} bytes for them and 10 messages; greeting {greeting_bytes} bytes; \
+         /api/chat {} bytes",
+        accepted.len(),
+        refusals.len(),
+        Value::Array(listed).to_string().len()
+    );
+    m.close();
+    viewer.close();
+    assert_still_serving(&mut server);
+}
+
+/// Issue 13: names that look exactly like the streamer's were accepted. Each of these shows as
+/// "Ana Streams" (or as nothing) in a browser.
+const LOOK_ALIKES_OF_THE_STREAMER: &[(&str, &str)] = &[
+    ("right-to-left override", "\u{202e}smaertS anA"),
+    ("right-to-left isolate", "\u{2067}Ana Streams\u{2069}"),
+    ("left-to-right mark", "Ana Streams\u{200e}"),
+    ("soft hyphen", "Ana Stre\u{ad}ams"),
+    ("combining grapheme joiner", "Ana Str\u{34f}eams"),
+    ("zero-width space", "Ana\u{200b} Streams"),
+    ("tag characters", "Ana Streams\u{e0041}\u{e007f}"),
+    ("variation selector 16", "Ana Streams\u{fe0f}"),
+    ("variation selector 17", "Ana\u{e0100} Streams"),
+    ("Cyrillic А, Ѕ, е, а", "\u{410}na \u{405}tr\u{435}\u{430}ms"),
+    ("fullwidth letters", "Ａｎａ Ｓｔｒｅａｍｓ"),
+    ("mathematical bold", "𝐀𝐧𝐚 𝐒𝐭𝐫𝐞𝐚𝐦𝐬"),
+    ("rn for m", "Ana Strearns"),
+    ("Hangul filler", "\u{3164}"),
+    ("braille blank", "\u{2800}"),
+    ("blank letters in a row", "\u{3164}\u{2800}\u{ffa0}"),
+    ("Hangul choseong and jungseong fillers", "\u{115f}\u{1160}"),
+    ("line separator", "Ana\u{2028}Streams"),
+    ("paragraph separator", "Ana Streams\u{2029}!"),
+];
+
+#[test]
+fn names_that_look_like_the_streamers_or_a_connected_users_are_refused() {
+    let mut server = start("rate_burst = 200\n");
+    let bob = register(&server, Some("Bob Builds"));
+    let b = join_as(&server, &bob, "Bob");
+    let (mut m, _) = join(&server, None, "impersonator");
+    let (mut viewer, _) = join(&server, None, "viewer");
+
+    let look_alikes_of_bob = [
+        ("Bob's name", "Bob Builds"),
+        ("in capitals", "BOB BUILDS"),
+        ("Cyrillic В and о", "\u{412}\u{43e}b Builds"),
+        ("mathematical bold", "𝐁𝐨𝐛 𝐁𝐮𝐢𝐥𝐝𝐬"),
+    ];
+    for (what, name) in LOOK_ALIKES_OF_THE_STREAMER
+        .iter()
+        .chain(&look_alikes_of_bob)
+    {
+        m.rename(name);
+        let error = m.expect("an error event", |v| {
+            v["type"].as_str().is_some_and(|t| t.starts_with("ERROR_"))
+        });
+        assert_eq!(
+            error["type"], "ERROR_INVALID_NAME",
+            "rename to {what} {name:?}: {error}"
+        );
+        let r = register_raw(&server, &json!({ "displayName": name }).to_string());
+        assert_eq!(r.status, 400, "registered as {what} {name:?}: {}", r.text());
+    }
+    // Nobody saw a name change.
+    m.chat("after the attempts");
+    let seen = viewer.until("the message after", |v| {
+        v["type"] == "CHAT" && v["body"] == "after the attempts"
+    });
+    assert!(
+        !seen.iter().any(|v| v["type"] == "NAME_CHANGE"),
+        "a refused name was broadcast: {seen:?}"
+    );
+    // Names in any script, with accents and emoji, are still names.
+    for name in ["José", "Zoë 😀", "مريم", "李小龙"] {
+        m.rename(name);
+        let change = viewer.expect_type("NAME_CHANGE");
+        assert_eq!(change["newName"], name, "{change}");
+    }
+    // Bob's name is free once he has left.
+    b.close();
+    viewer.expect("Bob's USER_PARTED", |v| {
+        v["type"] == "USER_PARTED" && v["user"]["id"] == bob.id.as_str()
+    });
+    m.rename("Bob Builds");
+    let change = viewer.expect_type("NAME_CHANGE");
+    assert_eq!(change["newName"], "Bob Builds", "{change}");
+    m.close();
+    viewer.close();
+    assert_still_serving(&mut server);
+}
+
+/// Issue 13: PING events were not rate-limited. Now they have a bucket of their own (10 at once,
+/// then 1 a second), and a client that keeps sending them is closed like any flood.
+#[test]
+fn a_ping_flood_is_refused_and_closed() {
+    let mut server = start("");
+    let (mut p, _) = join(&server, None, "PING flooder");
+    let (mut bystander, _) = join(&server, None, "bystander");
+    let ping = || Message::Text(r#"{"type":"PING"}"#.to_string());
+    let mut sent = 0;
+    let closed = loop {
+        assert!(
+            sent < 200,
+            "still open after {sent} PING events\n{}",
+            p.dump()
+        );
+        sent += 1;
+        if let Err(closed) = p.round_trip(ping()) {
+            break closed;
+        }
+    };
+    assert_eq!(
+        closed,
+        Closed::Frame(Some((1008, "too many messages: disconnected".to_string()))),
+        "after {sent} PING events\n{}",
+        p.dump()
+    );
+    // 10 went through (plus what the rate refilled meanwhile), then each was refused, and the
+    // 20th refusal closed the connection.
+    let refused: Vec<&Value> = p
+        .received
+        .iter()
+        .filter(|v| v["type"] == "ERROR_RATE_LIMITED")
+        .collect();
+    assert!(refused.len() >= 20, "{}", p.dump());
+    assert_eq!(
+        refused.last().map(|v| &v["message"]),
+        Some(&json!("too many messages: disconnected"))
+    );
+    assert!(sent >= 30, "closed after {sent} PING events\n{}", p.dump());
+    // Keep-alives at a sane pace take nothing from what a client may say.
+    let (mut q, _) = join(&server, None, "keep-alive client");
+    for _ in 0..10 {
+        q.round_trip(ping()).expect("open");
+    }
+    q.chat("keep-alives are free");
+    bystander.expect_chat("keep-alives are free");
+    q.close();
+    bystander.close();
+    assert_still_serving(&mut server);
+}

@@ -23,7 +23,7 @@ use warp::ws::{Message, WebSocket};
 use super::events::{ClientEvent, ErrorKind};
 use super::fanout::{join_lines, Outbound};
 use super::hub::{Hub, Refused};
-use super::limits::{RateLimit, Verdict};
+use super::limits::{ConnectionLimits, Counted, Verdict};
 
 /// A send that takes longer than this means the client is not reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,7 +70,8 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
         joined.events
     };
     let config = hub.config().clone();
-    let mut limit = RateLimit::new(config.rate_burst, config.rate_per_second, Instant::now());
+    let mut limits =
+        ConnectionLimits::new(config.rate_burst, config.rate_per_second, Instant::now());
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut last_heard = Instant::now();
@@ -85,7 +86,7 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
                 if frame.is_ping() || frame.is_pong() || frame.is_binary() && frame.as_bytes().is_empty() {
                     continue;
                 }
-                match handle(&hub, connection, frame.to_str().ok(), &mut limit) {
+                match handle(&hub, connection, frame.to_str().ok(), &mut limits) {
                     Ok(()) => {}
                     Err(Reply::Refused(refused)) => {
                         if send(&mut tx, hub.error_json(&refused)).await.is_err() { break "the client stopped reading" }
@@ -227,15 +228,16 @@ fn handle(
     hub: &Hub,
     connection: u64,
     text: Option<&str>,
-    limit: &mut RateLimit,
+    limits: &mut ConnectionLimits,
 ) -> Result<(), Reply> {
     let event = text.and_then(|text| serde_json::from_str::<ClientEvent>(text).ok());
-    if matches!(event, Some(ClientEvent::Ping | ClientEvent::Pong)) {
-        return Ok(());
-    }
-    // Messages and name changes reach everyone, and every frame that is no event gets an answer:
-    // all of them count against the rate, so none can be sent without limit.
-    match limit.check(Instant::now()) {
+    // Messages and name changes reach everyone, every frame that is no event gets an answer, and
+    // even a keep-alive is parsed: all of them count, so none can be sent without limit.
+    let counted = match event {
+        Some(ClientEvent::Ping | ClientEvent::Pong) => Counted::KeepAlive,
+        _ => Counted::Message,
+    };
+    match limits.check(counted, Instant::now()) {
         Verdict::Allow => {}
         Verdict::Refuse => {
             return Err(Reply::Refused(Refused {

@@ -1,9 +1,9 @@
 //! Every chat event to every connection, gathered into short rounds.
 //!
-//! Events wait in [`Fanout::push`] for at most [`ROUND`], then go out together as one item of a
-//! `tokio::sync::broadcast` channel, their JSON joined by newlines (as Owncast frames several
-//! events in one websocket message). So each connection's task wakes and writes once per round,
-//! not once per event: with thousands of readers the cost of a busy chat is set by the rounds
+//! [`RoundBroadcast`]: events wait in [`RoundBroadcast::push`] for at most [`ROUND`], then go
+//! out together as one item of a `tokio::sync::broadcast` channel, their JSON joined by newlines
+//! (as Owncast frames several events in one websocket message). So each connection's task wakes
+//! and writes once per round, not once per event: with thousands of readers the cost of a busy chat is set by the rounds
 //! per second, not by the messages per second, and a message waits at most one round.
 //!
 //! A send never waits for any receiver: a connection whose client cannot keep up falls more than
@@ -31,18 +31,19 @@ pub enum Outbound {
     DisconnectIp(IpAddr),
 }
 
-/// The channel and the events waiting for the next round. Kept under the hub's lock, so what
-/// is pushed, sent and subscribed to is in one order.
-pub struct Fanout {
+/// A broadcast channel whose sends are gathered into rounds: the channel and the events waiting
+/// for the next round. Kept under the hub's lock, so what is pushed, sent and subscribed to is in
+/// one order.
+pub struct RoundBroadcast {
     sender: broadcast::Sender<Outbound>,
     waiting: Vec<Outbound>,
-    /// Woken by the first event of a round (see [`Fanout::rounds`]).
+    /// Woken by the first event of a round (see [`RoundBroadcast::rounds`]).
     wake: Arc<Notify>,
 }
 
-impl Default for Fanout {
+impl Default for RoundBroadcast {
     fn default() -> Self {
-        Fanout {
+        RoundBroadcast {
             sender: broadcast::channel(CAPACITY).0,
             waiting: Vec::new(),
             wake: Arc::new(Notify::new()),
@@ -50,7 +51,7 @@ impl Default for Fanout {
     }
 }
 
-impl Fanout {
+impl RoundBroadcast {
     /// Queues `item` for the next round.
     pub fn push(&mut self, item: Outbound) {
         if self.waiting.is_empty() {
@@ -94,7 +95,7 @@ impl Fanout {
     }
 
     /// Waits until something is pushed, then for the rest of the round; the caller then takes
-    /// its lock and calls [`Fanout::flush`]. Runs for as long as the server does.
+    /// its lock and calls [`RoundBroadcast::flush`]. Runs for as long as the server does.
     pub fn rounds(&self) -> impl futures::Stream<Item = ()> {
         let wake = Arc::clone(&self.wake);
         futures::stream::unfold(wake, |wake| async move {
@@ -127,7 +128,7 @@ mod tests {
 
     #[test]
     fn a_round_sends_events_in_a_row_as_one_item_in_order() {
-        let mut fanout = Fanout::default();
+        let mut fanout = RoundBroadcast::default();
         let mut rx = fanout.subscribe();
         let ban = Outbound::DisconnectIp(IpAddr::from([192, 0, 2, 1]));
         for item in [
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_new_subscriber_gets_only_what_comes_after() {
-        let mut fanout = Fanout::default();
+        let mut fanout = RoundBroadcast::default();
         let mut early = fanout.subscribe();
         fanout.push(events("before"));
         let mut late = fanout.subscribe();
@@ -163,7 +164,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_first_push_starts_a_round() {
         use futures::StreamExt;
-        let mut fanout = Fanout::default();
+        let mut fanout = RoundBroadcast::default();
         let mut rounds = Box::pin(fanout.rounds());
         let started = tokio::time::Instant::now();
         fanout.push(events("x"));

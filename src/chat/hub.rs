@@ -3,27 +3,40 @@
 //!
 //! Events are serialized once and handed to the fan-out ([`super::fanout`]), which sends them
 //! out in short rounds; [`Hub::run_fanout`] ends each round. Everything is behind one mutex held
-//! for microseconds (no I/O under it except the user log's short appends).
+//! for microseconds (no I/O under it except the user log's short appends, and its compacting
+//! rewrite after every thousand or so changes).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use tracing::info;
 
 use super::events::{rfc3339, ErrorKind, ServerEvent, SystemUser, UserJson};
-use super::fanout::{Fanout, Outbound};
-use super::names::{check_name, random_name, NameError};
+use super::fanout::{Outbound, RoundBroadcast};
+use super::limits::{PerMinute, NAME_CHANGES_PER_MINUTE};
+use super::names::{check_name, random_name, NameError, Skeletons};
 use super::presence::Presence;
 use super::users::{User, UserStore};
 use crate::config::ChatConfig;
 use crate::secrets::{random_token, SecretError};
 
 const TOKEN_LENGTH: usize = 32;
-const REGISTRATION_WINDOW: Duration = Duration::from_secs(60);
+/// Random names drawn before one that looks like a name in use is kept anyway.
+const RANDOM_NAME_DRAWS: usize = 4;
+
+/// `[chat] streamer_name` cannot be a chat name (the chat checks it, not the config: the rules
+/// for names are the chat's).
+#[derive(Debug, thiserror::Error)]
+#[error("[chat] streamer_name = {name:?} in the config cannot be a chat name")]
+pub struct InvalidStreamerName {
+    name: String,
+    #[source]
+    reason: NameError,
+}
 
 /// Why a connection or a message was refused: the event type to send and the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,20 +85,21 @@ struct Message {
 
 struct State {
     users: UserStore,
-    fanout: Fanout,
+    fanout: RoundBroadcast,
     presence: Presence,
     /// The newest messages, hidden ones included (they are never sent).
     history: VecDeque<Message>,
     enabled: bool,
     next_event: u64,
-    /// Registrations per address in the current minute: (minute started, count).
-    registrations: HashMap<IpAddr, (Instant, u32)>,
-    /// When addresses whose minute is over were last forgotten.
-    registrations_pruned: Instant,
+    /// Registrations per address, name changes per user.
+    registrations: PerMinute<IpAddr>,
+    renames: PerMinute<String>,
 }
 
 pub struct Hub {
     config: ChatConfig,
+    /// What the streamer's name looks like: nobody else's may look the same.
+    streamer: Skeletons,
     state: Mutex<State>,
     /// Message ids are `<run>-<n>`: unique across restarts.
     run: String,
@@ -93,27 +107,34 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(config: ChatConfig, users: UserStore) -> Self {
+    pub fn new(config: ChatConfig, users: UserStore) -> Result<Self, InvalidStreamerName> {
+        let streamer_name =
+            check_name(&config.streamer_name).map_err(|reason| InvalidStreamerName {
+                name: config.streamer_name.clone(),
+                reason,
+            })?;
         let started = SystemTime::now();
         let run = started
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
             .to_string();
-        Hub {
+        let now = Instant::now();
+        Ok(Hub {
             state: Mutex::new(State {
                 users,
-                fanout: Fanout::default(),
+                fanout: RoundBroadcast::default(),
                 presence: Presence::default(),
                 history: VecDeque::new(),
                 enabled: config.enabled,
                 next_event: 0,
-                registrations: HashMap::new(),
-                registrations_pruned: Instant::now(),
+                registrations: PerMinute::new(config.registrations_per_minute, now),
+                renames: PerMinute::new(NAME_CHANGES_PER_MINUTE, now),
             }),
+            streamer: Skeletons::of(&streamer_name),
             config,
             run,
             started,
-        }
+        })
     }
 
     pub fn config(&self) -> &ChatConfig {
@@ -124,12 +145,15 @@ impl Hub {
     /// allowed), and its token.
     pub fn register(&self, name: Option<&str>, ip: IpAddr) -> Result<(User, String), Refused> {
         let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
-            Some(name) => Some(self.checked_name(name)?),
+            Some(name) => Some(check_name(name).map_err(invalid_name)?),
             None => None,
         };
         let mut state = self.lock();
+        if let Some(name) = &name {
+            self.check_look_alike(&state, &Skeletons::of(name), None)?;
+        }
         self.count_registration(&mut state, ip)?;
-        register_locked(&mut state, name, &self.config.streamer_name).map_err(|_| {
+        self.register_locked(&mut state, name).map_err(|_| {
             Refused::new(
                 ErrorKind::NeedsRegistration,
                 "the server could not create a user (no randomness); try again",
@@ -179,8 +203,7 @@ impl Hub {
             },
             None => {
                 self.count_registration(&mut state, ip)?;
-                let (user, token) = register_locked(&mut state, None, &self.config.streamer_name)
-                    .map_err(|_| {
+                let (user, token) = self.register_locked(&mut state, None).map_err(|_| {
                     Refused::new(
                         ErrorKind::NeedsRegistration,
                         "the server could not create a user; try again",
@@ -189,7 +212,9 @@ impl Hub {
                 (user, Some(token))
             }
         };
-        let added = state.presence.add(user.id.clone(), ip);
+        let added = state
+            .presence
+            .add(user.id.clone(), ip, Skeletons::of(&user.display_name));
         // Subscribe under the lock: the joiner gets every event after its history.
         let events = state.fanout.subscribe();
         let history = visible_history(&state);
@@ -213,30 +238,67 @@ impl Hub {
     /// At most `registrations_per_minute` new users per address: a script cannot fill the
     /// user store.
     fn count_registration(&self, state: &mut State, ip: IpAddr) -> Result<(), Refused> {
-        let cap = self.config.registrations_per_minute;
-        if cap == 0 {
+        if state.registrations.try_count(ip, Instant::now()) {
             return Ok(());
         }
-        let now = Instant::now();
-        // Forget finished minutes once a minute, not on every registration.
-        if now.duration_since(state.registrations_pruned) >= REGISTRATION_WINDOW {
-            state
-                .registrations
-                .retain(|_, (since, _)| now.duration_since(*since) < REGISTRATION_WINDOW);
-            state.registrations_pruned = now;
+        Err(Refused::new(
+            ErrorKind::RateLimited,
+            "too many new chat users from your address: try again in a minute",
+        ))
+    }
+
+    /// A name may not look like the streamer's, nor like one a connected user other than
+    /// `user_id` holds.
+    fn check_look_alike(
+        &self,
+        state: &State,
+        name: &Skeletons,
+        user_id: Option<&str>,
+    ) -> Result<(), Refused> {
+        if name.look_alike(&self.streamer) {
+            return Err(invalid_name(NameError::Reserved));
         }
-        let (since, count) = state.registrations.entry(ip).or_insert((now, 0));
-        if now.duration_since(*since) >= REGISTRATION_WINDOW {
-            (*since, *count) = (now, 0);
+        if state
+            .presence
+            .held_by_another(name, user_id.unwrap_or_default())
+        {
+            return Err(invalid_name(NameError::Taken));
         }
-        if *count >= cap {
-            return Err(Refused::new(
-                ErrorKind::RateLimited,
-                "too many new chat users from your address: try again in a minute",
-            ));
-        }
-        *count += 1;
         Ok(())
+    }
+
+    /// A new user, with `name` or a random one that looks like no name in use (or, if every
+    /// draw did, the last one: the odds are below one in a million while fewer than a thousand
+    /// users are connected).
+    fn register_locked(
+        &self,
+        state: &mut State,
+        name: Option<String>,
+    ) -> Result<(User, String), SecretError> {
+        let token = random_token(TOKEN_LENGTH)?;
+        let mut id_bytes = [0u8; 8];
+        getrandom::getrandom(&mut id_bytes).map_err(SecretError::Random)?;
+        let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let name = match name {
+            Some(name) => name,
+            None => {
+                let mut name = String::new();
+                for _ in 0..RANDOM_NAME_DRAWS {
+                    let mut random = [0u8; 3];
+                    getrandom::getrandom(&mut random).map_err(SecretError::Random)?;
+                    name = random_name(random);
+                    if self
+                        .check_look_alike(state, &Skeletons::of(&name), None)
+                        .is_ok()
+                    {
+                        break;
+                    }
+                }
+                name
+            }
+        };
+        let user = state.users.register(id, token.clone(), name);
+        Ok((user, token))
     }
 
     /// The connection closed.
@@ -347,9 +409,11 @@ impl Hub {
         id
     }
 
-    /// A connection's user takes a new name.
+    /// A connection's user takes a new name: a valid one, that looks like no other in use, at most
+    /// [`NAME_CHANGES_PER_MINUTE`] times a minute (refused names do not count).
     pub fn rename(&self, connection: u64, new_name: &str) -> Result<(), Refused> {
-        let name = self.checked_name(new_name)?;
+        let name = check_name(new_name).map_err(invalid_name)?;
+        let looks = Skeletons::of(&name);
         let mut state = self.lock();
         let Some(user_id) = state.presence.get(connection).map(|c| c.user_id.clone()) else {
             return Err(Refused::new(ErrorKind::NeedsRegistration, "not connected"));
@@ -362,9 +426,22 @@ impl Hub {
         if old_name == name {
             return Ok(());
         }
+        self.check_look_alike(&state, &looks, Some(&user_id))?;
+        let at = Instant::now();
+        if !state.renames.try_count(user_id.clone(), at) {
+            let wait = state.renames.next_allowed(&user_id, at).as_secs() + 1;
+            return Err(Refused::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "you can change your name {NAME_CHANGES_PER_MINUTE} times a minute: \
+                     try again in {wait} s"
+                ),
+            ));
+        }
         let Some(user) = state.users.rename(&user_id, name.clone()) else {
             return Err(Refused::new(ErrorKind::NeedsRegistration, "unknown user"));
         };
+        state.presence.rename(&user_id, looks);
         let event = ServerEvent::NameChange {
             id: next_id(&mut state, &self.run),
             timestamp: now(),
@@ -374,11 +451,6 @@ impl Hub {
         };
         broadcast(&mut state, &event);
         Ok(())
-    }
-
-    fn checked_name(&self, name: &str) -> Result<String, Refused> {
-        check_name(name, &self.config.streamer_name)
-            .map_err(|e: NameError| Refused::new(ErrorKind::InvalidName, e.to_string()))
     }
 
     // ---- moderation ---------------------------------------------------------------------------
@@ -551,35 +623,12 @@ impl Hub {
     }
 }
 
-fn broadcast(state: &mut State, event: &ServerEvent) {
-    state.fanout.push(Outbound::Events(event.to_json().into()));
+fn invalid_name(reason: NameError) -> Refused {
+    Refused::new(ErrorKind::InvalidName, reason.to_string())
 }
 
-fn register_locked(
-    state: &mut State,
-    name: Option<String>,
-    streamer_name: &str,
-) -> Result<(User, String), SecretError> {
-    let token = random_token(TOKEN_LENGTH)?;
-    let mut id_bytes = [0u8; 8];
-    getrandom::getrandom(&mut id_bytes).map_err(SecretError::Random)?;
-    let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let name = match name {
-        Some(name) => name,
-        None => {
-            let mut random = [0u8; 3];
-            getrandom::getrandom(&mut random).map_err(SecretError::Random)?;
-            let name = random_name(random);
-            // A random name can never be the streamer's, unless the streamer picked one like it.
-            if check_name(&name, streamer_name).is_ok() {
-                name
-            } else {
-                format!("{name}x")
-            }
-        }
-    };
-    let user = state.users.register(id, token.clone(), name);
-    Ok((user, token))
+fn broadcast(state: &mut State, event: &ServerEvent) {
+    state.fanout.push(Outbound::Events(event.to_json().into()));
 }
 
 fn visible_history(state: &State) -> Vec<Arc<str>> {
@@ -605,7 +654,7 @@ mod tests {
     use super::*;
 
     fn hub(config: ChatConfig) -> Hub {
-        Hub::new(config, UserStore::in_memory())
+        Hub::new(config, UserStore::in_memory()).expect("a valid streamer name")
     }
 
     fn ip(last: u8) -> IpAddr {
@@ -702,5 +751,87 @@ mod tests {
             ErrorKind::ChatDisabled
         );
         assert!(hub.post_as_streamer("still here").is_ok());
+    }
+
+    fn streamer_hub() -> Hub {
+        hub(ChatConfig {
+            streamer_name: "Streamer".into(),
+            rate_burst: 1000,
+            ..ChatConfig::default()
+        })
+    }
+
+    #[test]
+    fn the_streamer_name_must_be_a_name() {
+        for (name, reason) in [
+            ("", NameError::Empty),
+            ("\u{202e}remaertS", NameError::Invisible),
+        ] {
+            let config = ChatConfig {
+                streamer_name: name.into(),
+                ..ChatConfig::default()
+            };
+            let error = Hub::new(config, UserStore::in_memory()).err().unwrap();
+            assert_eq!(error.reason, reason, "{name:?}");
+            assert!(error.to_string().contains("streamer_name"), "{error}");
+        }
+    }
+
+    #[test]
+    fn names_that_look_like_one_in_use_are_refused() {
+        let hub = streamer_hub();
+        let kind = |result: Result<(), Refused>| result.err().map(|r| (r.kind, r.message));
+        let reserved = Some((ErrorKind::InvalidName, NameError::Reserved.to_string()));
+        let taken = Some((ErrorKind::InvalidName, NameError::Taken.to_string()));
+        // Bob registered and left; Bobby is connected.
+        hub.register(Some("Bob"), ip(1)).unwrap();
+        let (_, bobby) = hub.register(Some("Bobby"), ip(1)).unwrap();
+        hub.connect(Some(&bobby), ip(1)).unwrap();
+        let m = hub.connect(None, ip(2)).unwrap().connection;
+        // The streamer's name, in Cyrillic (Ѕ, е, а) or fullwidth letters.
+        assert_eq!(kind(hub.rename(m, "\u{405}tr\u{435}\u{430}mer")), reserved);
+        assert_eq!(kind(hub.rename(m, "Ｓｔｒｅａｍｅｒ")), reserved);
+        // A connected user's name ("Bobby"), or a look-alike of it (Cyrillic В and о).
+        assert_eq!(kind(hub.rename(m, "bobby")), taken);
+        assert_eq!(kind(hub.rename(m, "\u{412}\u{43e}bby")), taken);
+        // Registration follows the same rules.
+        let refused = hub.register(Some("BOBBY"), ip(3)).unwrap_err();
+        assert_eq!(refused.message, NameError::Taken.to_string());
+        // "Bob" is not connected: free.
+        assert_eq!(kind(hub.rename(m, "Bob")), None);
+    }
+
+    #[test]
+    fn name_changes_per_user_and_minute_are_capped() {
+        let hub = streamer_hub();
+        let tab1 = hub.connect(None, ip(1)).unwrap();
+        let token = tab1.new_token.clone().unwrap();
+        let tab2 = hub.connect(Some(&token), ip(1)).unwrap();
+        let mut events = hub.lock().fanout.subscribe();
+        for n in 0..NAME_CHANGES_PER_MINUTE {
+            let tab = if n % 2 == 0 { &tab1 } else { &tab2 };
+            hub.rename(tab.connection, &format!("Name{n}")).unwrap();
+        }
+        // Over the cap from either tab; invalid names and the same name are answered as before.
+        for tab in [&tab1, &tab2] {
+            let refused = hub.rename(tab.connection, "Another").unwrap_err();
+            assert_eq!(refused.kind, ErrorKind::RateLimited);
+            assert!(refused.message.contains("name"), "{}", refused.message);
+        }
+        let last = format!("Name{}", NAME_CHANGES_PER_MINUTE - 1);
+        assert!(hub.rename(tab1.connection, &last).is_ok());
+        assert_eq!(
+            hub.rename(tab1.connection, "").unwrap_err().kind,
+            ErrorKind::InvalidName
+        );
+        // Another user is not affected.
+        let other = hub.connect(None, ip(2)).unwrap();
+        assert!(hub.rename(other.connection, "Other").is_ok());
+        hub.lock().fanout.flush();
+        let mut changes = 0;
+        while let Ok(Outbound::Events(json)) = events.try_recv() {
+            changes += json.matches("\"NAME_CHANGE\"").count();
+        }
+        assert_eq!(changes, NAME_CHANGES_PER_MINUTE as usize + 1);
     }
 }

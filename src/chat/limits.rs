@@ -1,11 +1,23 @@
-//! The per-connection message rate limit: a token bucket (a burst, then a steady rate), and the
-//! rule that ends a connection which keeps flooding after being told to slow down.
+//! The chat's rate limits: per connection, token buckets (a burst, then a steady rate) for what
+//! its client sends, and the rule that ends a connection which keeps flooding after being told to
+//! slow down; per user or address, a count per minute (name changes, registrations).
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// Refused messages within [`FLOOD_WINDOW`] after which the connection is closed.
 pub const FLOOD_REFUSALS: u32 = 20;
 pub const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+
+/// Keep-alive events (`PING`, `PONG`) a connection may send at once, then per second. They have
+/// a bucket of their own, so that a client's keep-alives never take from what it may say; a
+/// keep-alive every few seconds is far below it.
+pub const KEEPALIVE_BURST: u32 = 10;
+pub const KEEPALIVE_PER_SECOND: f64 = 1.0;
+
+/// Name changes a user may make in a minute (all their connections together).
+pub const NAME_CHANGES_PER_MINUTE: u32 = 5;
 
 /// What to do with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +74,92 @@ impl RateLimit {
     }
 }
 
+/// What a client frame counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// A message, a name change, or a frame that is no event (it is answered).
+    Message,
+    /// A `PING` or `PONG` event.
+    KeepAlive,
+}
+
+/// One connection's buckets: messages at the configured rate, keep-alives at their own.
+#[derive(Debug)]
+pub struct ConnectionLimits {
+    messages: RateLimit,
+    keepalives: RateLimit,
+}
+
+impl ConnectionLimits {
+    pub fn new(message_burst: u32, messages_per_second: f64, now: Instant) -> Self {
+        ConnectionLimits {
+            messages: RateLimit::new(message_burst, messages_per_second, now),
+            keepalives: RateLimit::new(KEEPALIVE_BURST, KEEPALIVE_PER_SECOND, now),
+        }
+    }
+
+    pub fn check(&mut self, counted: Counted, now: Instant) -> Verdict {
+        match counted {
+            Counted::Message => self.messages.check(now),
+            Counted::KeepAlive => self.keepalives.check(now),
+        }
+    }
+}
+
+/// At most `cap` events per key in a window of time that starts with the key's first event (0:
+/// no cap). Keys whose window is over are forgotten once a window, not on every event, so the
+/// map holds about the keys seen in the last window.
+#[derive(Debug)]
+pub struct PerMinute<K> {
+    cap: u32,
+    counts: HashMap<K, (Instant, u32)>,
+    pruned: Instant,
+}
+
+/// The window of [`PerMinute`].
+pub const MINUTE: Duration = Duration::from_secs(60);
+
+impl<K: Hash + Eq> PerMinute<K> {
+    pub fn new(cap: u32, now: Instant) -> Self {
+        PerMinute {
+            cap,
+            counts: HashMap::new(),
+            pruned: now,
+        }
+    }
+
+    /// Counts one event of `key`; `false` (and not counted) when `key` is at the cap.
+    pub fn try_count(&mut self, key: K, now: Instant) -> bool {
+        if self.cap == 0 {
+            return true;
+        }
+        if now.saturating_duration_since(self.pruned) >= MINUTE {
+            self.counts
+                .retain(|_, (since, _)| now.saturating_duration_since(*since) < MINUTE);
+            self.pruned = now;
+        }
+        let (since, count) = self.counts.entry(key).or_insert((now, 0));
+        if now.saturating_duration_since(*since) >= MINUTE {
+            (*since, *count) = (now, 0);
+        }
+        if *count >= self.cap {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// When `key` may count again (now if it is under the cap).
+    pub fn next_allowed(&self, key: &K, now: Instant) -> Duration {
+        match self.counts.get(key) {
+            Some((since, count)) if *count >= self.cap && self.cap > 0 => {
+                MINUTE.saturating_sub(now.saturating_duration_since(*since))
+            }
+            _ => Duration::ZERO,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +212,52 @@ mod tests {
             let v = limit.check(t0 + Duration::from_secs(i));
             assert_ne!(v, Verdict::Disconnect, "at {i} s");
         }
+    }
+
+    #[test]
+    fn keepalives_have_a_bucket_of_their_own() {
+        let t0 = Instant::now();
+        let mut limits = ConnectionLimits::new(1, 0.0, t0);
+        for _ in 0..KEEPALIVE_BURST {
+            assert_eq!(limits.check(Counted::KeepAlive, t0), Verdict::Allow);
+        }
+        assert_eq!(limits.check(Counted::KeepAlive, t0), Verdict::Refuse);
+        assert_eq!(
+            limits.check(Counted::Message, t0),
+            Verdict::Allow,
+            "keep-alives took nothing from the messages"
+        );
+        assert_eq!(limits.check(Counted::Message, t0), Verdict::Refuse);
+        // A keep-alive flood ends like any other.
+        let verdicts: Vec<Verdict> = (0..FLOOD_REFUSALS)
+            .map(|_| limits.check(Counted::KeepAlive, t0))
+            .collect();
+        assert_eq!(verdicts.last(), Some(&Verdict::Disconnect));
+    }
+
+    #[test]
+    fn a_cap_per_key_and_minute() {
+        let t0 = Instant::now();
+        let mut renames = PerMinute::new(2, t0);
+        assert!(renames.try_count("ana", t0));
+        assert!(renames.try_count("ana", t0 + Duration::from_secs(10)));
+        assert!(!renames.try_count("ana", t0 + Duration::from_secs(20)));
+        assert_eq!(
+            renames.next_allowed(&"ana", t0 + Duration::from_secs(20)),
+            Duration::from_secs(40)
+        );
+        assert!(
+            renames.try_count("bob", t0 + Duration::from_secs(20)),
+            "per key"
+        );
+        assert_eq!(renames.next_allowed(&"bob", t0), Duration::ZERO);
+        // The window started at Ana's first: a minute after it she may again.
+        assert!(renames.try_count("ana", t0 + MINUTE));
+        // Finished windows are forgotten.
+        renames.try_count("cy", t0 + MINUTE * 3);
+        assert_eq!(renames.counts.len(), 1);
+        // 0: no cap.
+        let mut open = PerMinute::new(0, t0);
+        assert!((0..1000).all(|_| open.try_count(1, t0)));
     }
 }

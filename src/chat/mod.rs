@@ -1,11 +1,12 @@
 //! Live chat beside the video: no accounts, a websocket per open page, one hub.
 //!
 //! - [`events`]: the JSON events on the wire (Owncast's names and shapes; docs/CHAT.md).
-//! - [`names`]: random readable names and the rules for names.
+//! - [`names`]: random readable names, the rules for names, and when two look alike.
 //! - [`users`]: users, tokens and bans, persisted in `data_dir/chat/`.
-//! - [`limits`]: the per-connection rate limit.
-//! - [`presence`]: who is connected, counted per address and per user.
-//! - [`fanout`]: every event to every connection, in rounds of a few milliseconds.
+//! - [`limits`]: the per-connection rate limits, and the caps per user or address and minute.
+//! - [`presence`]: who is connected, counted per address and per user, and the names they hold.
+//! - [`fanout`]: every event to every connection, in rounds of a few milliseconds
+//!   ([`fanout::RoundBroadcast`]).
 //! - [`hub`]: connections, history, moderation.
 //! - [`connection`]: one websocket's task.
 

@@ -1,12 +1,16 @@
-//! Who is connected: every open chat connection, and how many each address and each user has
-//! open. The counts are kept as connections come and go, so the per-address cap, the decision to
-//! announce USER_JOINED / USER_PARTED and the viewer count never scan the connections (with
-//! thousands of open pages polling `/api/status`, a scan per request would add up).
+//! Who is connected: every open chat connection, how many each address and each user has open,
+//! and the names connected users hold (by their look-alike [`Skeletons`]). All are kept as
+//! connections come and go, so the per-address cap, the decision to announce USER_JOINED /
+//! USER_PARTED, the viewer count and the check that a new name does not look like a connected
+//! user's never scan the connections (with thousands of open pages polling `/api/status`, or
+//! thousands of chatters, a scan per request would add up).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::SystemTime;
+
+use super::names::Skeletons;
 
 /// One open websocket.
 pub struct Connection {
@@ -23,6 +27,9 @@ pub struct Presence {
     next_id: u64,
     per_ip: HashMap<IpAddr, usize>,
     per_user: HashMap<String, usize>,
+    /// The name of each connected user, and how many connected users hold each skeleton key.
+    names: HashMap<String, Skeletons>,
+    held_keys: HashMap<String, usize>,
 }
 
 /// A connection just added.
@@ -40,13 +47,17 @@ pub struct Removed {
 }
 
 impl Presence {
-    pub fn add(&mut self, user_id: String, ip: IpAddr) -> Added {
+    /// A connection of `user_id`, whose name looks like `name`.
+    pub fn add(&mut self, user_id: String, ip: IpAddr, name: Skeletons) -> Added {
         let id = self.next_id;
         self.next_id += 1;
         *self.per_ip.entry(ip).or_default() += 1;
         let of_user = self.per_user.entry(user_id.clone()).or_default();
         *of_user += 1;
         let first_of_user = *of_user == 1;
+        if first_of_user {
+            self.hold(user_id.clone(), name);
+        }
         self.connections.insert(
             id,
             Connection {
@@ -64,10 +75,46 @@ impl Presence {
         let connection = self.connections.remove(&id)?;
         decrement(&mut self.per_ip, &connection.ip);
         let last_of_user = decrement(&mut self.per_user, &connection.user_id);
+        if last_of_user {
+            self.release(&connection.user_id);
+        }
         Some(Removed {
             connection,
             last_of_user,
         })
+    }
+
+    /// A connected user took a new name (a user who is not connected is not tracked).
+    pub fn rename(&mut self, user_id: &str, name: Skeletons) {
+        if self.names.contains_key(user_id) {
+            self.release(user_id);
+            self.hold(user_id.to_owned(), name);
+        }
+    }
+
+    /// Whether a connected user other than `user_id` holds a name that looks like `name`.
+    pub fn held_by_another(&self, name: &Skeletons, user_id: &str) -> bool {
+        let own = self.names.get(user_id);
+        name.keys().iter().any(|key| {
+            let holders = self.held_keys.get(key).copied().unwrap_or(0);
+            let mine = own.is_some_and(|own| own.keys().contains(key));
+            holders > usize::from(mine)
+        })
+    }
+
+    fn hold(&mut self, user_id: String, name: Skeletons) {
+        for key in name.keys() {
+            *self.held_keys.entry(key.clone()).or_default() += 1;
+        }
+        self.names.insert(user_id, name);
+    }
+
+    fn release(&mut self, user_id: &str) {
+        if let Some(name) = self.names.remove(user_id) {
+            for key in name.keys() {
+                decrement(&mut self.held_keys, key);
+            }
+        }
     }
 
     pub fn get(&self, id: u64) -> Option<&Connection> {
@@ -114,13 +161,17 @@ mod tests {
         IpAddr::from([192, 0, 2, last])
     }
 
+    fn add(presence: &mut Presence, user: &str, ip: IpAddr) -> Added {
+        presence.add(user.into(), ip, Skeletons::of(user))
+    }
+
     #[test]
     fn counts_follow_connections_per_address_and_per_user() {
         let mut presence = Presence::default();
-        let ana_tab1 = presence.add("ana".into(), ip(1));
-        let ana_tab2 = presence.add("ana".into(), ip(1));
-        let bob = presence.add("bob".into(), ip(1));
-        let cy = presence.add("cy".into(), ip(2));
+        let ana_tab1 = add(&mut presence, "ana", ip(1));
+        let ana_tab2 = add(&mut presence, "ana", ip(1));
+        let bob = add(&mut presence, "bob", ip(1));
+        let cy = add(&mut presence, "cy", ip(2));
         assert!(ana_tab1.first_of_user && !ana_tab2.first_of_user);
         assert!(bob.first_of_user && cy.first_of_user);
         assert_eq!((presence.total(), presence.from_ip(&ip(1))), (4, 3));
@@ -137,7 +188,41 @@ mod tests {
         assert!(presence.remove(cy.id).unwrap().last_of_user);
         assert_eq!(presence.total(), 0);
         assert!(presence.per_ip.is_empty() && presence.per_user.is_empty());
+        assert!(presence.names.is_empty() && presence.held_keys.is_empty());
         // A returning user is announced again.
-        assert!(presence.add("ana".into(), ip(1)).first_of_user);
+        assert!(add(&mut presence, "ana", ip(1)).first_of_user);
+    }
+
+    #[test]
+    fn names_are_held_while_their_user_is_connected() {
+        let mut presence = Presence::default();
+        let looks = |name: &str| Skeletons::of(name);
+        let tab1 = presence.add("u-ana".into(), ip(1), looks("Ana"));
+        let tab2 = presence.add("u-ana".into(), ip(1), looks("Ana"));
+        // Another user cannot take it, or a look-alike (Cyrillic А); its holder can (new case).
+        assert!(presence.held_by_another(&looks("ANA"), "u-bob"));
+        assert!(presence.held_by_another(&looks("\u{410}na"), "u-bob"));
+        assert!(!presence.held_by_another(&looks("ANA"), "u-ana"));
+        assert!(!presence.held_by_another(&looks("Anna"), "u-bob"));
+        // Renamed: the old name is free, the new one held.
+        presence.rename("u-ana", looks("Ada"));
+        assert!(!presence.held_by_another(&looks("Ana"), "u-bob"));
+        assert!(presence.held_by_another(&looks("ada"), "u-bob"));
+        // Two users may hold look-alikes (one renamed while the other was away): each blocks
+        // the name for the others, and it stays held while one of them is connected.
+        let bob = presence.add("u-bob".into(), ip(2), looks("ADA"));
+        assert!(presence.held_by_another(&looks("Ada"), "u-ana"));
+        assert!(presence.held_by_another(&looks("Ada"), "u-cy"));
+        presence.remove(bob.id);
+        assert!(!presence.held_by_another(&looks("Ada"), "u-ana"));
+        // Released when the user's last connection closes, not before.
+        presence.remove(tab1.id);
+        assert!(presence.held_by_another(&looks("Ada"), "u-bob"));
+        presence.remove(tab2.id);
+        assert!(!presence.held_by_another(&looks("Ada"), "u-bob"));
+        // A user who is not connected is not tracked.
+        presence.rename("u-ana", looks("Zed"));
+        assert!(!presence.held_by_another(&looks("Zed"), "u-bob"));
+        assert!(presence.held_keys.is_empty());
     }
 }

@@ -3,9 +3,13 @@
 //! `data_dir/chat/users.jsonl` so names and bans survive a restart.
 //!
 //! The file is an append-only log, one JSON record per change (a registration, a name change, a
-//! ban...), replayed at start-up and rewritten compactly then: a change costs one short append,
-//! however many users there are. A torn last line (a crash mid-write) is skipped with a warning.
-//! The file holds access tokens: it is created owner-only (0600), like the stream key.
+//! ban...), replayed at start-up and rewritten compactly then, and again whenever as many changes
+//! were appended as the compact file holds (at least [`MIN_APPENDS_BEFORE_COMPACTING`]): a change
+//! costs one short append, however many users there are, and the file stays within about twice
+//! what the users and bans need, however often they change (a user keeps only their last
+//! [`MAX_PREVIOUS_NAMES`] names, so renaming cannot grow it either). A torn last line (a crash
+//! mid-write) is skipped with a warning. The file holds access tokens: it is created owner-only
+//! (0600), like the stream key.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -23,12 +27,19 @@ pub struct User {
     pub id: String,
     pub display_name: String,
     pub created_at: SystemTime,
-    /// Earlier names, oldest first.
+    /// Earlier names, oldest first: the last [`MAX_PREVIOUS_NAMES`] distinct ones, never the
+    /// current one.
     pub previous_names: Vec<String>,
     pub name_changed_at: Option<SystemTime>,
     /// Set when a moderator disabled (banned) the user: their token is refused.
     pub disabled_at: Option<SystemTime>,
 }
+
+/// Earlier names kept per user (and sent in every event that shows the user).
+pub const MAX_PREVIOUS_NAMES: usize = 5;
+
+/// Appended records after which the log is compacted, at the least.
+pub const MIN_APPENDS_BEFORE_COMPACTING: usize = 1024;
 
 /// One line of the log.
 #[derive(Debug, Serialize, Deserialize)]
@@ -72,7 +83,16 @@ pub struct UserStore {
     users: HashMap<String, User>,
     by_token: HashMap<String, String>,
     banned_ips: HashMap<IpAddr, SystemTime>,
-    log: Option<(PathBuf, File)>,
+    log: Option<Log>,
+}
+
+/// The open log file.
+struct Log {
+    path: PathBuf,
+    file: File,
+    /// Records written by the last compaction, and appended since.
+    compacted: usize,
+    appended: usize,
 }
 
 impl UserStore {
@@ -199,17 +219,31 @@ impl UserStore {
         users
     }
 
-    /// Apply a change in memory and append it to the log.
+    /// Apply a change in memory and append it to the log; compact the log when it is due.
     fn record(&mut self, record: Record) {
-        if let Some((path, file)) = &mut self.log {
+        let mut compact = None;
+        if let Some(log) = &mut self.log {
             let written = serde_json::to_string(&record)
                 .map_err(std::io::Error::other)
-                .and_then(|line| writeln!(file, "{line}"));
+                .and_then(|line| writeln!(log.file, "{line}"));
             if let Err(e) = written {
-                warn!(file = %path.display(), "cannot save a chat user change (kept until restart): {e}");
+                warn!(file = %log.path.display(), "cannot save a chat user change (kept until restart): {e}");
+            }
+            log.appended += 1;
+            if log.appended >= log.compacted.max(MIN_APPENDS_BEFORE_COMPACTING) {
+                compact = Some(log.path.clone());
             }
         }
         self.apply(record);
+        if let Some(path) = compact {
+            if let Err(e) = self.compact(&path) {
+                // Tried again after as many changes (so at most one line per batch of them).
+                warn!(file = %path.display(), "cannot compact the chat user store: {e}");
+                if let Some(log) = &mut self.log {
+                    log.appended = 0;
+                }
+            }
+        }
     }
 
     fn apply(&mut self, record: Record) {
@@ -236,7 +270,11 @@ impl UserStore {
             Record::Rename { id, name, at } => {
                 if let Some(user) = self.users.get_mut(&id) {
                     let old = std::mem::replace(&mut user.display_name, name);
-                    user.previous_names.push(old);
+                    let previous = &mut user.previous_names;
+                    previous.retain(|earlier| *earlier != old && *earlier != user.display_name);
+                    previous.push(old);
+                    let over = previous.len().saturating_sub(MAX_PREVIOUS_NAMES);
+                    previous.drain(..over);
                     user.name_changed_at = Some(at);
                 }
             }
@@ -310,7 +348,12 @@ impl UserStore {
             file.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
-        self.log = Some((path.to_owned(), private_file(path, false)?));
+        self.log = Some(Log {
+            path: path.to_owned(),
+            file: private_file(path, false)?,
+            compacted: records.len(),
+            appended: 0,
+        });
         Ok(())
     }
 }
@@ -394,5 +437,61 @@ mod tests {
         store.set_enabled("u1", true);
         assert!(store.by_token("t").unwrap().disabled_at.is_none());
         assert!(store.set_enabled("nobody", false).is_none());
+    }
+
+    fn lines(path: &Path) -> usize {
+        std::fs::read_to_string(path).unwrap().lines().count()
+    }
+
+    #[test]
+    fn a_user_keeps_their_last_distinct_names() {
+        let mut store = UserStore::in_memory();
+        store.register("u1".into(), "t".into(), "A".into());
+        for name in ["B", "A", "C", "B", "D", "E", "F", "G"] {
+            store.rename("u1", name.into());
+        }
+        let user = store.get("u1").unwrap();
+        assert_eq!(user.display_name, "G");
+        // A B A C B D E F G: "A" and "B" once each, at their last use; the oldest go first.
+        assert_eq!(user.previous_names, ["C", "B", "D", "E", "F"]);
+        // Going back to an earlier name takes it out of the earlier ones.
+        store.rename("u1", "E".into());
+        assert_eq!(
+            store.get("u1").unwrap().previous_names,
+            ["C", "B", "D", "F", "G"]
+        );
+    }
+
+    #[test]
+    fn renaming_without_end_does_not_grow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.jsonl");
+        let mut store = UserStore::open(dir.path()).unwrap();
+        for n in 0..20 {
+            store.register(format!("u{n}"), format!("t{n}"), format!("User{n}"));
+        }
+        let mut most = 0;
+        for n in 0..5000 {
+            store.rename("u7", format!("Name{n}"));
+            most = most.max(lines(&path));
+        }
+        // 20 registrations and the renamed user's 5 earlier names, compacted: 25 records; the log
+        // is compacted once 1024 changes were appended.
+        assert!(
+            most <= 25 + MIN_APPENDS_BEFORE_COMPACTING,
+            "{most} lines after 5000 renames"
+        );
+        store.ban_ip("192.0.2.9".parse().unwrap());
+        drop(store);
+        let store = UserStore::open(dir.path()).unwrap();
+        let user = store.get("u7").unwrap();
+        assert_eq!(user.display_name, "Name4999");
+        assert_eq!(
+            user.previous_names,
+            ["Name4994", "Name4995", "Name4996", "Name4997", "Name4998"]
+        );
+        assert_eq!(store.get("u3").unwrap().display_name, "User3");
+        assert!(store.is_banned("192.0.2.9".parse().unwrap()));
+        assert_eq!(lines(&path), 20 + 5 + 1);
     }
 }

@@ -1,11 +1,15 @@
 //! One RTMP connection's I/O: the handshake, the read loop, writes, timeouts and closing.
 //! What the bytes mean is [`super::session`]'s business.
 //!
-//! Timeouts: the handshake must complete within [`HANDSHAKE_TIMEOUT`]; afterwards a peer that
-//! sends nothing for [`IDLE_TIMEOUT`] is dropped, and so is one that has not started publishing
-//! [`PUBLISH_START_TIMEOUT`] after connecting (or after its last publish ended): a connection
-//! slot is not held by someone who only talks. A peer that does not read what we send within
-//! [`WRITE_TIMEOUT`] is dropped too.
+//! Deadlines: the handshake must complete within [`HANDSHAKE_TIMEOUT`] and the publish must
+//! start within [`PUBLISH_START_TIMEOUT`] of connecting (or of the last publish's end): OBS and
+//! ffmpeg need a few round trips, well under a second, so a slot is not held long by someone
+//! who only talks. A peer that sends nothing for [`IDLE_TIMEOUT`] is dropped, and so is one
+//! that does not read what we send within [`WRITE_TIMEOUT`].
+//!
+//! Progress: the connection tells its slot ([`ProgressCell`]) when the handshake is done and
+//! while it publishes, so that when room must be made the accept loop closes strangers that
+//! got less far first, and never the publisher (see `slots.rs`).
 //!
 //! Memory: rml_rtmp assembles messages of up to 16 MiB before we see them. Before a publish is
 //! accepted (so before the stream key is checked) a peer may send at most
@@ -25,11 +29,13 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, info, warn};
 
 use super::session::{Flow, RtmpSession};
-use super::Shared;
+use super::slots::{Progress, ProgressCell};
+use super::{IngestContext, PeerLine};
 
-pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-pub(super) const PUBLISH_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// From the connection (not the handshake): the handshake's time counts.
+pub(super) const PUBLISH_START_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After refusing a peer, how long to keep reading (and discarding) so that our refusal is not
 /// lost to a TCP reset, which closing with unread input would cause.
@@ -65,66 +71,77 @@ enum Ended {
     Io(#[from] std::io::Error),
 }
 
-/// Serve one connection until it ends; logs why it ended.
+/// Serve one connection until it ends; logs why it ended (once per address every 5 s, but
+/// for the ordinary ends, which are debug lines).
 pub(super) async fn run(
     socket: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    context: Arc<IngestContext>,
     shutdown: watch::Receiver<bool>,
+    progress: ProgressCell,
 ) {
+    let opened = Instant::now();
     let mut conn = Connection {
         socket,
         shutdown,
+        progress,
         bytes_in: 0,
         buf: vec![0; READ_BUFFER],
     };
     debug!("connection opened");
-    let ended = conn.serve(peer, shared).await;
-    match &ended {
+    let ended = conn.serve(peer, opened, Arc::clone(&context)).await;
+    let bytes_received = conn.bytes_in;
+    let warning = match &ended {
         Ended::PeerClosed | Ended::Shutdown | Ended::Refused => {
-            debug!(bytes_received = conn.bytes_in, "connection closed: {ended}");
+            debug!(bytes_received, "connection closed: {ended}");
+            return;
         }
-        Ended::Protocol(_) | Ended::Io(_) => {
-            warn!(
-                bytes_received = conn.bytes_in,
-                "connection dropped: {ended}"
-            );
-        }
+        Ended::Protocol(_) | Ended::Io(_) => true,
         // Port scanners do this all day on a public server: not worth a warning.
         Ended::Handshake(..)
         | Ended::HandshakeTimeout
         | Ended::Idle
         | Ended::NotPublishing
         | Ended::TooMuchBeforePublish
-        | Ended::WriteTimeout => {
-            info!(
-                bytes_received = conn.bytes_in,
-                "connection dropped: {ended}"
-            );
-        }
+        | Ended::WriteTimeout => false,
+    };
+    let Some(suppressed) = context.log_allowed(peer.ip(), PeerLine::Dropped) else {
+        return;
+    };
+    if warning {
+        warn!(bytes_received, suppressed, "connection dropped: {ended}");
+    } else {
+        info!(bytes_received, suppressed, "connection dropped: {ended}");
     }
 }
 
 struct Connection {
     socket: TcpStream,
     shutdown: watch::Receiver<bool>,
+    progress: ProgressCell,
     bytes_in: u64,
     buf: Vec<u8>,
 }
 
 impl Connection {
-    async fn serve(&mut self, peer: SocketAddr, shared: Arc<Shared>) -> Ended {
-        let leftover = match self.handshake().await {
+    async fn serve(
+        &mut self,
+        peer: SocketAddr,
+        opened: Instant,
+        context: Arc<IngestContext>,
+    ) -> Ended {
+        let leftover = match self.handshake(opened).await {
             Ok(leftover) => leftover,
             Err(ended) => return ended,
         };
         debug!("RTMP handshake complete");
-        let (mut session, greeting) = match RtmpSession::new(peer, shared) {
+        self.progress.set(Progress::Handshaken);
+        let (mut session, greeting) = match RtmpSession::new(peer, context) {
             Ok(started) => started,
             Err(e) => return e.into(),
         };
         let ended = match self.write(&greeting).await {
-            Ok(()) => self.session_loop(&mut session, leftover).await,
+            Ok(()) => self.session_loop(&mut session, leftover, opened).await,
             Err(ended) => ended,
         };
         session.set_end_reason(match ended {
@@ -142,8 +159,8 @@ impl Connection {
     }
 
     /// The handshake (C0/C1/C2 ↔ S0/S1/S2); returns the bytes received after it.
-    async fn handshake(&mut self) -> Result<Vec<u8>, Ended> {
-        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    async fn handshake(&mut self, opened: Instant) -> Result<Vec<u8>, Ended> {
+        let deadline = opened + HANDSHAKE_TIMEOUT;
         let mut handshake = Handshake::new(PeerType::Server);
         let mut first_bytes = Vec::new();
         loop {
@@ -167,11 +184,16 @@ impl Connection {
         }
     }
 
-    async fn session_loop(&mut self, session: &mut RtmpSession, leftover: Vec<u8>) -> Ended {
+    async fn session_loop(
+        &mut self,
+        session: &mut RtmpSession,
+        leftover: Vec<u8>,
+        opened: Instant,
+    ) -> Ended {
         let mut out = Vec::new();
         let mut input = leftover;
         let mut was_publishing = false;
-        let mut not_publishing_since = Instant::now();
+        let mut not_publishing_since = opened;
         let mut bytes_when_not_publishing = self.bytes_in;
         loop {
             if !input.is_empty() {
@@ -188,6 +210,13 @@ impl Connection {
                 }
             }
             let publishing = session.is_publishing();
+            if publishing != was_publishing {
+                self.progress.set(if publishing {
+                    Progress::Publishing
+                } else {
+                    Progress::Handshaken
+                });
+            }
             if was_publishing && !publishing {
                 // A publish just ended: the "start publishing" clock starts again.
                 not_publishing_since = Instant::now();

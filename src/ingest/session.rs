@@ -24,7 +24,7 @@ use tracing::{debug, error, info, trace, warn};
 
 use super::auth::{app_matches, describe_app};
 use super::publish::{describe_metadata, metadata_codec_warning, TagConverter};
-use super::Shared;
+use super::{IngestContext, PeerLine};
 use crate::pipeline::{PublishRefused, Publisher};
 use crate::secrets::constant_time_eq;
 
@@ -76,7 +76,7 @@ impl Drop for ActivePublish {
 pub(super) struct RtmpSession {
     session: ServerSession,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    context: Arc<IngestContext>,
     publishing: Option<ActivePublish>,
     /// Bytes received since the handshake.
     bytes_in: u64,
@@ -89,7 +89,7 @@ impl RtmpSession {
     /// acknowledgement size, peer bandwidth, stream begin, onBWDone).
     pub(super) fn new(
         peer: SocketAddr,
-        shared: Arc<Shared>,
+        context: Arc<IngestContext>,
     ) -> Result<(Self, Vec<u8>), ServerSessionError> {
         let config = ServerSessionConfig::new();
         let chunk_size = config.chunk_size;
@@ -97,7 +97,7 @@ impl RtmpSession {
         let mut session = RtmpSession {
             session,
             peer,
-            shared,
+            context,
             publishing: None,
             bytes_in: 0,
             chunk_size,
@@ -250,7 +250,7 @@ impl RtmpSession {
         app: &str,
         out: &mut Vec<u8>,
     ) -> Result<Flow, ServerSessionError> {
-        let settings = &self.shared.settings;
+        let settings = &self.context.settings;
         if app_matches(app, &settings.app) {
             debug!(app, "RTMP connect accepted");
             self.accept(request_id, out)?;
@@ -295,7 +295,7 @@ impl RtmpSession {
             )?;
             return Ok(Flow::Continue);
         }
-        let expected = &self.shared.settings.stream_key;
+        let expected = &self.context.settings.stream_key;
         if expected.is_empty() {
             error!("publish refused: no stream key is configured");
             self.reject(
@@ -306,11 +306,35 @@ impl RtmpSession {
             )?;
             return Ok(Flow::Close);
         }
+        // Before the key is compared: an address that guessed wrong too often waits, even
+        // with the right key.
+        let (guard, from) = (&self.context.stream_key_guard, self.peer.ip());
+        if let Err(refused) = guard.check(from, Instant::now()) {
+            let retry_after_s = refused.retry_after_secs();
+            if let Some(suppressed) = self.context.log_allowed(from, PeerLine::TooManyWrongKeys) {
+                warn!(
+                    retry_after_s,
+                    suppressed, "publish refused: too many wrong stream keys"
+                );
+            }
+            self.reject(
+                request_id,
+                "NetStream.Publish.BadName",
+                &format!(
+                    "too many wrong stream keys from this address, try again in {retry_after_s} s"
+                ),
+                out,
+            )?;
+            return Ok(Flow::Close);
+        }
         if !constant_time_eq(stream_key.as_bytes(), expected.as_bytes()) {
+            let next_attempt_s = guard
+                .failed(from, Instant::now())
+                .map(|r| r.retry_after_secs());
             // Never the key itself, not even a wrong one: it may be a near miss.
             warn!(
                 key_length = stream_key.len(),
-                "publish refused: wrong stream key"
+                next_attempt_s, "publish refused: wrong stream key"
             );
             self.reject(
                 request_id,
@@ -320,7 +344,8 @@ impl RtmpSession {
             )?;
             return Ok(Flow::Close);
         }
-        let publisher = match self.shared.pipeline.begin_publish(self.peer) {
+        guard.succeeded(from);
+        let publisher = match self.context.pipeline.begin_publish(self.peer) {
             Ok(publisher) => publisher,
             Err(PublishRefused::AlreadyLive(live)) => {
                 warn!(

@@ -16,7 +16,7 @@
 
 use bytes::Bytes;
 
-use super::avc::BitReader;
+use super::bits::BitReader;
 
 /// Why an AAC configuration could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

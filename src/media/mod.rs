@@ -7,6 +7,7 @@
 pub mod aac;
 pub mod audio_source;
 pub mod avc;
+mod bits;
 pub mod flv;
 
 #[cfg(test)]

@@ -8,12 +8,10 @@
 //! The [`DecodedFrame`]s it hands out are reference-counted (`av_frame_clone`): each encoder
 //! thread gets its own clone of the same picture buffers, which nobody writes after decoding.
 
-use std::ptr;
-
 use ffmpeg_next::ffi;
 use ffmpeg_next::frame;
-use ffmpeg_next::util::error::EAGAIN;
 
+use super::codec_io::{allocated, open_decoder, received, send_packet, set_extradata, PacketTimes};
 use super::encoder::TranscodeError;
 use crate::media::{AvcDecoderConfig, MediaPacket};
 
@@ -90,38 +88,25 @@ impl VideoDecoder {
     pub fn new(config: &AvcDecoderConfig, threads: u32) -> Result<Self, TranscodeError> {
         let codec = ffmpeg_next::decoder::find(ffmpeg_next::codec::Id::H264)
             .ok_or(TranscodeError::CodecMissing("h264 decoder"))?;
-        let mut context = ffmpeg_next::codec::Context::new_with_codec(codec);
-        let record = &config.record[..];
-        // SAFETY: the context is freshly allocated (checked for null) and not opened yet, which
-        // is when extradata and threading may be set; extradata is allocated with av_mallocz
-        // (zeroed padding included, as libavcodec requires) and freed with the context.
+        let mut context = allocated(
+            ffmpeg_next::codec::Context::new_with_codec(codec),
+            "avcodec_alloc_context3 (h264 decoder)",
+        )?;
+        set_extradata(&mut context, &config.record)?;
+        // SAFETY: the context is allocated (checked above) and not opened yet, which is when
+        // the packet time base and threading may be set.
         unsafe {
             let ctx = context.as_mut_ptr();
-            if ctx.is_null() {
-                return Err(TranscodeError::OutOfMemory("avcodec_alloc_context3"));
-            }
-            let size = i32::try_from(record.len())
-                .map_err(|_| TranscodeError::InvalidInput("avcC record larger than 2 GiB"))?;
-            let padding = ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
-            let extradata = ffi::av_mallocz(record.len() + padding) as *mut u8;
-            if extradata.is_null() {
-                return Err(TranscodeError::OutOfMemory("av_mallocz (extradata)"));
-            }
-            ptr::copy_nonoverlapping(record.as_ptr(), extradata, record.len());
-            (*ctx).extradata = extradata;
-            (*ctx).extradata_size = size;
             // Packets and frames carry milliseconds.
             (*ctx).pkt_timebase = ffi::AVRational { num: 1, den: 1000 };
             (*ctx).thread_count = i32::try_from(threads).unwrap_or(0);
         }
-        let decoder = context
-            .decoder()
-            .open_as(codec)
-            .and_then(|opened| opened.video())
-            .map_err(|source| TranscodeError::Ffmpeg {
-                call: "avcodec_open2 (h264 decoder)",
-                source,
-            })?;
+        let decoder = open_decoder(
+            context,
+            codec,
+            "avcodec_open2 (h264 decoder)",
+            ffmpeg_next::decoder::Opened::video,
+        )?;
         Ok(VideoDecoder {
             decoder,
             carry: Vec::new(),
@@ -138,35 +123,18 @@ impl VideoDecoder {
             // An empty packet would mean end of stream to libavcodec.
             return Ok(frames);
         }
-        let Ok(size) = i32::try_from(packet.data.len()) else {
-            self.carry = frames;
-            return Err(TranscodeError::InvalidInput(
-                "video packet larger than 2 GiB",
-            ));
+        let times = PacketTimes {
+            pts: packet.pts_ms,
+            dts: packet.dts_ms,
+            keyframe: packet.keyframe,
         };
-        // SAFETY: a zeroed AVPacket is a valid blank packet; it borrows `packet.data` only for
-        // this call (not reference-counted: avcodec_send_packet copies the data into a padded
-        // buffer of its own) and owns nothing, so it needs no unref.
-        let sent = unsafe {
-            let mut av_packet: ffi::AVPacket = std::mem::zeroed();
-            av_packet.data = packet.data.as_ptr() as *mut u8;
-            av_packet.size = size;
-            av_packet.pts = packet.pts_ms;
-            av_packet.dts = packet.dts_ms;
-            av_packet.pos = -1;
-            if packet.keyframe {
-                av_packet.flags = ffi::AV_PKT_FLAG_KEY;
-            }
-            ffi::avcodec_send_packet(self.decoder.as_mut_ptr(), &av_packet)
-        };
-        let result = if sent < 0 {
-            Err(TranscodeError::Ffmpeg {
-                call: "avcodec_send_packet (h264 decoder)",
-                source: ffmpeg_next::Error::from(sent),
-            })
-        } else {
-            self.receive(&mut frames)
-        };
+        let result = send_packet(
+            &mut self.decoder,
+            &packet.data,
+            times,
+            "avcodec_send_packet (h264 decoder)",
+        )
+        .and_then(|()| self.receive(&mut frames));
         match result {
             Ok(()) => Ok(frames),
             Err(error) => {
@@ -192,28 +160,21 @@ impl VideoDecoder {
     fn receive(&mut self, frames: &mut Vec<DecodedFrame>) -> Result<(), TranscodeError> {
         loop {
             let mut frame = frame::Video::empty();
-            match self.decoder.receive_frame(&mut frame) {
-                Ok(()) => {
-                    // best_effort_timestamp (what the CLI uses), else pts, else right after
-                    // the previous picture. Jumps are passed on as they are: the encoder and
-                    // the segmenter re-anchor them.
-                    let pts_ms = frame
-                        .timestamp()
-                        .or_else(|| frame.pts())
-                        .unwrap_or_else(|| self.last_pts_ms.map_or(0, |last| last + 1));
-                    self.last_pts_ms = Some(pts_ms);
-                    frames.push(DecodedFrame { frame, pts_ms });
-                }
-                Err(ffmpeg_next::Error::Other { errno: EAGAIN }) | Err(ffmpeg_next::Error::Eof) => {
-                    return Ok(())
-                }
-                Err(source) => {
-                    return Err(TranscodeError::Ffmpeg {
-                        call: "avcodec_receive_frame (h264 decoder)",
-                        source,
-                    })
-                }
+            if !received(
+                self.decoder.receive_frame(&mut frame),
+                "avcodec_receive_frame (h264 decoder)",
+            )? {
+                return Ok(());
             }
+            // best_effort_timestamp (what the CLI uses), else pts, else right after the
+            // previous picture. Jumps are passed on as they are: the encoder and the segmenter
+            // re-anchor them.
+            let pts_ms = frame
+                .timestamp()
+                .or_else(|| frame.pts())
+                .unwrap_or_else(|| self.last_pts_ms.map_or(0, |last| last + 1));
+            self.last_pts_ms = Some(pts_ms);
+            frames.push(DecodedFrame { frame, pts_ms });
         }
     }
 }

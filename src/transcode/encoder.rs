@@ -22,9 +22,9 @@ use ffmpeg_next::format::Pixel;
 use ffmpeg_next::frame;
 use ffmpeg_next::picture;
 use ffmpeg_next::software::scaling;
-use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{Dictionary, Packet, Rational};
 
+use super::codec_io::{encoder_context, extradata, receive_packets};
 use super::decoder::DecodedFrame;
 use crate::media::avc::{annexb_nal_units, annexb_to_avcc, AvcError};
 use crate::media::{AvcDecoderConfig, MediaPacket, TrackKind};
@@ -213,22 +213,12 @@ impl VideoEncoder {
         source_format: Pixel,
     ) -> Result<Self, TranscodeError> {
         settings.check()?;
-        let codec = ffmpeg_next::encoder::find_by_name("libx264")
-            .ok_or(TranscodeError::CodecMissing("the libx264 encoder"))?;
-        let context = ffmpeg_next::codec::Context::new_with_codec(codec);
-        // SAFETY: only reads the pointer avcodec_alloc_context3 returned.
-        if unsafe { context.as_ptr().is_null() } {
-            return Err(TranscodeError::OutOfMemory(
-                "avcodec_alloc_context3 (libx264)",
-            ));
-        }
-        let mut video = context
-            .encoder()
-            .video()
-            .map_err(|source| TranscodeError::Ffmpeg {
-                call: "avcodec_alloc_context3 (libx264)",
-                source,
-            })?;
+        let (codec, mut video) = encoder_context(
+            "libx264",
+            "the libx264 encoder",
+            "avcodec_alloc_context3 (libx264)",
+            ffmpeg_next::encoder::Encoder::video,
+        )?;
         let bitrate = i64::from(settings.video_bitrate_kbps) * 1000;
         let frame_rate = Rational::from(settings.frame_rate_hint);
         video.set_width(settings.width);
@@ -289,18 +279,7 @@ impl VideoEncoder {
             });
         }
         let encoder = ffmpeg_next::encoder::video::Encoder(video);
-        // SAFETY: after a successful open with AV_CODEC_FLAG_GLOBAL_HEADER, extradata holds
-        // extradata_size bytes (or is null); we copy them out at once.
-        let headers = unsafe {
-            let ctx = encoder.as_ptr();
-            if (*ctx).extradata.is_null() {
-                Vec::new()
-            } else {
-                let size = usize::try_from((*ctx).extradata_size).unwrap_or(0);
-                std::slice::from_raw_parts((*ctx).extradata, size).to_vec()
-            }
-        };
-        let config = AvcDecoderConfig::from_annexb_parameter_sets(&headers)
+        let config = AvcDecoderConfig::from_annexb_parameter_sets(&extradata(&encoder))
             .map_err(TranscodeError::EncoderHeaders)?;
 
         let mut this = VideoEncoder {
@@ -471,34 +450,23 @@ impl VideoEncoder {
 
     /// Every packet x264 has ready.
     fn receive(&mut self, out: &mut Vec<EncodedVideo>) -> Result<(), TranscodeError> {
-        loop {
-            match self.encoder.receive_packet(&mut self.packet) {
-                Ok(()) => {
-                    let Some(data) = self.packet.data() else {
-                        continue;
-                    };
-                    if self.x264_settings.is_none() {
-                        self.x264_settings = Some(x264_sei_settings(data).unwrap_or_default());
-                    }
-                    let pts_ms = self.packet.pts().unwrap_or(0);
-                    out.push(EncodedVideo {
-                        pts_ms,
-                        dts_ms: self.packet.dts().unwrap_or(pts_ms),
-                        keyframe: self.packet.is_key(),
-                        data: annexb_to_avcc(data),
-                    });
+        receive_packets(
+            &mut self.encoder,
+            &mut self.packet,
+            "avcodec_receive_packet (libx264)",
+            |packet, data| {
+                if self.x264_settings.is_none() {
+                    self.x264_settings = Some(x264_sei_settings(data).unwrap_or_default());
                 }
-                Err(ffmpeg_next::Error::Other { errno: EAGAIN }) | Err(ffmpeg_next::Error::Eof) => {
-                    return Ok(())
-                }
-                Err(source) => {
-                    return Err(TranscodeError::Ffmpeg {
-                        call: "avcodec_receive_packet (libx264)",
-                        source,
-                    })
-                }
-            }
-        }
+                let pts_ms = packet.pts().unwrap_or(0);
+                out.push(EncodedVideo {
+                    pts_ms,
+                    dts_ms: packet.dts().unwrap_or(pts_ms),
+                    keyframe: packet.is_key(),
+                    data: annexb_to_avcc(data),
+                });
+            },
+        )
     }
 }
 

@@ -19,6 +19,7 @@
 //! - [`threads`]: how many threads the codecs run behind the ladder's own.
 
 pub mod audio;
+mod codec_io;
 pub mod decoder;
 pub mod encoder;
 pub mod keyframes;

@@ -9,11 +9,12 @@
 //! absolute value, never as a wrapped delta.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };
@@ -28,46 +29,27 @@ pub struct RtmpPublisher {
 }
 
 impl RtmpPublisher {
-    /// Connects, handshakes and gets the publish accepted (≤ 10 s).
+    /// Connects, handshakes and gets the publish accepted (≤ 10 s). A refusal is an `Err`
+    /// with the server's description ("RTMP publish refused: ...").
     pub fn connect(port: u16, app: &str, key: &str) -> Result<RtmpPublisher, String> {
+        RtmpPublisher::connect_from(LOOPBACK, port, app, key)
+    }
+
+    /// [`RtmpPublisher::connect`] from the loopback address `source` (any of 127.0.0.0/8).
+    pub fn connect_from(
+        source: IpAddr,
+        port: u16,
+        app: &str,
+        key: &str,
+    ) -> Result<RtmpPublisher, String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut stream = TcpStream::connect(("127.0.0.1", port))
-            .map_err(|e| format!("RTMP connect to port {port}: {e}"))?;
+        let mut stream = connect_from(source, port)
+            .map_err(|e| format!("RTMP connect to port {port} from {source}: {e}"))?;
         stream.set_nodelay(true).ok();
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .map_err(|e| e.to_string())?;
-        // Handshake (C0+C1, then C2 once S0+S1 are in).
-        let mut handshake = Handshake::new(PeerType::Client);
-        let c0c1 = handshake
-            .generate_outbound_p0_and_p1()
-            .map_err(|e| format!("RTMP handshake: {e:?}"))?;
-        stream
-            .write_all(&c0c1)
-            .map_err(|e| format!("RTMP handshake write: {e}"))?;
-        let mut buf = vec![0u8; 64 * 1024];
-        let leftover = loop {
-            let n = read_some(&mut stream, &mut buf, deadline, "RTMP handshake")?;
-            match handshake
-                .process_bytes(&buf[..n])
-                .map_err(|e| format!("RTMP handshake: {e:?}"))?
-            {
-                HandshakeProcessResult::InProgress { response_bytes } => {
-                    stream
-                        .write_all(&response_bytes)
-                        .map_err(|e| e.to_string())?;
-                }
-                HandshakeProcessResult::Completed {
-                    response_bytes,
-                    remaining_bytes,
-                } => {
-                    stream
-                        .write_all(&response_bytes)
-                        .map_err(|e| e.to_string())?;
-                    break remaining_bytes;
-                }
-            }
-        };
+        let leftover = handshake(&mut stream, deadline)?;
         let (session, initial) = ClientSession::new(ClientSessionConfig::new())
             .map_err(|e| format!("RTMP client session: {e:?}"))?;
         let mut p = RtmpPublisher {
@@ -200,10 +182,91 @@ impl RtmpPublisher {
             {
                 return Err(format!("RTMP {what}: {e:?}"));
             }
+            // rml_rtmp's client does not track the publish transaction: its `_error` comes
+            // back as an unknown transaction result carrying the status object.
+            if let Some(description) = events.iter().find_map(error_description) {
+                return Err(format!("RTMP {what} refused: {description}"));
+            }
             let n = read_some(&mut self.stream, &mut buf, deadline, what)?;
             let new = self.input(&buf[..n])?;
             events.extend(new);
         }
+    }
+}
+
+/// The address the tests' servers listen on, and the usual client address.
+pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A TCP connection to `127.0.0.1:port` from `source` (another loopback address plays another
+/// machine: the server sees a different peer address).
+pub fn connect_from(source: IpAddr, port: u16) -> std::io::Result<TcpStream> {
+    // std cannot bind a client socket before connecting; tokio's `TcpSocket` can.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source, 0))?;
+        let stream = socket.connect(SocketAddr::new(LOOPBACK, port)).await?;
+        let stream = stream.into_std()?;
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    })
+}
+
+/// The client side of the RTMP handshake (C0+C1, then C2 once S0+S1 are in); returns what the
+/// server sent after S2. `stream` needs a read timeout (the deadline is checked between reads).
+pub fn handshake(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, String> {
+    let mut handshake = Handshake::new(PeerType::Client);
+    let c0c1 = handshake
+        .generate_outbound_p0_and_p1()
+        .map_err(|e| format!("RTMP handshake: {e:?}"))?;
+    stream
+        .write_all(&c0c1)
+        .map_err(|e| format!("RTMP handshake write: {e}"))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = read_some(stream, &mut buf, deadline, "RTMP handshake")?;
+        match handshake
+            .process_bytes(&buf[..n])
+            .map_err(|e| format!("RTMP handshake: {e:?}"))?
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                stream
+                    .write_all(&response_bytes)
+                    .map_err(|e| e.to_string())?;
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                stream
+                    .write_all(&response_bytes)
+                    .map_err(|e| e.to_string())?;
+                return Ok(remaining_bytes);
+            }
+        }
+    }
+}
+
+/// The `description` of an `_error` status the client session could not match to a request.
+fn error_description(event: &ClientSessionEvent) -> Option<String> {
+    let ClientSessionEvent::UnknownTransactionResultReceived {
+        additional_values, ..
+    } = event
+    else {
+        return None;
+    };
+    let Some(Amf0Value::Object(status)) = additional_values.first() else {
+        return None;
+    };
+    match (status.get("level"), status.get("description")) {
+        (Some(Amf0Value::Utf8String(level)), Some(Amf0Value::Utf8String(description)))
+            if level == "_error" || level == "error" =>
+        {
+            Some(description.clone())
+        }
+        _ => None,
     }
 }
 

@@ -64,6 +64,16 @@ pub struct WsClient {
     /// Everything received, in order (for failure messages).
     pub received: Vec<Value>,
     pub closed: Option<Closed>,
+    /// Websocket pings sent by [`WsClient::round_trip`] (each carries its number).
+    pings: u64,
+}
+
+/// What one read from the socket gave.
+enum Frame {
+    Event(Value),
+    Pong(Vec<u8>),
+    Closed(Closed),
+    Timeout,
 }
 
 impl WsClient {
@@ -115,6 +125,7 @@ impl WsClient {
             unread: VecDeque::new(),
             received: Vec::new(),
             closed: None,
+            pings: 0,
         })
     }
 
@@ -160,6 +171,63 @@ impl WsClient {
         }
     }
 
+    /// Sends `message` and a websocket ping in one write, then reads until the server's pong:
+    /// by then the server has dealt with `message` and sent whatever it answers (queued, like any
+    /// event read past). For messages that may get no answer. One write, so the server never
+    /// closes with part of it unread: closing with unread data resets the connection, and what
+    /// the server sent last (its reason for closing) could be lost. `Err`: how the server ended
+    /// the connection before its pong.
+    pub fn round_trip(&mut self, message: Message) -> Result<(), Closed> {
+        if let Some(closed) = &self.closed {
+            return Err(closed.clone());
+        }
+        self.pings += 1;
+        let marker = self.pings.to_be_bytes().to_vec();
+        let written = self
+            .ws
+            .write(message)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                let ping = Message::Ping(marker.clone());
+                self.ws.write(ping).map_err(|e| e.to_string())
+            })
+            .and_then(|()| self.ws.flush().map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            // Gone while writing: what it sent before is still to be read.
+            let (events, closed) = self.expect_closed_after(e);
+            self.inbox.extend(events);
+            return Err(closed);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.read_frame(left) {
+                Frame::Pong(payload) if payload == marker => return Ok(()),
+                Frame::Pong(_) => {}
+                Frame::Event(v) => self.inbox.push_back(v),
+                Frame::Closed(closed) => return Err(closed),
+                Frame::Timeout => self.gave_up("the pong to our ping", Next::Timeout),
+            }
+        }
+    }
+
+    /// After a failed write: the events still readable and how the connection ended.
+    fn expect_closed_after(&mut self, error: String) -> (Vec<Value>, Closed) {
+        let mut events = Vec::new();
+        loop {
+            match self.read_frame(TICK) {
+                Frame::Event(v) => events.push(v),
+                Frame::Pong(_) => {}
+                Frame::Closed(closed) => return (events, closed),
+                Frame::Timeout => {
+                    let closed = Closed::Dropped(error);
+                    self.closed = Some(closed.clone());
+                    return (events, closed);
+                }
+            }
+        }
+    }
+
     // ---- receiving ----------------------------------------------------------------------------
 
     /// The next event (queued first), waiting at most `timeout`.
@@ -172,11 +240,25 @@ impl WsClient {
 
     /// Reads one event from the socket (not the inbox).
     fn read(&mut self, timeout: Duration) -> Next {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.read_frame(left) {
+                Frame::Event(v) => return Next::Event(v),
+                Frame::Pong(_) => {}
+                Frame::Closed(closed) => return Next::Closed(closed),
+                Frame::Timeout => return Next::Timeout,
+            }
+        }
+    }
+
+    /// Reads one event or pong from the socket (not the inbox).
+    fn read_frame(&mut self, timeout: Duration) -> Frame {
         if let Some(v) = self.unread.pop_front() {
-            return Next::Event(v);
+            return Frame::Event(v);
         }
         if let Some(closed) = &self.closed {
-            return Next::Closed(closed.clone());
+            return Frame::Closed(closed.clone());
         }
         let deadline = Instant::now() + timeout;
         loop {
@@ -198,7 +280,7 @@ impl WsClient {
                         self.unread.push_back(value);
                     }
                     if let Some(v) = self.unread.pop_front() {
-                        return Next::Event(v);
+                        return Frame::Event(v);
                     }
                 }
                 Ok(Message::Binary(b)) => {
@@ -212,20 +294,21 @@ impl WsClient {
                     let closed =
                         Closed::Frame(frame.map(|f| (u16::from(f.code), f.reason.into_owned())));
                     self.closed = Some(closed.clone());
-                    return Next::Closed(closed);
+                    return Frame::Closed(closed);
                 }
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Pong(payload)) => return Frame::Pong(payload),
+                Ok(Message::Ping(_) | Message::Frame(_)) => {}
                 Err(tungstenite::Error::Io(e))
                     if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
                 {
                     if Instant::now() >= deadline {
-                        return Next::Timeout;
+                        return Frame::Timeout;
                     }
                 }
                 Err(e) => {
                     let closed = Closed::Dropped(e.to_string());
                     self.closed = Some(closed.clone());
-                    return Next::Closed(closed);
+                    return Frame::Closed(closed);
                 }
             }
         }

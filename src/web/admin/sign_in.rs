@@ -5,7 +5,7 @@
 //! password being checked. The right password forgives the address.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine as _;
 use warp::http::{HeaderValue, StatusCode};
@@ -81,7 +81,7 @@ pub fn refusal(error: SignInError) -> warp::reply::Response {
             response
         }
         SignInError::TooMany(refused) => {
-            let seconds = whole_seconds(refused.retry_after);
+            let seconds = refused.retry_after_secs();
             let why = if refused.locked_out {
                 format!(
                     "too many wrong passwords from your address: it is locked out for {}, even \
@@ -109,11 +109,6 @@ pub fn refusal(error: SignInError) -> warp::reply::Response {
             response
         }
     }
-}
-
-/// Rounded up, and at least 1: a client that waits this long is not refused again for it.
-fn whole_seconds(wait: Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 fn in_words(seconds: u64) -> String {
@@ -147,9 +142,6 @@ mod tests {
 
     #[test]
     fn waits_in_words() {
-        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
-        assert_eq!(whole_seconds(Duration::from_millis(2_001)), 3);
-        assert_eq!(whole_seconds(Duration::ZERO), 1);
         assert_eq!(in_words(1), "1 second");
         assert_eq!(in_words(30), "30 seconds");
         assert_eq!(in_words(900), "15 minutes");
