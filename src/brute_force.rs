@@ -10,15 +10,26 @@
 //! forgotten when it has been quiet for as long as a lockout lasts, or when the right secret is
 //! given. The owner lifts a lock-out by restarting selfcast (the records live in memory only).
 //!
+//! A wrong guess the address already made ([`BruteForceGuard::failed_guess`]) is not counted
+//! again: it teaches the guesser nothing, and it is what a forgotten script polling with an old
+//! password, or an encoder reconnecting with a mistyped key, sends over and over; counting it would
+//! lock the owner out of their own address.
+//!
 //! Limits are per address, so a stranger can never lock the owner out from somewhere else, and
 //! the table is bounded ([`Policy::max_addresses`]): when it is full the quietest record goes.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tracing::warn;
+
+use crate::log_limit::{LogLimiter, LOG_EVERY};
+
+/// Wrong guesses remembered per address (as keyed 64-bit fingerprints, never the guesses).
+const REMEMBERED_GUESSES: usize = 8;
 
 /// How many wrong guesses are tolerated, and what they cost.
 #[derive(Debug, Clone)]
@@ -78,6 +89,8 @@ struct Record {
     last_failure: Instant,
     /// No attempt is checked before this.
     next_attempt: Instant,
+    /// Fingerprints of the last wrong guesses, the newest at `failures % REMEMBERED_GUESSES`.
+    guesses: [Option<u64>; REMEMBERED_GUESSES],
 }
 
 /// Counts wrong guesses per address; see the module docs.
@@ -86,7 +99,16 @@ pub struct BruteForceGuard {
     /// What is being guessed, for the log: "admin password", "stream key".
     secret: &'static str,
     policy: Policy,
-    records: Mutex<HashMap<IpAddr, Record>>,
+    records: Mutex<Records>,
+    /// Keys the guess fingerprints: random per process, so they cannot be looked up elsewhere.
+    fingerprints: RandomState,
+}
+
+#[derive(Debug)]
+struct Records {
+    by_address: HashMap<IpAddr, Record>,
+    /// The lock-out line, which any address can trigger, is logged at most every few seconds.
+    lockout_log: LogLimiter<()>,
 }
 
 impl BruteForceGuard {
@@ -94,13 +116,17 @@ impl BruteForceGuard {
         BruteForceGuard {
             secret,
             policy,
-            records: Mutex::new(HashMap::new()),
+            records: Mutex::new(Records {
+                by_address: HashMap::new(),
+                lockout_log: LogLimiter::new(LOG_EVERY),
+            }),
+            fingerprints: RandomState::new(),
         }
     }
 
     /// Before checking a secret from `peer`: `Err` when it must not be checked now.
     pub fn check(&self, peer: IpAddr, now: Instant) -> Result<(), Refused> {
-        let mut records = self.lock();
+        let records = &mut self.lock().by_address;
         let Some(record) = records.get(&address_key(peer)).copied() else {
             return Ok(());
         };
@@ -119,19 +145,40 @@ impl BruteForceGuard {
 
     /// `peer` gave a wrong secret. Returns what its next attempt gets, if anything.
     pub fn failed(&self, peer: IpAddr, now: Instant) -> Option<Refused> {
+        self.count_failure(peer, None, now)
+    }
+
+    /// `peer` gave the wrong secret `guess` (for the admin password: the user name and the
+    /// password). Counted like [`Self::failed`], unless this address made the same wrong guess
+    /// before: then it costs nothing. Returns what its next attempt gets, if anything.
+    pub fn failed_guess(&self, peer: IpAddr, guess: impl Hash, now: Instant) -> Option<Refused> {
+        self.count_failure(peer, Some(self.fingerprints.hash_one(guess)), now)
+    }
+
+    fn count_failure(&self, peer: IpAddr, guess: Option<u64>, now: Instant) -> Option<Refused> {
         let key = address_key(peer);
         let mut records = self.lock();
-        if !records.contains_key(&key) && records.len() >= self.policy.max_addresses {
-            self.make_room(&mut records, now);
+        let Records {
+            by_address,
+            lockout_log,
+        } = &mut *records;
+        if !by_address.contains_key(&key) && by_address.len() >= self.policy.max_addresses {
+            self.make_room(by_address, now);
         }
-        let record = records.entry(key).or_insert(Record {
+        let record = by_address.entry(key).or_insert(Record {
             failures: 0,
             last_failure: now,
             next_attempt: now,
+            guesses: [None; REMEMBERED_GUESSES],
         });
         if self.is_stale(record, now) {
             record.failures = 0;
+            record.guesses = [None; REMEMBERED_GUESSES];
         }
+        if guess.is_some() && record.guesses.contains(&guess) {
+            return None;
+        }
+        record.guesses[record.failures as usize % REMEMBERED_GUESSES] = guess;
         record.failures = record.failures.saturating_add(1);
         record.last_failure = now;
         let failures = record.failures;
@@ -139,14 +186,17 @@ impl BruteForceGuard {
         record.next_attempt = now + wait;
         let locked_out = failures >= self.policy.lockout_failures;
         if locked_out && failures == self.policy.lockout_failures {
-            warn!(
-                %peer,
-                failures,
-                minutes = wait.as_secs() / 60,
-                "too many wrong {}s from this address: locked out; restart selfcast to lift it \
-                 sooner",
-                self.secret
-            );
+            if let Some(suppressed) = lockout_log.allow((), now) {
+                warn!(
+                    %peer,
+                    failures,
+                    minutes = wait.as_secs() / 60,
+                    lockouts_not_logged = suppressed,
+                    "too many wrong {}s from this address: locked out; restart selfcast to lift \
+                     it sooner",
+                    self.secret
+                );
+            }
         }
         Some(Refused {
             retry_after: wait,
@@ -156,7 +206,7 @@ impl BruteForceGuard {
 
     /// `peer` gave the right secret: its failures are forgiven.
     pub fn succeeded(&self, peer: IpAddr) {
-        self.lock().remove(&address_key(peer));
+        self.lock().by_address.remove(&address_key(peer));
     }
 
     /// What failure number `failures` costs: nothing, a delay, or the lock-out.
@@ -192,7 +242,7 @@ impl BruteForceGuard {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Record>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
         self.records
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -272,6 +322,51 @@ mod tests {
         );
         assert!(guard.check(peer, at(66_999)).unwrap_err().locked_out);
         assert_eq!(guard.check(peer, at(67_000)), Ok(()), "the lock-out ends");
+    }
+
+    #[test]
+    fn the_same_wrong_guess_again_costs_nothing() {
+        let guard = BruteForceGuard::new("test secret", policy());
+        let now = Instant::now();
+        let peer = ip("192.0.2.1");
+        for _ in 0..50 {
+            assert_eq!(
+                guard.failed_guess(peer, ("admin", "old password"), now),
+                None
+            );
+        }
+        assert_eq!(
+            guard.check(peer, now),
+            Ok(()),
+            "a script polling with an old password"
+        );
+        assert_eq!(
+            guard.failed_guess(peer, ("admin", "typo"), now),
+            None,
+            "the second failure"
+        );
+        assert!(
+            guard
+                .failed_guess(peer, ("admin", "guess 3"), now)
+                .is_some(),
+            "a new guess counts"
+        );
+        assert!(guard.check(peer, now).is_err());
+        assert_eq!(
+            guard.failed_guess(ip("192.0.2.2"), ("admin", "old password"), now),
+            None,
+            "per address"
+        );
+        let later = now + Duration::from_secs(61);
+        guard.failed_guess(peer, ("admin", "guess 3"), later);
+        assert_eq!(
+            guard.failed_guess(peer, ("admin", "guess 4"), later),
+            None,
+            "a quiet record starts again, its guesses forgotten"
+        );
+        assert!(guard
+            .failed_guess(peer, ("admin", "old password"), later)
+            .is_some());
     }
 
     #[test]
@@ -372,7 +467,7 @@ mod tests {
         {
             guard.failed(ip(host), t0 + Duration::from_secs(i as u64));
         }
-        assert_eq!(guard.lock().len(), 3);
+        assert_eq!(guard.lock().by_address.len(), 3);
         assert!(
             guard
                 .check(ip("192.0.2.1"), t0 + Duration::from_secs(6))

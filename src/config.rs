@@ -224,11 +224,34 @@ impl Default for ChatConfig {
 }
 
 /// The admin API (`/api/admin/...`, HTTP Basic auth `admin:<password>`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Absent: generated, saved in `data_dir`, printed at start-up.
     pub password: Option<String>,
+    /// Wrong passwords from one address ([`crate::brute_force`]): this many cost nothing...
+    pub free_failures: u32,
+    /// ...then each attempt waits this long, doubling with every further failure...
+    pub first_delay_seconds: u64,
+    /// ...up to this...
+    pub max_delay_seconds: u64,
+    /// ...and after this many failures the address is locked out...
+    pub lockout_failures: u32,
+    /// ...for this long.
+    pub lockout_minutes: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            password: None,
+            free_failures: 5,
+            first_delay_seconds: 1,
+            max_delay_seconds: 30,
+            lockout_failures: 20,
+            lockout_minutes: 15,
+        }
+    }
 }
 
 /// Where video is distributed from (see [`crate::sink`]). Only the table of the chosen `kind` is
@@ -556,7 +579,8 @@ impl Config {
     ) -> Result<(), ConfigError> {
         // `streamer_name` follows the chat's rules for names: the chat checks it when it starts.
         let chat = &self.chat;
-        let ranges: [(&str, f64, f64, f64); 6] = [
+        let admin = &self.admin;
+        let ranges: [(&str, f64, f64, f64); 10] = [
             (
                 "chat.history_messages",
                 chat.history_messages as f64,
@@ -583,6 +607,30 @@ impl Config {
                 1.0,
                 1_000_000.0,
             ),
+            (
+                "admin.first_delay_seconds",
+                admin.first_delay_seconds as f64,
+                1.0,
+                3600.0,
+            ),
+            (
+                "admin.max_delay_seconds",
+                admin.max_delay_seconds as f64,
+                admin.first_delay_seconds as f64,
+                3600.0,
+            ),
+            (
+                "admin.lockout_failures",
+                f64::from(admin.lockout_failures),
+                f64::from(admin.free_failures) + 1.0,
+                1000.0,
+            ),
+            (
+                "admin.lockout_minutes",
+                admin.lockout_minutes as f64,
+                1.0,
+                7.0 * 24.0 * 60.0,
+            ),
         ];
         for (key, value, low, high) in ranges {
             if !(low..=high).contains(&value) {
@@ -592,7 +640,7 @@ impl Config {
                 ));
             }
         }
-        if let Some(password) = &self.admin.password {
+        if let Some(password) = &admin.password {
             if password.chars().count() < 8 || password.contains(char::is_control) {
                 return Err(invalid(
                     "admin.password",
@@ -779,6 +827,10 @@ mod tests {
         assert_eq!(shipped.hls.playlist_segments, default.hls.playlist_segments);
         assert_eq!(shipped.server.data_dir, default.server.data_dir);
         assert_eq!(shipped.rtmp.stream_key, None);
+        assert_eq!(
+            format!("{:?}", shipped.admin),
+            format!("{:?}", default.admin)
+        );
         assert_eq!(shipped.rtmp.max_connections, default.rtmp.max_connections);
         assert_eq!(
             shipped.rtmp.max_connections_per_address,

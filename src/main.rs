@@ -10,9 +10,10 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use selfcast::brute_force::{self, BruteForceGuard};
 use selfcast::chat::users::UserStore;
 use selfcast::chat::Hub;
-use selfcast::config::Config;
+use selfcast::config::{AdminConfig, Config};
 use selfcast::ingest::{self, ConnectionLimits, IngestSettings};
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::secrets::{self, Secret};
@@ -173,6 +174,7 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
         sink: sink.as_ref().map(|sink| Arc::clone(&sink.health)),
         ipfs_playlists: sink.as_ref().and_then(|sink| sink.ipfs_playlists.clone()),
         admin_password: admin_password.value().to_owned(),
+        admin_guard: BruteForceGuard::new("admin password", admin_guessing(&config.admin)),
         title: config.server.title.clone(),
         static_dir: config.http.static_dir.clone(),
     });
@@ -243,6 +245,18 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
 }
 
 /// Resolves when the watched flag is set (or its sender is gone).
+/// `[admin]`'s limits on wrong passwords.
+fn admin_guessing(admin: &AdminConfig) -> brute_force::Policy {
+    brute_force::Policy {
+        free_failures: admin.free_failures,
+        first_delay: Duration::from_secs(admin.first_delay_seconds),
+        max_delay: Duration::from_secs(admin.max_delay_seconds),
+        lockout_failures: admin.lockout_failures,
+        lockout: Duration::from_secs(admin.lockout_minutes * 60),
+        ..brute_force::Policy::default()
+    }
+}
+
 async fn changed(mut flag: watch::Receiver<bool>) {
     while !*flag.borrow() {
         if flag.changed().await.is_err() {

@@ -1,19 +1,32 @@
-//! The moderation API under `/api/admin/` (docs/API.md): every request needs HTTP Basic auth
-//! `admin:<password>` (compared in constant time); anything else gets 401 and a
-//! `WWW-Authenticate` challenge. Paths and bodies follow Owncast's admin API where it has one.
+//! The moderation API under `/api/admin/` (docs/API.md). Paths and bodies follow Owncast's admin
+//! API where it has one. Before routing, every request passes:
+//!
+//! 1. unless it is a `GET`, the cross-site check ([`cross_site`]): 403 for a request a page on
+//!    another site made the owner's browser send;
+//! 2. signing in ([`sign_in`]): HTTP Basic auth `admin:<password>`, 401 and a challenge without
+//!    it, 429 while the address has to wait after wrong passwords.
+//!
+//! Every request that changes something is a `POST` with a JSON body ([`action`]): any other
+//! `Content-Type` than `application/json` (a browser can send a cross-site `POST` without a
+//! preflight only as a form or with a `text/plain` or absent type) gets 415.
 
-use std::net::IpAddr;
+mod cross_site;
+mod sign_in;
+
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use warp::http::StatusCode;
+use warp::http::header::AUTHORIZATION;
+use warp::http::{HeaderMap, Method, StatusCode};
 use warp::{Filter, Reply};
 
-use super::chat::error;
+use super::chat::{error, ip};
 use super::WebState;
 use crate::chat::events::{rfc3339, UserJson};
-use crate::secrets::constant_time_eq;
+use cross_site::CrossSite;
+use sign_in::SignInError;
 
 /// Request bodies are small JSON objects.
 const MAX_BODY: u64 = 16 * 1024;
@@ -62,21 +75,21 @@ struct IpBan {
 pub fn routes(
     state: Arc<WebState>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
-    let authorized = {
+    let admitted = {
         let state = Arc::clone(&state);
-        warp::header::optional::<String>("authorization")
-            .and_then(move |header: Option<String>| {
-                let ok = header
-                    .as_deref()
-                    .is_some_and(|h| basic_auth_ok(h, &state.admin_password));
-                async move {
-                    if ok {
-                        Ok(())
-                    } else {
-                        Err(warp::reject::custom(Unauthorized))
-                    }
-                }
-            })
+        warp::method()
+            .and(warp::header::headers_cloned())
+            .and(warp::host::optional())
+            .and(warp::addr::remote())
+            .and_then(
+                move |method: Method,
+                      headers: HeaderMap,
+                      host: Option<warp::host::Authority>,
+                      addr: Option<SocketAddr>| {
+                    let admitted = admit(&state, &method, &headers, host.as_ref(), ip(addr));
+                    async move { admitted.map_err(warp::reject::custom) }
+                },
+            )
             .untuple_one()
     };
     let with_state = {
@@ -85,17 +98,15 @@ pub fn routes(
     };
 
     let visibility = warp::path!("chat" / "messagevisibility")
-        .and(warp::post())
         .and(with_state.clone())
-        .and(json_body())
+        .and(action())
         .map(|state: Arc<WebState>, v: Visibility| {
             let known = state.chat.set_visibility(&v.id_array, v.visible);
             ok(serde_json::json!({ "success": true, "known": known }))
         });
     let set_enabled = warp::path!("chat" / "users" / "setenabled")
-        .and(warp::post())
         .and(with_state.clone())
-        .and(json_body())
+        .and(action())
         .map(|state: Arc<WebState>, u: UserEnabled| {
             match state.chat.set_user_enabled(&u.user_id, u.enabled) {
                 Some(user) => {
@@ -132,9 +143,8 @@ pub fn routes(
             ok(bans)
         });
     let ban_ip = warp::path!("chat" / "users" / "ipbans" / "create")
-        .and(warp::post())
         .and(with_state.clone())
-        .and(json_body())
+        .and(action())
         .map(
             |state: Arc<WebState>, v: Value<String>| match address(&v.value) {
                 Ok(ip) => {
@@ -145,9 +155,8 @@ pub fn routes(
             },
         );
     let unban_ip = warp::path!("chat" / "users" / "ipbans" / "remove")
-        .and(warp::post())
         .and(with_state.clone())
-        .and(json_body())
+        .and(action())
         .map(
             |state: Arc<WebState>, v: Value<String>| match address(&v.value) {
                 Ok(ip) if state.chat.unban_ip(ip) => ok(serde_json::json!({ "success": true })),
@@ -174,17 +183,15 @@ pub fn routes(
             ok(clients)
         });
     let chat_disable = warp::path!("config" / "chat" / "disable")
-        .and(warp::post())
         .and(with_state.clone())
-        .and(json_body())
+        .and(action())
         .map(|state: Arc<WebState>, v: Value<bool>| {
             state.chat.set_chat_enabled(!v.value);
             ok(serde_json::json!({ "success": true, "chatEnabled": !v.value }))
         });
     let system = warp::path!("chat" / "system")
-        .and(warp::post())
         .and(with_state.clone())
-        .and(json_body())
+        .and(action())
         .map(
             |state: Arc<WebState>, post: Post| match state.chat.post_system(&post.body) {
                 Ok(id) => ok(serde_json::json!({ "success": true, "id": id })),
@@ -192,9 +199,8 @@ pub fn routes(
             },
         );
     let send = warp::path!("chat" / "send")
-        .and(warp::post())
         .and(with_state)
-        .and(json_body())
+        .and(action())
         .map(
             |state: Arc<WebState>, post: Post| match state.chat.post_as_streamer(&post.body) {
                 Ok(id) => ok(serde_json::json!({ "success": true, "id": id })),
@@ -204,7 +210,7 @@ pub fn routes(
 
     // Only requests under /api/admin/ reach `recover`: everything else is another route's.
     warp::path("api").and(warp::path("admin")).and(
-        authorized
+        admitted
             .and(
                 visibility
                     .or(set_enabled)
@@ -231,37 +237,60 @@ pub fn routes(
     )
 }
 
+/// Why a request was not let in.
 #[derive(Debug)]
-struct Unauthorized;
-impl warp::reject::Reject for Unauthorized {}
+enum Denied {
+    CrossSite(CrossSite),
+    SignIn(SignInError),
+}
+impl warp::reject::Reject for Denied {}
 
-/// 401 with a challenge for a missing or wrong password, 400 for a body that is not the JSON
-/// asked for, 404 for an unknown admin path.
+/// A state-changing request whose `Content-Type` is not JSON.
+#[derive(Debug)]
+struct NotJson;
+impl warp::reject::Reject for NotJson {}
+
+/// Steps 1 and 2 of the module docs.
+fn admit(
+    state: &WebState,
+    method: &Method,
+    headers: &HeaderMap,
+    host: Option<&warp::host::Authority>,
+    peer: IpAddr,
+) -> Result<(), Denied> {
+    if method != Method::GET {
+        cross_site::check(headers, host).map_err(Denied::CrossSite)?;
+    }
+    let (user, password) = headers
+        .get(AUTHORIZATION)
+        .and_then(|header| sign_in::basic_credentials(header.as_bytes()))
+        .ok_or(Denied::SignIn(SignInError::Missing))?;
+    sign_in::sign_in(state, peer, &user, &password, Instant::now()).map_err(Denied::SignIn)
+}
+
+/// 403, 401 and 429 for a request not let in, 415 for a body that is not JSON, 400 for one
+/// that is not the JSON asked for, 404 for an unknown admin path.
 async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, warp::Rejection> {
-    if rejection.find::<Unauthorized>().is_some() {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            "the admin API needs the admin password (HTTP Basic auth, user admin)",
-        );
-        response.headers_mut().insert(
-            "www-authenticate",
-            warp::http::HeaderValue::from_static("Basic realm=\"selfcast\""),
-        );
-        return Ok(response);
+    match rejection.find::<Denied>() {
+        Some(Denied::CrossSite(why)) => {
+            return Ok(error(StatusCode::FORBIDDEN, &why.to_string()));
+        }
+        Some(Denied::SignIn(failed)) => return Ok(sign_in::refusal(*failed)),
+        None => {}
+    }
+    if rejection.find::<NotJson>().is_some() {
+        return Ok(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON, with Content-Type: application/json",
+        ));
+    }
+    if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        return Ok(error(StatusCode::BAD_REQUEST, &e.to_string()));
     }
     if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         return Ok(error(
             StatusCode::BAD_REQUEST,
             &format!("bad request body: {e}"),
-        ));
-    }
-    if rejection
-        .find::<warp::reject::UnsupportedMediaType>()
-        .is_some()
-    {
-        return Ok(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the body as JSON (Content-Type: application/json)",
         ));
     }
     if rejection.find::<warp::reject::LengthRequired>().is_some() {
@@ -285,9 +314,38 @@ async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, wa
     Ok(error(StatusCode::NOT_FOUND, "no such admin endpoint"))
 }
 
-fn json_body<T: serde::de::DeserializeOwned + Send>(
+/// What every request that changes something is: a `POST` of JSON, said so in `Content-Type`.
+fn action<T: serde::de::DeserializeOwned + Send>(
 ) -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
-    warp::body::content_length_limit(MAX_BODY).and(warp::body::json())
+    warp::post()
+        .and(warp::header::optional::<String>("content-type"))
+        .and_then(|content_type: Option<String>| async move {
+            if content_type.as_deref().is_some_and(is_json) {
+                Ok(())
+            } else {
+                Err(warp::reject::custom(NotJson))
+            }
+        })
+        .untuple_one()
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::json())
+}
+
+/// `application/json`, optionally with `; charset=utf-8`, and nothing else.
+fn is_json(content_type: &str) -> bool {
+    let mut parts = content_type.split(';');
+    let media_type = parts.next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    match (parts.next(), parts.next()) {
+        (None, _) => true,
+        (Some(parameter), None) => parameter.split_once('=').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("charset")
+                && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }),
+        _ => false,
+    }
 }
 
 /// The IP address in an IP-ban request, or the 400 answer.
@@ -304,49 +362,35 @@ fn ok(value: impl Serialize) -> warp::reply::Response {
     warp::reply::json(&value).into_response()
 }
 
-/// `Basic base64(admin:<password>)`, the password compared in constant time.
-fn basic_auth_ok(header: &str, password: &str) -> bool {
-    let Some(encoded) = header
-        .strip_prefix("Basic ")
-        .or_else(|| header.strip_prefix("basic "))
-    else {
-        return false;
-    };
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return false;
-    };
-    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
-        return false;
-    };
-    let (user, given) = (&decoded[..colon], &decoded[colon + 1..]);
-    // Both compared, whatever the first says: the time does not tell which was wrong.
-    let user_ok = constant_time_eq(user, b"admin");
-    let password_ok = constant_time_eq(given, password.as_bytes());
-    user_ok & password_ok
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn basic_auth() {
-        // "admin:s3cret-pass" and "admin:wrong" in base64.
-        assert!(basic_auth_ok(
-            "Basic YWRtaW46czNjcmV0LXBhc3M=",
-            "s3cret-pass"
-        ));
-        assert!(!basic_auth_ok("Basic YWRtaW46d3Jvbmc=", "s3cret-pass"));
-        // "root:s3cret-pass"
-        assert!(!basic_auth_ok(
-            "Basic cm9vdDpzM2NyZXQtcGFzcw==",
-            "s3cret-pass"
-        ));
-        assert!(!basic_auth_ok(
-            "Bearer YWRtaW46czNjcmV0LXBhc3M=",
-            "s3cret-pass"
-        ));
-        assert!(!basic_auth_ok("Basic !!!", "s3cret-pass"));
-        assert!(!basic_auth_ok("Basic YWRtaW4=", "s3cret-pass"), "no colon");
+    fn only_json_is_json() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            "application/json; charset=\"utf-8\"",
+        ] {
+            assert!(is_json(json), "{json}");
+        }
+        for other in [
+            "",
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "application/vnd.api+json",
+            "application/json; charset=latin1",
+            "application/json; charset=utf-8; x=y",
+            "application/json;",
+            "application/json, text/plain",
+        ] {
+            assert!(!is_json(other), "{other}");
+        }
     }
 }

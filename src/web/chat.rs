@@ -35,7 +35,7 @@ struct TokenQuery {
 /// The client's address (unknown only for non-TCP transports, which warp does not use here). An
 /// IPv4 client of a dual-stack `[::]` listener arrives as `::ffff:a.b.c.d`: it is `a.b.c.d`, so
 /// that bans and caps by address see one address.
-fn ip(addr: Option<SocketAddr>) -> IpAddr {
+pub(super) fn ip(addr: Option<SocketAddr>) -> IpAddr {
     addr.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical())
 }
 

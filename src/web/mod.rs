@@ -46,6 +46,8 @@ pub struct WebState {
     pub ipfs_playlists: Option<Arc<IpfsPlaylists>>,
     /// For HTTP Basic auth on `/api/admin/` (user `admin`).
     pub admin_password: String,
+    /// Wrong admin passwords per address, for every way of signing in.
+    pub admin_guard: crate::brute_force::BruteForceGuard,
     pub title: String,
     pub static_dir: Option<PathBuf>,
 }
