@@ -9,6 +9,11 @@ use std::collections::HashMap;
 use std::io::Read;
 use Amf0Value;
 
+/// selfcast patch: how deep objects and arrays may nest. Every level is a recursive call, and
+/// 5 bytes of input (a strict array of one) cost one: without a bound, a 100 KB message
+/// overflowed a 2 MiB thread stack, which aborts the whole process. Real encoders nest 2 levels.
+const MAX_NESTING: usize = 64;
+
 struct ObjectProperty {
     label: String,
     value: Amf0Value,
@@ -19,7 +24,7 @@ pub fn deserialize<R: Read>(bytes: &mut R) -> Result<Vec<Amf0Value>, Amf0Deseria
     let mut results = vec![];
 
     loop {
-        match read_next_value(bytes)? {
+        match read_next_value(bytes, 0)? {
             Some(x) => results.push(x),
             None => break,
         };
@@ -28,7 +33,11 @@ pub fn deserialize<R: Read>(bytes: &mut R) -> Result<Vec<Amf0Value>, Amf0Deseria
     Ok(results)
 }
 
-fn read_next_value<R: Read>(bytes: &mut R) -> Result<Option<Amf0Value>, Amf0DeserializationError> {
+/// `depth`: how many objects and arrays enclose the value (selfcast patch).
+fn read_next_value<R: Read>(
+    bytes: &mut R,
+    depth: usize,
+) -> Result<Option<Amf0Value>, Amf0DeserializationError> {
     let mut buffer: [u8; 1] = [0];
     let bytes_read = bytes.read(&mut buffer)?;
 
@@ -45,10 +54,15 @@ fn read_next_value<R: Read>(bytes: &mut R) -> Result<Option<Amf0Value>, Amf0Dese
         markers::NULL_MARKER => parse_null().map(Some),
         markers::UNDEFINED_MARKER => parse_undefined().map(Some),
         markers::NUMBER_MARKER => parse_number(bytes).map(Some),
-        markers::OBJECT_MARKER => parse_object(bytes).map(Some),
-        markers::ECMA_ARRAY_MARKER => parse_ecma_array(bytes).map(Some),
+        markers::OBJECT_MARKER | markers::ECMA_ARRAY_MARKER | markers::STRICT_ARRAY_MARKER
+            if depth >= MAX_NESTING =>
+        {
+            Err(Amf0DeserializationError::NestingTooDeep { limit: MAX_NESTING })
+        }
+        markers::OBJECT_MARKER => parse_object(bytes, depth + 1).map(Some),
+        markers::ECMA_ARRAY_MARKER => parse_ecma_array(bytes, depth + 1).map(Some),
         markers::STRING_MARKER => parse_string(bytes).map(Some),
-        markers::STRICT_ARRAY_MARKER => parse_strict_array(bytes).map(Some),
+        markers::STRICT_ARRAY_MARKER => parse_strict_array(bytes, depth + 1).map(Some),
         _ => Err(Amf0DeserializationError::UnknownMarker { marker: buffer[0] }),
     }
 }
@@ -87,11 +101,14 @@ fn parse_string<R: Read>(bytes: &mut R) -> Result<Amf0Value, Amf0Deserialization
     Ok(Amf0Value::Utf8String(value))
 }
 
-fn parse_object<R: Read>(bytes: &mut R) -> Result<Amf0Value, Amf0DeserializationError> {
+fn parse_object<R: Read>(
+    bytes: &mut R,
+    depth: usize,
+) -> Result<Amf0Value, Amf0DeserializationError> {
     let mut properties = HashMap::new();
 
     loop {
-        match parse_object_property(bytes)? {
+        match parse_object_property(bytes, depth)? {
             Some(property) => properties.insert(property.label, property.value),
             None => break,
         };
@@ -101,7 +118,10 @@ fn parse_object<R: Read>(bytes: &mut R) -> Result<Amf0Value, Amf0Deserialization
     Ok(deserialized_value)
 }
 
-fn parse_ecma_array<R: Read>(bytes: &mut R) -> Result<Amf0Value, Amf0DeserializationError> {
+fn parse_ecma_array<R: Read>(
+    bytes: &mut R,
+    depth: usize,
+) -> Result<Amf0Value, Amf0DeserializationError> {
     // An ECMA array is an array of values indexed via strings instead of numeric indexes (so
     // essentially a hash map).  It seems functionally equivalent to an object so for simplicity
     // treat it as such.
@@ -113,15 +133,18 @@ fn parse_ecma_array<R: Read>(bytes: &mut R) -> Result<Amf0Value, Amf0Deserializa
     // like we can ignore the associative count and just read exactly as we would an object.
 
     let _associative_count = bytes.read_u32::<BigEndian>()?;
-    parse_object(bytes)
+    parse_object(bytes, depth)
 }
 
-fn parse_strict_array<R: Read>(bytes: &mut R) -> Result<Amf0Value, Amf0DeserializationError> {
+fn parse_strict_array<R: Read>(
+    bytes: &mut R,
+    depth: usize,
+) -> Result<Amf0Value, Amf0DeserializationError> {
     let _array_count = bytes.read_u32::<BigEndian>()?;
     let mut values: Vec<Amf0Value> = Vec::new();
 
     for _ in 0.._array_count {
-        match read_next_value(bytes)? {
+        match read_next_value(bytes, depth)? {
             Some(value) => {
                 values.push(value);
             }
@@ -134,6 +157,7 @@ fn parse_strict_array<R: Read>(bytes: &mut R) -> Result<Amf0Value, Amf0Deseriali
 
 fn parse_object_property<R: Read>(
     bytes: &mut R,
+    depth: usize,
 ) -> Result<Option<ObjectProperty>, Amf0DeserializationError> {
     let label_length = bytes.read_u16::<BigEndian>()?;
     if label_length == 0 {
@@ -152,7 +176,7 @@ fn parse_object_property<R: Read>(
 
     let label = String::from_utf8(label_buffer)?;
 
-    match read_next_value(bytes)? {
+    match read_next_value(bytes, depth)? {
         None => Err(Amf0DeserializationError::UnexpectedEof),
         Some(property_value) => Ok(Some(ObjectProperty {
             label,
@@ -166,6 +190,7 @@ mod tests {
     use super::super::Amf0Value;
     use super::deserialize;
     use byteorder::{BigEndian, WriteBytesExt};
+    use errors::Amf0DeserializationError;
     use markers;
     use std::collections::HashMap;
     use std::io::Cursor;
@@ -329,5 +354,34 @@ mod tests {
 
         let expected = vec![Amf0Value::Undefined];
         assert_eq!(result, expected);
+    }
+
+    /// selfcast patch: nesting is bounded, so hostile depth is an error instead of a stack
+    /// overflow (100,000 levels took 500 KB and aborted the process).
+    #[test]
+    fn nesting_is_bounded() {
+        fn nested_arrays(depth: usize) -> Vec<u8> {
+            let mut vector = vec![];
+            for _ in 0..depth {
+                vector.push(markers::STRICT_ARRAY_MARKER);
+                vector.write_u32::<BigEndian>(1).unwrap();
+            }
+            vector.push(markers::NULL_MARKER);
+            vector
+        }
+        let at_limit = deserialize(&mut Cursor::new(nested_arrays(super::MAX_NESTING)));
+        assert!(at_limit.is_ok(), "{:?}", at_limit);
+        for depth in [super::MAX_NESTING + 1, 100_000] {
+            match deserialize(&mut Cursor::new(nested_arrays(depth))) {
+                Err(Amf0DeserializationError::NestingTooDeep { limit: 64 }) => {}
+                other => panic!("depth {}: {:?}", depth, other),
+            }
+        }
+        // Objects count too: { "a": { "a": ... } }
+        let mut vector = vec![];
+        for _ in 0..100_000 {
+            vector.extend_from_slice(&[markers::OBJECT_MARKER, 0, 1, b'a']);
+        }
+        assert!(deserialize(&mut Cursor::new(vector)).is_err());
     }
 }

@@ -29,6 +29,11 @@ pub enum Amf0DeserializationError {
     /// UTF-8 this error will be raised.
     #[error("Failed to read a utf8 string from the byte buffer: {0}")]
     StringParseError(#[from] string::FromUtf8Error),
+
+    /// selfcast patch: objects and arrays nested deeper than `limit` (each level is a
+    /// recursive call: unbounded, hostile input overflowed the stack).
+    #[error("Objects and arrays nested deeper than {limit} levels")]
+    NestingTooDeep { limit: usize },
 }
 
 /// Errors raised during to the serialization process

@@ -21,6 +21,14 @@ pub enum ChunkDeserializationError {
     InvalidMaxChunkSize { chunk_size: usize },
 
     /// An I/O error occurred while reading the input buffer
+    /// selfcast patch: see `ChunkDeserializer::get_message_data`.
+    #[error("Received a chunk header on csid {csid} announcing a message of {message_length} bytes after {received} bytes of it")]
+    MessageShorterThanReceived {
+        csid: u32,
+        message_length: u32,
+        received: usize,
+    },
+
     #[error("{0}")]
     Io(#[from] io::Error),
 }

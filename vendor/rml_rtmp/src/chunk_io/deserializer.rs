@@ -1,6 +1,6 @@
 use super::chunk_header::{ChunkHeader, ChunkHeaderFormat};
 use byteorder::{BigEndian, LittleEndian, ReadBytesExt};
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut; // selfcast patch: BufMut went with the `reserve` below
 use chunk_io::ChunkDeserializationError;
 use messages::MessagePayload;
 use std::cmp::min;
@@ -354,8 +354,10 @@ impl ChunkDeserializer {
             self.current_header.timestamp.set(timestamp);
         } else if self.current_payload_data.len() == 0 {
             // Since we already added the MAX_INITIAL_TIMESTAMP to the timestamp, only add the delta difference
+            // selfcast patch: wrapping, as a release build computes it; an extended timestamp
+            // below 0xFFFFFF panicked with overflow checks on.
             self.current_header.timestamp =
-                self.current_header.timestamp + (timestamp - MAX_INITIAL_TIMESTAMP);
+                self.current_header.timestamp + timestamp.wrapping_sub(MAX_INITIAL_TIMESTAMP);
         }
 
         self.current_stage = ParseStage::MessagePayload;
@@ -368,7 +370,20 @@ impl ChunkDeserializer {
     ) -> Result<ParseStageResult, ChunkDeserializationError> {
         let mut length = self.current_header.message_length as usize;
         let current_payload_length = self.current_payload_data.len();
-        let remaining_bytes = length - current_payload_length;
+        // selfcast patch: a type 1 header in the middle of a message may announce a length
+        // below what was already received; `length - current_payload_length` then underflowed
+        // (a panic with overflow checks; without, a `reserve` of ~2^64 bytes: "capacity
+        // overflow").
+        let remaining_bytes = match length.checked_sub(current_payload_length) {
+            Some(remaining) => remaining,
+            None => {
+                return Err(ChunkDeserializationError::MessageShorterThanReceived {
+                    csid: self.current_header.chunk_stream_id,
+                    message_length: self.current_header.message_length,
+                    received: current_payload_length,
+                })
+            }
+        };
         if length > self.max_chunk_size as usize {
             length = min(remaining_bytes, self.max_chunk_size as usize);
         }
@@ -383,10 +398,9 @@ impl ChunkDeserializer {
 
         // Make sure the we have enough capacity for the whole message data.  This
         // helps with performance when there are smaller chunk sizes.
-        if remaining_bytes > self.current_payload_data.remaining_mut() {
-            let capacity_needed = remaining_bytes - self.current_payload_data.remaining_mut();
-            self.current_payload_data.reserve(capacity_needed);
-        }
+        // selfcast patch: no `reserve` of the whole announced message length up front (it
+        // made a 12-byte chunk header allocate 16 MiB before a byte of the message arrived);
+        // the buffer grows with what is received.
 
         let bytes = self.buffer.split_to(length as usize);
         self.current_payload_data.extend_from_slice(&bytes[..]);
@@ -1152,5 +1166,27 @@ mod tests {
         }
 
         cursor.into_inner()
+    }
+
+    /// selfcast patch: a type 1 header that announces a message shorter than what was already
+    /// received of it underflowed `length - current_payload_length`.
+    #[test]
+    fn shorter_length_in_the_middle_of_a_message_is_an_error() {
+        let mut deserializer = ChunkDeserializer::new();
+        // Type 0 on csid 3: timestamp 0, length 200, type 20, stream 0, then 128 bytes (one chunk).
+        let mut bytes = vec![0x03, 0, 0, 0, 0, 0, 200, 20, 0, 0, 0, 0];
+        bytes.extend_from_slice(&[0_u8; 128]);
+        // Type 1 on csid 3: timestamp delta 0, length 10, type 20, then 10 bytes.
+        bytes.extend_from_slice(&[0x43, 0, 0, 0, 0, 0, 10, 20]);
+        bytes.extend_from_slice(&[0_u8; 10]);
+        match deserializer.get_next_message(&bytes) {
+            Err(ChunkDeserializationError::MessageShorterThanReceived {
+                csid: 3,
+                message_length: 10,
+                received: 128,
+            }) => {}
+            Err(other) => panic!("unexpected error {:?}", other),
+            Ok(_) => panic!("accepted a message shorter than what was received"),
+        }
     }
 }

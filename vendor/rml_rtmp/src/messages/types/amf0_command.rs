@@ -27,6 +27,11 @@ pub fn serialize(
 pub fn deserialize(data: Bytes) -> Result<RtmpMessage, MessageDeserializationError> {
     let mut cursor = Cursor::new(data);
     let mut arguments = rml_amf0::deserialize(&mut cursor)?;
+    // selfcast patch: a command is name, transaction id and command object at least; with
+    // fewer values `drain(..3)` panicked ("range end index 3 out of range for slice of length 2").
+    if arguments.len() < 3 {
+        return Err(MessageDeserializationError::InvalidMessageFormat);
+    }
 
     let command_name: String;
     let transaction_id: f64;
@@ -146,5 +151,25 @@ mod tests {
         let result = deserialize(bytes).unwrap();
 
         assert_eq!(expected, result);
+    }
+
+    /// selfcast patch: `connect` alone (no transaction id, no command object) panicked with
+    /// "range end index 3 out of range for slice of length 1".
+    #[test]
+    fn fewer_than_three_values_is_an_error() {
+        for values in [
+            vec![],
+            vec![Amf0Value::Utf8String("connect".to_string())],
+            vec![
+                Amf0Value::Utf8String("createStream".to_string()),
+                Amf0Value::Number(2.0),
+            ],
+        ] {
+            let bytes = Bytes::from(rml_amf0::serialize(&values).unwrap());
+            match deserialize(bytes) {
+                Err(::messages::MessageDeserializationError::InvalidMessageFormat) => {}
+                other => panic!("{:?}: {:?}", values, other),
+            }
+        }
     }
 }

@@ -5,6 +5,8 @@ pub enum StreamState {
 
     Publishing {
         stream_key: String,
+        // selfcast patch: silences the one warning a path dependency shows in our builds.
+        #[allow(dead_code)]
         mode: PublishMode,
     },
 

@@ -933,6 +933,9 @@ impl ServerSession {
         if data.len() < 2 {
             // We are expecting a "onMetaData" value and then a property with the actual metadata.  Since
             // this wasn't provided we don't know how to deal with this message.
+            // selfcast patch: this block was empty, so `data[0]` below panicked on a bare
+            // "@setDataFrame" and `data.remove(1)` on "@setDataFrame", "onMetaData".
+            return Ok(Vec::new());
         }
 
         match data[0] {
