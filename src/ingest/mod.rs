@@ -26,6 +26,8 @@ mod connection;
 
 mod publish;
 mod session;
+/// For the RTMP fuzz target: a connection over bytes in memory.
+pub use session::serve_without_io;
 
 use std::any::Any;
 use std::fmt;

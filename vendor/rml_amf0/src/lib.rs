@@ -29,7 +29,8 @@
 //! assert_eq!(input, results);
 //! ```
 
-#[macro_use]
+// selfcast patch: no `#[macro_use]` (byteorder exports no macros; path dependencies show
+// their warnings in our builds).
 extern crate byteorder;
 extern crate thiserror;
 
