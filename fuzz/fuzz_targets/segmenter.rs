@@ -64,7 +64,7 @@ impl Op {
             2 => Op::RestartOutput,
             3 => {
                 let record = if u.arbitrary()? {
-                    Bytes::copy_from_slice(u.bytes(u.int_in_range(0..=64)?)?)
+                    Bytes::copy_from_slice(bytes_up_to(u, 64)?)
                 } else {
                     Bytes::from_static(AVCC[usize::from(u.int_in_range(0..=1u8)?)])
                 };
@@ -75,7 +75,7 @@ impl Op {
             }
             4 => {
                 let raw = if u.arbitrary()? {
-                    Bytes::copy_from_slice(u.bytes(u.int_in_range(0..=8)?)?)
+                    Bytes::copy_from_slice(bytes_up_to(u, 8)?)
                 } else {
                     Bytes::from_static(ASC[usize::from(u.int_in_range(0..=3u8)?)])
                 };
@@ -98,7 +98,10 @@ impl Op {
                 } else {
                     *clock_ms
                 };
-                let payload = u.bytes(u.int_in_range(1..=48)?)?;
+                let payload = bytes_up_to(u, 48)?;
+                if payload.is_empty() {
+                    return Ok(None); // ingest hands on no empty frame
+                }
                 let data = if video {
                     // AVCC framing, as ingest checks it before anything reaches the muxer.
                     let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
@@ -121,6 +124,12 @@ impl Op {
             }
         }))
     }
+}
+
+/// At most `max` bytes of the input, as many as it says.
+fn bytes_up_to<'a>(u: &mut Unstructured<'a>, max: usize) -> Result<&'a [u8]> {
+    let len = u.int_in_range(0..=max)?;
+    u.bytes(len)
 }
 
 /// What the outputs so far must agree with.
