@@ -525,7 +525,11 @@ fn flush_fragment(segment: &mut SegmentBuilder, sequence: u32) -> u32 {
 }
 
 fn ticks_to_duration(ticks: u64) -> Duration {
-    Duration::from_nanos(ticks * 1_000_000_000 / u64::from(VIDEO_TIMESCALE))
+    let timescale = u64::from(VIDEO_TIMESCALE);
+    // Seconds apart: ticks × 10⁹ overflows u64 past 2⁶⁴ / 10⁹ / 90,000 s ≈ 57 hours, which a
+    // session's PROGRAM-DATE-TIME reaches (found by the segmenter fuzz target).
+    Duration::from_secs(ticks / timescale)
+        + Duration::from_nanos(ticks % timescale * 1_000_000_000 / timescale)
 }
 
 #[cfg(test)]
@@ -731,6 +735,17 @@ pub(crate) mod tests {
             segments[0].duration.as_millis() <= 5 * 34,
             "{:?}",
             segments[0].duration
+        );
+    }
+
+    #[test]
+    fn durations_past_57_hours() {
+        // 2.5 s = 225,000 ticks at 90 kHz; 100 h = 32,400,000,000 ticks (×10⁹ overflowed).
+        assert_eq!(ticks_to_duration(225_000), Duration::from_millis(2500));
+        assert_eq!(ticks_to_duration(1), Duration::from_nanos(11_111));
+        assert_eq!(
+            ticks_to_duration(32_400_000_000),
+            Duration::from_secs(100 * 3600)
         );
     }
 
