@@ -346,7 +346,15 @@ impl Segmenter {
             as i32;
         let ticks = packet.dts_ms * TICKS_PER_MS + clock.offset_ticks + clock.video_delay_ticks;
         let Some(previous) = &self.pending else {
-            return (ticks.max(0) as u64, composition_offset);
+            // The first frame of the session, or the first after a codec change closed the
+            // segment mid-session: it may not start before the timeline ends (found by
+            // fuzz/fuzz_targets/segmenter.rs: timestamps reset along with a new sequence header).
+            let end = self.timeline_end as i64;
+            if ticks < end {
+                clock.offset_ticks += end - ticks;
+                return (self.timeline_end, composition_offset);
+            }
+            return (ticks as u64, composition_offset);
         };
         let step = ticks - previous.dts as i64;
         if step <= 0 || step > MAX_FRAME_INTERVAL_TICKS {
@@ -526,7 +534,11 @@ fn flush_fragment(segment: &mut SegmentBuilder, sequence: u32) -> u32 {
 }
 
 fn ticks_to_duration(ticks: u64) -> Duration {
-    Duration::from_nanos(ticks * 1_000_000_000 / u64::from(VIDEO_TIMESCALE))
+    let timescale = u64::from(VIDEO_TIMESCALE);
+    // Seconds apart: ticks × 10⁹ overflows u64 past 2⁶⁴ / 10⁹ / 90,000 s ≈ 57 hours, which a
+    // session's PROGRAM-DATE-TIME reaches (found by the segmenter fuzz target).
+    Duration::from_secs(ticks / timescale)
+        + Duration::from_nanos(ticks % timescale * 1_000_000_000 / timescale)
 }
 
 #[cfg(test)]
@@ -733,6 +745,44 @@ pub(crate) mod tests {
             "{:?}",
             segments[0].duration
         );
+    }
+
+    #[test]
+    fn durations_past_57_hours() {
+        // 2.5 s = 225,000 ticks at 90 kHz; 100 h = 32,400,000,000 ticks (×10⁹ overflowed).
+        assert_eq!(ticks_to_duration(225_000), Duration::from_millis(2500));
+        assert_eq!(ticks_to_duration(1), Duration::from_nanos(11_111));
+        assert_eq!(
+            ticks_to_duration(32_400_000_000),
+            Duration::from_secs(100 * 3600)
+        );
+    }
+
+    /// From the segmenter fuzz target: the publisher's clock went back (to 0) right after a
+    /// codec change closed the segment; the next segment started at tfdt 0, before the one
+    /// already in the playlist.
+    #[test]
+    fn timestamps_going_back_after_a_codec_change_continue_the_timeline() {
+        let mut segmenter = Segmenter::new(2);
+        segmenter.begin_session(SessionStart::now(0));
+        segmenter.push(IngestEvent::VideoConfig(video_config()));
+        let mut out = Vec::new();
+        for dts in [5000, 5033] {
+            out.extend(segmenter.push(video(dts, dts == 5000)));
+        }
+        out.extend(segmenter.restart_output());
+        for dts in [0, 33] {
+            out.extend(segmenter.push(video(dts, dts == 0)));
+        }
+        out.extend(segmenter.end_session());
+        let segments = segments(&out);
+        assert_eq!(segments.len(), 2);
+        // The first segment: two frames of 33 ms (2,970 ticks each) from tfdt 0.
+        assert_eq!(segments[0].start_ticks, 0);
+        let first_end = 2 * 2970;
+        assert!(segments[1].discontinuity);
+        assert_eq!(segments[1].start_ticks, first_end);
+        assert_eq!(first_video_tfdt(segments[1]), first_end);
     }
 
     #[test]

@@ -42,6 +42,9 @@ mod publish;
 mod session;
 mod slots;
 
+/// For the RTMP fuzz target: a connection over bytes in memory.
+pub use session::serve_without_io;
+
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -111,6 +114,15 @@ enum PeerLine {
 }
 
 impl IngestContext {
+    fn new(settings: IngestSettings, pipeline: Arc<Pipeline>) -> Self {
+        IngestContext {
+            settings,
+            pipeline,
+            stream_key_guard: BruteForceGuard::new("stream key", Policy::default()),
+            peer_lines: Mutex::new(LogLimiter::new(LOG_EVERY)),
+        }
+    }
+
     /// `Some(lines left out since the last one)` when a line of `kind` about `peer` may be
     /// logged now: one per address and kind every 5 s.
     fn log_allowed(&self, peer: IpAddr, kind: PeerLine) -> Option<u64> {
@@ -142,12 +154,7 @@ pub async fn serve(
     let listener = Listener {
         listener,
         slots: ConnectionTable::new(settings.limits),
-        context: Arc::new(IngestContext {
-            settings,
-            pipeline,
-            stream_key_guard: BruteForceGuard::new("stream key", Policy::default()),
-            peer_lines: Mutex::new(LogLimiter::new(LOG_EVERY)),
-        }),
+        context: Arc::new(IngestContext::new(settings, pipeline)),
         connections: JoinSet::new(),
         stop,
     };

@@ -7,6 +7,10 @@
 //! `reject_request` alike — is sent in the order it was produced, because RTMP chunk headers are
 //! compressed against the previous chunk on the same chunk stream. [`RtmpSession::handle_input`]
 //! therefore appends the packets of a batch first and then those its event handling produces.
+//!
+//! [`serve_without_io`] runs the handshake and this session over bytes in memory, as
+//! `connection.rs` does over a socket (minus its timeouts and byte caps): the entry point of the
+//! RTMP fuzz target (`fuzz/fuzz_targets/rtmp_session.rs`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rml_rtmp::chunk_io::ChunkSerializer;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::RtmpMessage;
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::sessions::{
@@ -24,8 +29,8 @@ use tracing::{debug, error, info, trace, warn};
 
 use super::auth::{app_matches, describe_app};
 use super::publish::{describe_metadata, metadata_codec_warning, TagConverter};
-use super::{IngestContext, PeerLine};
-use crate::pipeline::{PublishRefused, Publisher};
+use super::{IngestContext, IngestSettings, PeerLine};
+use crate::pipeline::{Pipeline, PublishRefused, Publisher};
 use crate::secrets::constant_time_eq;
 
 /// Whether the connection should go on after a batch of input.
@@ -461,6 +466,59 @@ impl RtmpSession {
             }
         }
     }
+}
+
+/// The server side of one RTMP connection over bytes in memory: `reads` are what the peer sent,
+/// one item per socket read; returns everything the server wrote back. The handshake, then
+/// [`RtmpSession`] with the real `settings` checks and a real `pipeline` (a publish with the
+/// right key is accepted and its tags reach it), stopping where the connection would close: a
+/// handshake or protocol error, or a refusal. No timeouts, and none of the connection's byte
+/// caps: the caller bounds the input.
+#[doc(hidden)]
+pub fn serve_without_io<'a>(
+    peer: SocketAddr,
+    settings: IngestSettings,
+    pipeline: Arc<Pipeline>,
+    reads: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<u8> {
+    let mut written = Vec::new();
+    let mut reads = reads.into_iter();
+    let mut handshake = Handshake::new(PeerType::Server);
+    let leftover = loop {
+        let Some(read) = reads.next() else {
+            return written;
+        };
+        match handshake.process_bytes(read) {
+            Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                written.extend_from_slice(&response_bytes);
+            }
+            Ok(HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            }) => {
+                written.extend_from_slice(&response_bytes);
+                break remaining_bytes;
+            }
+            Err(_) => return written,
+        }
+    };
+    let context = Arc::new(IngestContext::new(settings, pipeline));
+    let Ok((mut session, greeting)) = RtmpSession::new(peer, context) else {
+        return written;
+    };
+    written.extend_from_slice(&greeting);
+    // Whether the connection stays open after this read (an empty one is not fed).
+    let mut goes_on = |read: &[u8]| {
+        read.is_empty() || matches!(session.handle_input(read, &mut written), Ok(Flow::Continue))
+    };
+    if goes_on(&leftover) {
+        for read in reads {
+            if !goes_on(read) {
+                break;
+            }
+        }
+    }
+    written
 }
 
 fn human_bytes(bytes: u64) -> String {

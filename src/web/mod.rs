@@ -14,7 +14,7 @@
 //! | `/vendor/...`                 | vendored player libraries (hls.js)                       |
 //! | everything else               | the page: the owner's `static_dir`, else the built-in one |
 
-mod admin;
+pub mod admin;
 mod assets;
 mod chat;
 mod hls;

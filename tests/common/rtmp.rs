@@ -100,6 +100,15 @@ impl RtmpPublisher {
         Ok(())
     }
 
+    /// Writes `bytes` as they are (a hand-made message on a chunk stream the session does not
+    /// use, so its compressed chunk headers stay valid) and reads what the server sent meanwhile.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.stream
+            .write_all(bytes)
+            .map_err(|e| format!("RTMP write: {e}"))?;
+        self.drain()
+    }
+
     /// Ends the publish and closes the connection.
     pub fn finish(mut self) -> Result<(), String> {
         let _ = self.drain();

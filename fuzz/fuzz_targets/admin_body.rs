@@ -1,0 +1,94 @@
+//! Request bodies of the admin API (src/web/admin.rs), through its real warp routes with the
+//! right password: the first byte picks the endpoint, the rest is the JSON body. The hub behind
+//! it lives for the whole run, so bans, hidden messages and posts pile up as on a server.
+#![no_main]
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine as _;
+use libfuzzer_sys::fuzz_target;
+use selfcast::chat::hub::Hub;
+use selfcast::chat::users::UserStore;
+use selfcast::config::ChatConfig;
+use selfcast::pipeline::{Pipeline, StreamStatus};
+use selfcast::store::HlsStore;
+use selfcast::web::{admin, WebState};
+use warp::filters::BoxedFilter;
+use warp::Filter;
+
+const PASSWORD: &str = "fuzz-admin-password";
+/// Every admin endpoint that reads a body.
+const ENDPOINTS: [&str; 7] = [
+    "/api/admin/chat/messagevisibility",
+    "/api/admin/chat/users/setenabled",
+    "/api/admin/chat/users/ipbans/create",
+    "/api/admin/chat/users/ipbans/remove",
+    "/api/admin/config/chat/disable",
+    "/api/admin/chat/system",
+    "/api/admin/chat/send",
+];
+
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    routes: BoxedFilter<(warp::reply::Response,)>,
+    authorization: String,
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let store = Arc::new(HlsStore::new(6, 2));
+        let pipeline = Arc::new(Pipeline::new(
+            Arc::clone(&store),
+            Arc::new(StreamStatus::default()),
+            2,
+            &[],
+        ));
+        let state = Arc::new(WebState {
+            store,
+            pipeline,
+            viewers: Default::default(),
+            chat: Arc::new(Hub::new(ChatConfig::default(), UserStore::in_memory())),
+            sink: None,
+            ipfs_playlists: None,
+            admin_password: PASSWORD.into(),
+            title: "fuzz".into(),
+            static_dir: None::<PathBuf>,
+        });
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{PASSWORD}"));
+        Server {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime"),
+            routes: admin::routes(state).boxed(),
+            authorization: format!("Basic {credentials}"),
+        }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    let server = server();
+    let path = ENDPOINTS[usize::from(which) % ENDPOINTS.len()];
+    let response = server.runtime.block_on(
+        warp::test::request()
+            .method("POST")
+            .path(path)
+            .header("authorization", &server.authorization)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .reply(&server.routes),
+    );
+    let status = response.status();
+    assert!(
+        !status.is_server_error(),
+        "{path} answered {status} to a client's body"
+    );
+    // Every answer is a JSON body the console can show.
+    serde_json::from_slice::<serde_json::Value>(response.body()).expect("a JSON answer");
+});
