@@ -7,6 +7,7 @@ pub mod hls;
 pub mod ingest;
 pub mod log_limit;
 pub mod media;
+pub mod open_files;
 pub mod pipeline;
 pub mod secrets;
 pub mod sink;
