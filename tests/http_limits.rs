@@ -349,13 +349,10 @@ fn every_response_carries_the_security_headers() {
     let post = common::agent()
         .post(&server.url("/"))
         .send_string("x")
-        .map_or_else(
-            |e| match e {
-                ureq::Error::Status(_, r) => r,
-                e => panic!("POST /: {e}"),
-            },
-            |r| r,
-        );
+        .unwrap_or_else(|e| match e {
+            ureq::Error::Status(_, r) => r,
+            e => panic!("POST /: {e}"),
+        });
     assert_eq!(
         post.header("x-content-type-options"),
         Some("nosniff"),

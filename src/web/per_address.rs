@@ -34,19 +34,22 @@ impl AddressKey {
     }
 }
 
+/// Open connections per address (addresses with none are not kept).
+type OpenCounts = Arc<Mutex<HashMap<AddressKey, usize>>>;
+
 /// The open connections of every address; cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub struct PerAddress {
     /// `None`: no cap (counting is skipped too).
     cap: Option<usize>,
-    open: Arc<Mutex<HashMap<AddressKey, usize>>>,
+    open: OpenCounts,
 }
 
 /// One open connection of an address; dropping it gives the place back.
 #[derive(Debug)]
 pub struct Claim {
     /// `None` when nothing is counted (no cap).
-    counted: Option<(AddressKey, Arc<Mutex<HashMap<AddressKey, usize>>>)>,
+    counted: Option<(AddressKey, OpenCounts)>,
 }
 
 impl PerAddress {
