@@ -72,6 +72,24 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The owner's page files; each overrides the built-in file of the same path.
     pub static_dir: Option<PathBuf>,
+    /// Open connections in all (websockets included); over it a new one gets a 503. Lowered at
+    /// start-up to what the open-file limit leaves room for.
+    pub max_connections: usize,
+    /// Open connections from one IPv4 address or IPv6 /64; 0: no cap (behind a reverse proxy,
+    /// where every connection comes from the proxy).
+    pub max_connections_per_address: usize,
+    /// A request's headers must be in within this long of the server starting to wait for
+    /// them (the connection opened, or the previous response was sent): so also how long an
+    /// idle keep-alive connection is kept.
+    pub header_timeout_seconds: u64,
+    /// A connection on which no byte moves either way for this long is closed (a client that
+    /// stops reading a response or never sends its body); websockets are exempt.
+    pub stall_timeout_seconds: u64,
+    /// Replaces the built-in Content-Security-Policy (without `frame-ancestors`, which comes
+    /// from the framing rules); `""`: none.
+    pub content_security_policy: Option<String>,
+    /// Who may show `/embed/...` in a frame (CSP `frame-ancestors` sources).
+    pub embed_frame_ancestors: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -79,6 +97,12 @@ impl Default for HttpConfig {
         Self {
             listen: ([0, 0, 0, 0], 8080).into(),
             static_dir: None,
+            max_connections: 16_384,
+            max_connections_per_address: 64,
+            header_timeout_seconds: 10,
+            stall_timeout_seconds: 30,
+            content_security_policy: None,
+            embed_frame_ancestors: vec!["*".into()],
         }
     }
 }
@@ -460,6 +484,7 @@ impl Config {
             }
         }
         self.validate_variants(&invalid)?;
+        self.validate_http(&invalid)?;
         self.validate_chat(&invalid)?;
         self.validate_storage(&invalid)?;
         if !(2..=4096).contains(&self.rtmp.max_connections) {
@@ -493,6 +518,86 @@ impl Config {
 }
 
 impl Config {
+    fn validate_http(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let http = &self.http;
+        let ranges: [(&str, u64, u64, u64); 4] = [
+            (
+                "http.max_connections",
+                http.max_connections as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "http.max_connections_per_address",
+                http.max_connections_per_address as u64,
+                0,
+                1_000_000,
+            ),
+            (
+                "http.header_timeout_seconds",
+                http.header_timeout_seconds,
+                1,
+                300,
+            ),
+            (
+                "http.stall_timeout_seconds",
+                http.stall_timeout_seconds,
+                1,
+                3600,
+            ),
+        ];
+        for (key, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!("{value} is out of range: {low} to {high}"),
+                ));
+            }
+        }
+        // What goes into a header: visible ASCII on one line.
+        let header_safe = |text: &str| text.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+        if let Some(policy) = &http.content_security_policy {
+            if !header_safe(policy) {
+                return Err(invalid(
+                    "http.content_security_policy",
+                    "use printable ASCII only, on one line".into(),
+                ));
+            }
+            if policy.to_ascii_lowercase().contains("frame-ancestors") {
+                return Err(invalid(
+                    "http.content_security_policy",
+                    "leave frame-ancestors out: selfcast adds it ('self' for the page, \
+                     http.embed_frame_ancestors for /embed/)"
+                        .into(),
+                ));
+            }
+        }
+        if http.embed_frame_ancestors.is_empty() {
+            return Err(invalid(
+                "http.embed_frame_ancestors",
+                "list who may embed, e.g. [\"*\"] (anyone) or [\"'self'\"] (nobody else)".into(),
+            ));
+        }
+        if let Some(bad) = http.embed_frame_ancestors.iter().find(|source| {
+            source.is_empty()
+                || !source
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !";,".contains(c))
+        }) {
+            return Err(invalid(
+                "http.embed_frame_ancestors",
+                format!(
+                    "{bad:?} is not a CSP source: use an origin like \"https://example.com\", \
+                     \"*\" or \"'self'\", one per string"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_storage(
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
@@ -822,7 +927,7 @@ mod tests {
         .expect("shipped config.toml parses");
         let default = Config::default();
         assert_eq!(shipped.rtmp.listen, default.rtmp.listen);
-        assert_eq!(shipped.http.listen, default.http.listen);
+        assert_eq!(format!("{:?}", shipped.http), format!("{:?}", default.http));
         assert_eq!(shipped.hls.segment_seconds, default.hls.segment_seconds);
         assert_eq!(shipped.hls.playlist_segments, default.hls.playlist_segments);
         assert_eq!(shipped.server.data_dir, default.server.data_dir);
@@ -845,6 +950,58 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(names(&shipped), names(&default));
+    }
+
+    #[test]
+    fn http_limits_and_headers_are_checked() {
+        let config = parse(
+            "[http]\nmax_connections_per_address = 0\nembed_frame_ancestors = \
+             [\"https://example.com\", \"'self'\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.http.max_connections_per_address, 0);
+        assert_eq!(config.http.embed_frame_ancestors.len(), 2);
+        for (text, key, message) in [
+            (
+                "max_connections = 0",
+                "http.max_connections",
+                "out of range",
+            ),
+            (
+                "header_timeout_seconds = 0",
+                "http.header_timeout_seconds",
+                "out of range",
+            ),
+            (
+                "stall_timeout_seconds = 7200",
+                "http.stall_timeout_seconds",
+                "out of range",
+            ),
+            (
+                "embed_frame_ancestors = []",
+                "http.embed_frame_ancestors",
+                "list who may embed",
+            ),
+            (
+                "embed_frame_ancestors = [\"https://a.example; script-src *\"]",
+                "http.embed_frame_ancestors",
+                "is not a CSP source",
+            ),
+            (
+                "content_security_policy = \"default-src *; frame-ancestors *\"",
+                "http.content_security_policy",
+                "leave frame-ancestors out",
+            ),
+            (
+                "content_security_policy = \"default-src *\\nX-Evil: 1\"",
+                "http.content_security_policy",
+                "printable ASCII",
+            ),
+        ] {
+            let err = parse(&format!("[http]\n{text}\n")).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("config.toml:2: {key}: ")), "{err}");
+            assert!(err.contains(message), "{err}");
+        }
     }
 
     #[test]

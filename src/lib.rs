@@ -8,6 +8,7 @@ pub mod hls;
 pub mod ingest;
 pub mod log_limit;
 pub mod media;
+pub mod open_files;
 pub mod panics;
 pub mod pipeline;
 pub mod queue;

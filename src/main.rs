@@ -15,11 +15,12 @@ use selfcast::chat::users::UserStore;
 use selfcast::chat::Hub;
 use selfcast::config::{AdminConfig, Config};
 use selfcast::ingest::{self, ConnectionLimits, IngestSettings};
+use selfcast::open_files;
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::secrets::{self, Secret};
 use selfcast::sink::{self, SinkStatus};
 use selfcast::store::HlsStore;
-use selfcast::web::{self, ViewerCounter, WebState};
+use selfcast::web::{self, SecurityHeaders, ViewerCounter, WebState};
 
 /// How long a shutdown waits for the storage to take the stream's last files.
 const STORAGE_FINISH: Duration = Duration::from_secs(15);
@@ -48,8 +49,11 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                // Request traces (warp) only when asked for: RUST_LOG=warp=info.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,warp=warn")),
+                // Request traces (warp) only when asked for: RUST_LOG=warp=info. hyper warns on
+                // every header timeout, which is how idle keep-alive connections end.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,warp=warn,hyper=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -127,14 +131,60 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         avcodec & 0xff
     );
 
+    let file_limit = match open_files::raise_to_hard_limit() {
+        Ok(limit) if limit.now > limit.before => {
+            info!(
+                "open-file limit: {} (raised from {})",
+                limit.now, limit.before
+            );
+            Some(limit.now)
+        }
+        Ok(limit) => {
+            info!("open-file limit: {} (the hard limit)", limit.now);
+            Some(limit.now)
+        }
+        Err(e) => {
+            warn!("cannot raise the open-file limit: {e}");
+            None
+        }
+    };
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, stream_key, admin_password))
+    runtime.block_on(serve(config, stream_key, admin_password, file_limit))
 }
 
-async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> anyhow::Result<()> {
+/// `[http]`'s limits, the connection cap lowered to what `file_limit` leaves room for.
+fn http_limits(config: &Config, file_limit: Option<u64>) -> web::Limits {
+    let http = &config.http;
+    let max_connections = match file_limit {
+        Some(limit) => open_files::connections_that_fit(http.max_connections, limit),
+        None => http.max_connections,
+    };
+    if max_connections < http.max_connections {
+        warn!(
+            "at most {max_connections} HTTP connections instead of {} ([http] max_connections): \
+             that is what the open-file limit leaves room for; raise the hard limit \
+             (systemd LimitNOFILE=, docker --ulimit nofile=) to allow more",
+            http.max_connections
+        );
+    }
+    web::Limits {
+        max_connections,
+        max_connections_per_address: http.max_connections_per_address,
+        header_timeout: Duration::from_secs(http.header_timeout_seconds),
+        stall_timeout: Duration::from_secs(http.stall_timeout_seconds),
+    }
+}
+
+async fn serve(
+    config: Config,
+    stream_key: Secret,
+    admin_password: Secret,
+    file_limit: Option<u64>,
+) -> anyhow::Result<()> {
     let chat_dir = config.server.data_dir.join("chat");
     let chat_users = UserStore::open(&chat_dir).context("cannot set up the chat's user store")?;
     let chat = Arc::new(Hub::new(config.chat.clone(), chat_users)?);
@@ -163,6 +213,17 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
             )
         })?;
     let rtmp_addr = rtmp_listener.local_addr()?;
+    let http_listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for HTTP on {} ([http] listen)",
+                config.http.listen
+            )
+        })?;
+    let http_addr = http_listener.local_addr()?;
+    let security_headers = SecurityHeaders::new(&config.http, &config.storage)
+        .context("cannot build the security headers ([http] content_security_policy)")?;
 
     let (stop_ingest, ingest_stopped) = watch::channel(false);
     let (stop_http, http_stopped) = watch::channel(false);
@@ -178,14 +239,13 @@ async fn serve(config: Config, stream_key: Secret, admin_password: Secret) -> an
         title: config.server.title.clone(),
         static_dir: config.http.static_dir.clone(),
     });
-    let (http_addr, http_server) = web::serve(config.http.listen, web_state, changed(http_stopped))
-        .with_context(|| {
-            format!(
-                "cannot listen for HTTP on {} ([http] listen)",
-                config.http.listen
-            )
-        })?;
-    let http_task = tokio::spawn(http_server);
+    let http_task = tokio::spawn(web::serve(
+        http_listener,
+        http_limits(&config, file_limit),
+        security_headers,
+        web_state,
+        changed(http_stopped),
+    ));
 
     let settings = IngestSettings {
         app: config.rtmp.app.clone(),

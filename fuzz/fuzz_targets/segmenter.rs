@@ -20,7 +20,8 @@ use bytes::Bytes;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use selfcast::hls::{MuxerOutput, Segmenter, SessionStart, AUDIO_TRACK_ID, VIDEO_TRACK_ID};
-use selfcast::media::{AudioSpecificConfig, AvcDecoderConfig, IngestEvent, MediaPacket, TrackKind};
+use selfcast::hls::MuxerInput;
+use selfcast::media::{AudioSpecificConfig, AvcDecoderConfig, MediaPacket, TrackKind};
 
 /// Real avcC records: x264 High 3.1 1280x720 (src/media/avc.rs tests) and Baseline 1.3 320x240.
 const AVCC: [&[u8]; 2] = [
@@ -229,9 +230,9 @@ fuzz_target!(|data: &[u8]| {
                 segmenter.end_session()
             }
             Some(Op::RestartOutput) => segmenter.restart_output(),
-            Some(Op::VideoConfig(config)) => segmenter.push(IngestEvent::VideoConfig(config)),
-            Some(Op::AudioConfig(config)) => segmenter.push(IngestEvent::AudioConfig(config)),
-            Some(Op::Packet(packet)) => segmenter.push(IngestEvent::Packet(packet)),
+            Some(Op::VideoConfig(config)) => segmenter.push(MuxerInput::VideoConfig(config)),
+            Some(Op::AudioConfig(config)) => segmenter.push(MuxerInput::AudioConfig(config)),
+            Some(Op::Packet(packet)) => segmenter.push(MuxerInput::Packet(packet)),
         };
         outputs.iter().for_each(|o| checks.output(o));
     }

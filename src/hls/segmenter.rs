@@ -765,7 +765,7 @@ pub(crate) mod tests {
     fn timestamps_going_back_after_a_codec_change_continue_the_timeline() {
         let mut segmenter = Segmenter::new(2);
         segmenter.begin_session(SessionStart::now(0));
-        segmenter.push(IngestEvent::VideoConfig(video_config()));
+        segmenter.push(MuxerInput::VideoConfig(video_config()));
         let mut out = Vec::new();
         for dts in [5000, 5033] {
             out.extend(segmenter.push(video(dts, dts == 5000)));

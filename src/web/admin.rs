@@ -80,7 +80,7 @@ pub fn routes(
         warp::method()
             .and(warp::header::headers_cloned())
             .and(warp::host::optional())
-            .and(warp::addr::remote())
+            .and(super::client_addr())
             .and_then(
                 move |method: Method,
                       headers: HeaderMap,

@@ -4,17 +4,23 @@
 //! no file by that exact name (an owner's `about.html` is `/about`); `/` and the embeds
 //! (`/embed/video`, `/embed/chat`) are `index.html`, which shows one part for an embed
 //! (`static/view.js`).
+//!
+//! Only files inside `static_dir` are served from it: a symlink there whose target is outside
+//! (the data directory, `/etc`) is treated as absent, with a warning for the owner.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::Instant;
 
 use bytes::Bytes;
 use rust_embed::RustEmbed;
+use tracing::warn;
 use warp::http::{header, Response, StatusCode};
 use warp::path::Tail;
 use warp::Filter;
 
 use super::WebState;
+use crate::log_limit::{LogLimiter, LOG_EVERY};
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
@@ -55,12 +61,36 @@ fn page_file(static_dir: Option<&Path>, name: &str) -> Option<Bytes> {
     if !is_safe_relative_path(name) {
         return None;
     }
-    if let Some(dir) = static_dir {
-        if let Ok(data) = std::fs::read(dir.join(name)) {
+    if let Some(path) = static_dir.and_then(|dir| owner_file(dir, name)) {
+        if let Ok(data) = std::fs::read(path) {
             return Some(Bytes::from(data));
         }
     }
     Page::get(name).map(|file| Bytes::from(file.data.into_owned()))
+}
+
+/// The real path of `name` in `static_dir`, if it is there and stays there once symlinks are
+/// followed.
+fn owner_file(static_dir: &Path, name: &str) -> Option<PathBuf> {
+    let path = static_dir.join(name).canonicalize().ok()?;
+    let dir = static_dir.canonicalize().ok()?;
+    if path.starts_with(&dir) {
+        return Some(path);
+    }
+    static ESCAPES: LazyLock<Mutex<LogLimiter<()>>> =
+        LazyLock::new(|| Mutex::new(LogLimiter::new(LOG_EVERY)));
+    let allowed = ESCAPES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .allow((), Instant::now());
+    if let Some(suppressed) = allowed {
+        warn!(
+            suppressed,
+            "not serving static_dir/{name}: it leads outside static_dir ({})",
+            dir.display()
+        );
+    }
+    None
 }
 
 /// The files that may answer a request for `path`, first found wins: the file itself;
@@ -160,5 +190,37 @@ mod tests {
             );
         }
         assert!(page_file(None, "embed/nothing.html").is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_followed_inside_static_dir_only() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("admin_password"), "hunter22").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("img")).unwrap();
+        std::fs::write(dir.path().join("img/logo.svg"), "<svg/>").unwrap();
+        symlink("img/logo.svg", dir.path().join("logo.svg")).unwrap();
+        symlink(
+            outside.path().join("admin_password"),
+            dir.path().join("secret.txt"),
+        )
+        .unwrap();
+        symlink(outside.path(), dir.path().join("data")).unwrap();
+        // A symlinked index.html that leads out: the built-in page, not the file.
+        symlink(
+            outside.path().join("admin_password"),
+            dir.path().join("index.html"),
+        )
+        .unwrap();
+
+        let static_dir = Some(dir.path());
+        assert_eq!(page_file(static_dir, "logo.svg").unwrap(), "<svg/>");
+        assert!(page_file(static_dir, "secret.txt").is_none());
+        assert!(page_file(static_dir, "data/admin_password").is_none());
+        let index = page_file(static_dir, "index.html").unwrap();
+        assert_ne!(index, "hunter22");
+        assert!(index.starts_with(b"<!doctype html>"));
     }
 }

@@ -32,7 +32,7 @@ struct TokenQuery {
     access_token: Option<String>,
 }
 
-/// The client's address (unknown only for non-TCP transports, which warp does not use here). An
+/// The client's address (unknown only for a request that did not come through `listener.rs`). An
 /// IPv4 client of a dual-stack `[::]` listener arrives as `::ffff:a.b.c.d`: it is `a.b.c.d`, so
 /// that bans and caps by address see one address.
 pub(super) fn ip(addr: Option<SocketAddr>) -> IpAddr {
@@ -46,7 +46,7 @@ pub fn routes(
         let state = Arc::clone(&state);
         warp::path!("api" / "chat" / "register")
             .and(warp::post())
-            .and(warp::addr::remote())
+            .and(super::client_addr())
             .and(warp::body::content_length_limit(4096))
             .and(warp::body::bytes())
             .map(move |addr: Option<SocketAddr>, body: bytes::Bytes| {
@@ -109,7 +109,7 @@ pub fn routes(
     let websocket = warp::path!("ws")
         .and(warp::ws())
         .and(warp::query::<TokenQuery>())
-        .and(warp::addr::remote())
+        .and(super::client_addr())
         .map(
             move |ws: warp::ws::Ws, query: TokenQuery, addr: Option<SocketAddr>| {
                 let hub = Arc::clone(&state.chat);

@@ -34,7 +34,7 @@ pub fn routes(
         let state = Arc::clone(&state);
         warp::path!("hls" / String / String)
             .and(warp::get())
-            .and(warp::addr::remote())
+            .and(super::client_addr())
             .map(
                 move |variant: String, file: String, client: Option<SocketAddr>| {
                     if file == MEDIA_PLAYLIST_NAME {
@@ -56,7 +56,7 @@ pub fn routes(
     let ipfs_playlist = warp::path(IPFS_PLAYLISTS_ROOT)
         .and(warp::path::tail())
         .and(warp::get())
-        .and(warp::addr::remote())
+        .and(super::client_addr())
         .map(move |key: warp::path::Tail, client: Option<SocketAddr>| {
             let key = key.as_str();
             // `<variant>/stream.m3u8`, not the master.

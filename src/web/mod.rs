@@ -1,5 +1,6 @@
 //! The HTTP side, all on one port with warp: the viewer page, the HLS playlists and segments,
-//! and the JSON API.
+//! and the JSON API. Connections are accepted by our own loop (`listener.rs`: caps, deadlines,
+//! shutdown) and every response gets the security headers (`headers.rs`).
 //!
 //! | path                          | what                                                     |
 //! |-------------------------------|----------------------------------------------------------|
@@ -17,17 +18,32 @@
 pub mod admin;
 mod assets;
 mod chat;
+mod headers;
 mod hls;
+mod listener;
+mod per_address;
+mod stall;
 mod status;
 mod viewers;
 
-use std::net::SocketAddr;
+use std::convert::Infallible;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use hyper::service::{service_fn, Service};
+use hyper::{Body, Request};
+use tokio::net::TcpListener;
 use warp::Filter;
 
+pub use headers::SecurityHeaders;
+pub use listener::Limits;
 pub use viewers::ViewerCounter;
+
+use headers::Framing;
+// The client's address for filters: `warp::addr::remote()` is always `None` here (see
+// `listener.rs`).
+use listener::client_addr;
 
 use crate::chat::Hub;
 use crate::pipeline::Pipeline;
@@ -52,17 +68,32 @@ pub struct WebState {
     pub static_dir: Option<PathBuf>,
 }
 
-/// Serve until `shutdown` resolves; returns the bound address once listening.
-pub fn serve(
-    listen: SocketAddr,
+/// Serves the routes on `listener` within `limits` until `shutdown` resolves; returns once
+/// every connection is closed.
+pub async fn serve(
+    listener: TcpListener,
+    limits: Limits,
+    headers: SecurityHeaders,
     state: Arc<WebState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
+    shutdown: impl Future<Output = ()>,
+) {
     let routes = hls::routes(Arc::clone(&state))
         .or(status::routes(Arc::clone(&state)))
         .or(chat::routes(Arc::clone(&state)))
         .or(admin::routes(Arc::clone(&state)))
         .or(assets::routes(state))
         .with(warp::trace::request());
-    warp::serve(routes).try_bind_with_graceful_shutdown(listen, shutdown)
+    let routes = warp::service(routes);
+    let headers = Arc::new(headers);
+    let service = service_fn(move |request: Request<Body>| {
+        let mut routes = routes.clone();
+        let headers = Arc::clone(&headers);
+        let framing = Framing::of_path(request.uri().path());
+        async move {
+            let mut response = routes.call(request).await?;
+            headers.apply(framing, response.headers_mut());
+            Ok::<_, Infallible>(response)
+        }
+    });
+    listener::serve(listener, limits, service, shutdown).await;
 }

@@ -505,11 +505,15 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// `[http] static_dir`: the owner's page files.
     pub static_dir: Option<PathBuf>,
+    /// More `[http]` keys (lines of TOML).
+    pub http_toml: String,
     /// `[[video.variants]]` tables; by default the source only, so that tests of ingest and
     /// HLS do not spend the machine's two cores on transcoding (tests of the ladder set theirs).
     pub ladder_toml: String,
     /// More TOML, appended at the end of the config.
     pub extra_toml: String,
+    /// Runs the server through this command line, e.g. `["prlimit", "--nofile=256:512", "--"]`.
+    pub run_under: Vec<String>,
 }
 
 pub const PASSTHROUGH_ONLY: &str = "\n[[video.variants]]\nname = \"source\"\npassthrough = true\n";
@@ -525,8 +529,10 @@ impl Default for ServerOptions {
             title: "selfcast integration test".to_string(),
             data_dir: None,
             static_dir: None,
+            http_toml: String::new(),
             ladder_toml: PASSTHROUGH_ONLY.to_string(),
             extra_toml: String::new(),
+            run_under: Vec::new(),
         }
     }
 }
@@ -613,6 +619,7 @@ impl Server {
                 toml_str(&static_dir.to_string_lossy())
             ));
         }
+        cfg.push_str(&opts.http_toml);
         cfg.push_str("\n[hls]\n");
         cfg.push_str(&format!("segment_seconds = {}\n", opts.segment_seconds));
         cfg.push_str(&format!("playlist_segments = {}\n", opts.playlist_segments));
@@ -622,7 +629,13 @@ impl Server {
         fs::write(&config_path, cfg).expect("write config");
         let stdout_path = dir.join("selfcast.stdout.log");
         let stderr_path = dir.join("selfcast.stderr.log");
-        let child = spawn_selfcast(&config_path, &dir, &stdout_path, &stderr_path);
+        let child = spawn_selfcast(
+            &opts.run_under,
+            &config_path,
+            &dir,
+            &stdout_path,
+            &stderr_path,
+        );
         Server {
             pid: child.id(),
             child,
@@ -775,9 +788,22 @@ impl Drop for Server {
     }
 }
 
-fn spawn_selfcast(config: &Path, cwd: &Path, stdout: &Path, stderr: &Path) -> Child {
+fn spawn_selfcast(
+    run_under: &[String],
+    config: &Path,
+    cwd: &Path,
+    stdout: &Path,
+    stderr: &Path,
+) -> Child {
     let bin = selfcast_bin();
-    let mut cmd = Command::new(&bin);
+    let mut cmd = match run_under.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(&bin);
+            cmd
+        }
+        None => Command::new(&bin),
+    };
     cmd.arg("--config")
         .arg(config)
         .current_dir(cwd)
@@ -807,7 +833,7 @@ pub fn run_with_config_text(
     fs::write(&config, text).expect("write config");
     let so = dir.path().join("stdout.log");
     let se = dir.path().join("stderr.log");
-    let mut child = spawn_selfcast(&config, dir.path(), &so, &se);
+    let mut child = spawn_selfcast(&[], &config, dir.path(), &so, &se);
     let st = wait_child(&mut child, timeout);
     if st.is_none() {
         let _ = child.kill();
