@@ -30,10 +30,12 @@
 //! - log lines: what it triggers (dropped connections, refusals, panics) is logged once per
 //!   address and kind every 5 s, with the number left out.
 //!
-//! rml_rtmp may panic on hostile input (it indexes AMF values without checking in places): each
-//! connection runs in its own task behind [`panics::catch`], so a panic ends that connection
-//! only (its `Publisher` is dropped, the stream goes offline) and is logged as one line with the
-//! peer's address; the panic hook never prints a backtrace for it.
+//! rml_rtmp and rml_amf0 are patched forks (`vendor/rml_rtmp/PATCHES.md`: the panics and the
+//! stack overflow hostile input caused, found by reading them and by the `rtmp_session` fuzz
+//! target). Should another panic remain, each connection runs in its own task behind
+//! [`panics::catch`], so it ends that connection only (its `Publisher` is dropped, the stream
+//! goes offline) and is logged as one line with the peer's address; the panic hook never
+//! prints a backtrace for it.
 
 mod auth;
 mod clock;
@@ -111,6 +113,12 @@ enum PeerLine {
     Panicked,
     /// A publish refused because of earlier wrong stream keys.
     TooManyWrongKeys,
+    /// A publish with a wrong stream key.
+    WrongKey,
+    /// A connect to an app this server does not have.
+    UnknownApp,
+    /// A play request (viewers watch over HLS).
+    PlayRefused,
 }
 
 impl IngestContext {

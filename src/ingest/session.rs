@@ -190,7 +190,15 @@ impl RtmpSession {
                 Ok(Flow::Continue)
             }
             ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
-                info!("play request refused: no RTMP playback here (viewers watch over HLS)");
+                if let Some(suppressed) = self
+                    .context
+                    .log_allowed(self.peer.ip(), PeerLine::PlayRefused)
+                {
+                    info!(
+                        suppressed,
+                        "play request refused: no RTMP playback here (viewers watch over HLS)"
+                    );
+                }
                 self.reject(
                     request_id,
                     "NetStream.Play.Failed",
@@ -267,10 +275,15 @@ impl RtmpSession {
         } else {
             ""
         };
-        warn!(
-            "unknown app {shown:?}, expected {:?}: connection refused{hint}",
-            settings.app
-        );
+        if let Some(suppressed) = self
+            .context
+            .log_allowed(self.peer.ip(), PeerLine::UnknownApp)
+        {
+            warn!(
+                suppressed,
+                "unknown app {shown:?}, expected {:?}: connection refused{hint}", settings.app
+            );
+        }
         let description = format!(
             "unknown app: publish to rtmp://<this server>/{}/<stream key>",
             settings.app.trim_matches('/')
@@ -333,14 +346,17 @@ impl RtmpSession {
             return Ok(Flow::Close);
         }
         if !constant_time_eq(stream_key.as_bytes(), expected.as_bytes()) {
+            // The same wrong key again (an encoder reconnecting by itself) counts once.
             let next_attempt_s = guard
-                .failed(from, Instant::now())
+                .failed_guess(from, stream_key, Instant::now())
                 .map(|r| r.retry_after_secs());
             // Never the key itself, not even a wrong one: it may be a near miss.
-            warn!(
-                key_length = stream_key.len(),
-                next_attempt_s, "publish refused: wrong stream key"
-            );
+            if let Some(suppressed) = self.context.log_allowed(from, PeerLine::WrongKey) {
+                warn!(
+                    key_length = stream_key.len(),
+                    next_attempt_s, suppressed, "publish refused: wrong stream key"
+                );
+            }
             self.reject(
                 request_id,
                 "NetStream.Publish.BadName",
