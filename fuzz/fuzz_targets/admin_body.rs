@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
+use selfcast::brute_force::{BruteForceGuard, Policy};
 use selfcast::chat::hub::Hub;
 use selfcast::chat::users::UserStore;
 use selfcast::config::ChatConfig;
@@ -49,10 +50,14 @@ fn server() -> &'static Server {
             store,
             pipeline,
             viewers: Default::default(),
-            chat: Arc::new(Hub::new(ChatConfig::default(), UserStore::in_memory())),
+            chat: Arc::new(
+                Hub::new(ChatConfig::default(), UserStore::in_memory())
+                    .expect("the default streamer name is valid"),
+            ),
             sink: None,
             ipfs_playlists: None,
             admin_password: PASSWORD.into(),
+            admin_guard: BruteForceGuard::new("admin password", Policy::default()),
             title: "fuzz".into(),
             static_dir: None::<PathBuf>,
         });

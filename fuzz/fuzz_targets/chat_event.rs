@@ -16,7 +16,8 @@ use selfcast::config::ChatConfig;
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fuzz_target!(|data: &[u8]| {
-    let hub = Hub::new(ChatConfig::default(), UserStore::in_memory());
+    let hub = Hub::new(ChatConfig::default(), UserStore::in_memory())
+        .expect("the default streamer name is valid");
     let Ok(joined) = hub.connect(None, CLIENT) else {
         panic!("a fresh hub refused its first client");
     };

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use selfcast::config::VariantConfig;
-use selfcast::ingest::{serve_without_io, IngestSettings};
+use selfcast::ingest::{serve_without_io, ConnectionLimits, IngestSettings};
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::store::HlsStore;
 
@@ -38,6 +38,11 @@ fuzz_target!(|data: &[u8]| {
     let settings = IngestSettings {
         app: "live".into(),
         stream_key: "key".into(),
+        // Connection slots are the accept loop's; a connection in memory holds none.
+        limits: ConnectionLimits {
+            max_connections: 32,
+            max_per_address: 4,
+        },
     };
     let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 40000));
     serve_without_io(peer, settings, Arc::clone(&pipeline), data.chunks(READ));

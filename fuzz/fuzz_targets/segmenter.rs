@@ -19,8 +19,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytes::Bytes;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use selfcast::hls::{MuxerOutput, Segmenter, SessionStart, AUDIO_TRACK_ID, VIDEO_TRACK_ID};
 use selfcast::hls::MuxerInput;
+use selfcast::hls::{MuxerOutput, Segmenter, SessionStart, AUDIO_TRACK_ID, VIDEO_TRACK_ID};
 use selfcast::media::{AudioSpecificConfig, AvcDecoderConfig, MediaPacket, TrackKind};
 
 /// Real avcC records: x264 High 3.1 1280x720 (src/media/avc.rs tests) and Baseline 1.3 320x240.
