@@ -30,6 +30,7 @@ import path from 'node:path';
 import {
   ARTIFACTS, CHROMIUM, Harness, diagnose as diagnoseAll, fail, fetchText, findBinary, freePort,
   launchBrowser, startServer,
+  adminRequest,
 } from './harness.mjs';
 
 const h = new Harness({ tag: 'csrf', label: 'admin CSRF browser test', timeoutS: 90 });
@@ -44,21 +45,8 @@ const BANNED_BY_FORM = '203.0.113.67';
 
 const ctx = { base: null, artifacts: {}, exits: [], attacks: [] };
 
-/** The admin API as a script uses it: Basic auth, JSON, no Origin. */
-async function admin(method, p, body) {
-  const response = await fetch(`${ctx.base}${p}`, {
-    method,
-    headers: {
-      authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`,
-      'content-type': 'application/json',
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await response.text();
-  if (!response.ok) fail(`${method} ${p} answered HTTP ${response.status}: ${text.slice(0, 300)}`);
-  return JSON.parse(text);
-}
+/** The admin API with the test's password. */
+const admin = (method, p, body) => adminRequest(ctx.base, ADMIN_PASSWORD, method, p, body);
 
 /** The attacker's site: one page, on another port of 127.0.0.1 (another origin, same site). */
 async function startEvilServer() {

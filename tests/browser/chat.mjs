@@ -42,6 +42,7 @@ import path from 'node:path';
 import {
   ARTIFACTS, CHROMIUM, Harness, diagnose as diagnoseAll, fail, fetchText, findBinary,
   launchBrowser, newPage, openPage, sleep, startServer,
+  adminRequest,
 } from './harness.mjs';
 
 const h = new Harness({ tag: 'chat', label: 'chat browser test', timeoutS: 120 });
@@ -119,22 +120,8 @@ async function send(page, text, how) {
   }
 }
 
-async function admin(method, p, body) {
-  const response = await fetch(`${ctx.base}${p}`, {
-    method,
-    headers: {
-      authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`,
-      'content-type': 'application/json',
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  const text = await response.text();
-  if (!response.ok) {
-    fail(`${method} ${p} answered HTTP ${response.status}: ${text.slice(0, 300)}`);
-  }
-  return JSON.parse(text);
-}
+/** The admin API with the test's password. */
+const admin = (method, p, body) => adminRequest(ctx.base, ADMIN_PASSWORD, method, p, body);
 
 function checkNoProblems(when) {
   if (problems.dialogs.length > 0) {

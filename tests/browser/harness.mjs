@@ -260,6 +260,23 @@ export async function fetchText(url, timeoutMs = 2000) {
   return { status: response.status, body };
 }
 
+/** The admin API as a script or bot uses it: HTTP Basic auth, a JSON body, no Origin. Fails the
+ *  test on any answer but 2xx; returns the parsed JSON answer. */
+export async function adminRequest(base, password, method, p, body) {
+  const response = await fetch(`${base}${p}`, {
+    method,
+    headers: {
+      authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`,
+      'content-type': 'application/json',
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await response.text();
+  if (!response.ok) fail(`${method} ${p} answered HTTP ${response.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
 export async function getStatus(base) {
   const { status, body } = await fetchText(`${base}/api/status`);
   if (status !== 200) {
