@@ -5,37 +5,16 @@
 //! (a household, a phone) is usually given a whole /64, so counting single IPv6 addresses would
 //! let one machine open as many connections as it has addresses (2^64). IPv4-mapped IPv6
 //! addresses (`::ffff:a.b.c.d`, what a dual-stack socket reports) count as their IPv4 address.
+//! (`brute_force::address_key`, the unit every per-address limit counts by.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The part of an address that is counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AddressKey {
-    V4([u8; 4]),
-    /// The first 64 bits.
-    V6Prefix([u8; 8]),
-}
-
-impl AddressKey {
-    pub fn of(ip: IpAddr) -> AddressKey {
-        match ip {
-            IpAddr::V4(v4) => AddressKey::V4(v4.octets()),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => AddressKey::V4(v4.octets()),
-                None => {
-                    let mut prefix = [0; 8];
-                    prefix.copy_from_slice(&v6.octets()[..8]);
-                    AddressKey::V6Prefix(prefix)
-                }
-            },
-        }
-    }
-}
+use crate::brute_force::address_key;
 
 /// Open connections per address (addresses with none are not kept).
-type OpenCounts = Arc<Mutex<HashMap<AddressKey, usize>>>;
+type OpenCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
 /// The open connections of every address; cheap to clone (shared).
 #[derive(Debug, Clone)]
@@ -49,7 +28,7 @@ pub struct PerAddress {
 #[derive(Debug)]
 pub struct Claim {
     /// `None` when nothing is counted (no cap).
-    counted: Option<(AddressKey, OpenCounts)>,
+    counted: Option<(IpAddr, OpenCounts)>,
 }
 
 impl PerAddress {
@@ -66,7 +45,7 @@ impl PerAddress {
         let Some(cap) = self.cap else {
             return Some(Claim { counted: None });
         };
-        let key = AddressKey::of(ip);
+        let key = address_key(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(key).or_insert(0);
         if *count >= cap {
@@ -125,16 +104,16 @@ mod tests {
     #[test]
     fn ipv6_counts_by_its_64_bit_prefix_and_mapped_ipv4_as_ipv4() {
         assert_eq!(
-            AddressKey::of(ip("2001:db8:1:2::1")),
-            AddressKey::of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+            address_key(ip("2001:db8:1:2::1")),
+            address_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
         );
         assert_ne!(
-            AddressKey::of(ip("2001:db8:1:2::1")),
-            AddressKey::of(ip("2001:db8:1:3::1"))
+            address_key(ip("2001:db8:1:2::1")),
+            address_key(ip("2001:db8:1:3::1"))
         );
         assert_eq!(
-            AddressKey::of(ip("::ffff:192.0.2.7")),
-            AddressKey::of(ip("192.0.2.7"))
+            address_key(ip("::ffff:192.0.2.7")),
+            address_key(ip("192.0.2.7"))
         );
         let limits = PerAddress::new(1);
         let _held = limits.claim(ip("2001:db8::1")).unwrap();
