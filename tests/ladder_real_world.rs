@@ -3,8 +3,10 @@
 //!
 //! - `resolution_change_mid_stream`: one publish whose video goes from 1280x720 to 960x540 (a
 //!   new AVC sequence header) at 6 s;
-//! - `reconnect_with_different_settings`: 720p30 for 6 s, the publisher leaves, then 640x360 at
+//! - `reconnect_with_different_settings`: 720p30 for 6 s, the publisher leaves, then 854x480 at
 //!   25 fps with a 50-frame GOP;
+//! - `a_source_no_bigger_than_a_rendition_skips_it`: 720p, then 426x240: the 360p rendition is
+//!   not encoded for the second publish, is no longer offered, and `/api/status` says why;
 //! - `stream_without_audio`: video only;
 //! - `timestamps_that_jump`: the publisher's clock jumps 30 s forward at ~4.3 s and 3 s back at
 //!   ~8.3 s;
@@ -1042,13 +1044,14 @@ fn resolution_change_mid_stream() {
     conclude(server, &follower, p, work);
 }
 
-/// 720p30 (GOP 60) for 6 s; the publisher leaves; 640x360 at 25 fps (GOP 50) for 6 s.
+/// 720p30 (GOP 60) for 6 s; the publisher leaves; 854x480 at 25 fps (GOP 50) for 6 s (still
+/// above the 360p rendition, which goes on: a smaller source skips it, tested below).
 #[test]
 fn reconnect_with_different_settings() {
     let _one = exclusive();
     let work = tempfile::tempdir().unwrap();
     let fx = fixture();
-    let second = clip(640, 360, 25, 50, 6);
+    let second = clip(854, 480, 25, 50, 6);
     let mut server = start_server();
     let mut follower = Follower::new(&server);
 
@@ -1062,11 +1065,11 @@ fn reconnect_with_different_settings() {
     eprintln!("first publish: next msn {ends:?}");
 
     follower.phase = 1;
-    let mut again = Publisher::start("360p25", &second, &server.publish_url(), &[]);
+    let mut again = Publisher::start("480p25", &second, &server.publish_url(), &[]);
     follower.follow_while(|| again.running(), Duration::from_secs(40));
     again.expect_success(
         Duration::from_secs(1),
-        "ffmpeg publishing 640x360 at 25 fps",
+        "ffmpeg publishing 854x480 at 25 fps",
     );
     follower.settle(&server);
     server.assert_running();
@@ -1083,16 +1086,16 @@ fn reconnect_with_different_settings() {
         )
     });
     p.check(
-        st["input"]["width"] == 640 && st["input"]["height"] == 360,
+        st["input"]["width"] == 854 && st["input"]["height"] == 480,
         || {
             format!(
-                "/api/status input during the second publish: {}, want 640x360",
+                "/api/status input during the second publish: {}, want 854x480",
                 st["input"]
             )
         },
     );
     // Both variants: the media sequence continues, with a discontinuity and a new init at the
-    // first segment of the new publish, and that publish's segments decode at 640x360.
+    // first segment of the new publish, and that publish's segments decode at their sizes.
     let media: Vec<Media> = VARIANTS
         .iter()
         .enumerate()
@@ -1140,9 +1143,10 @@ fn reconnect_with_different_settings() {
         check_decodes_cleanly(m, &groups, &mut p);
         let sizes: Vec<(u64, u64)> = groups.iter().map(|g| (g.width, g.height)).collect();
         let want = if m.index == 0 {
-            [(1280, 720), (640, 360)]
+            [(1280, 720), (854, 480)]
         } else {
-            [(640, 360), (640, 360)]
+            // 854x480 is a hair wider than 16:9: 854 × 360/480 = 640.5, made even upwards.
+            [(640, 360), (642, 360)]
         };
         p.check(sizes == want, || {
             format!("{v}: sizes by publish {sizes:?}, want {want:?}")
@@ -1158,6 +1162,79 @@ fn reconnect_with_different_settings() {
         format!("only {compared} segments listed by both variants")
     });
     conclude(server, &follower, p, work);
+}
+
+/// 720p for 4 s, then a 426x240 source: the 360p rendition would be no smaller than the source,
+/// so the second publish does not encode it (issue 14: a second copy of the source's size for
+/// nothing); the master playlist stops offering it, its playlist of the first publish ends, and
+/// `/api/status` says why. The publish after that, at 720p again, encodes it again.
+#[test]
+fn a_source_no_bigger_than_a_rendition_skips_it() {
+    let _one = exclusive();
+    let fx = fixture();
+    let small = clip(426, 240, 30, 60, 4);
+    let server = start_server();
+    let master = || {
+        http_get(&server.master_url())
+            .map(|r| r.text())
+            .unwrap_or_default()
+    };
+    let variant = |status: &serde_json::Value| status["variants"][1].clone();
+
+    let mut first = Publisher::start("720p", &fx.path, &server.publish_url(), &["-t", "4"]);
+    let listed = poll_until(Duration::from_secs(30), POLL, || {
+        master().contains("1/stream.m3u8").then_some(())
+    });
+    assert!(
+        listed.is_some(),
+        "the 360p rendition was never listed: {}",
+        master()
+    );
+    first.expect_success(Duration::from_secs(30), "ffmpeg publishing 720p for 4 s");
+    server.wait_online(false, Duration::from_secs(20));
+    let frames_before = variant(&server.status())["framesOut"].as_u64().unwrap();
+
+    let mut second = Publisher::start("240p", &small, &server.publish_url(), &[]);
+    let skipped = poll_until(Duration::from_secs(30), POLL, || {
+        let status = server.status();
+        variant(&status)["skipped"].as_str().map(str::to_owned)
+    })
+    .unwrap_or_else(|| panic!("not skipped: {}", server.status()));
+    assert!(
+        skipped.contains("the source is 426x240") && skipped.contains("360p"),
+        "{skipped}"
+    );
+    server.wait_online(true, Duration::from_secs(30));
+    second.expect_success(Duration::from_secs(30), "ffmpeg publishing 426x240 for 4 s");
+    let master_now = master();
+    assert!(
+        master_now.contains("0/stream.m3u8") && !master_now.contains("1/stream.m3u8"),
+        "the master playlist still offers the skipped rendition:\n{master_now}"
+    );
+    let old = http_get(&server.url("/hls/1/stream.m3u8")).unwrap().text();
+    assert!(
+        old.contains("#EXT-X-ENDLIST"),
+        "its old playlist goes on:\n{old}"
+    );
+    assert_eq!(
+        variant(&server.status())["framesOut"].as_u64().unwrap(),
+        frames_before,
+        "the skipped rendition was encoded"
+    );
+    assert!(
+        log_of(&server).contains("would be no smaller"),
+        "the log does not say why"
+    );
+    server.wait_online(false, Duration::from_secs(20));
+
+    // A bigger source again: encoded and offered again.
+    let mut third = Publisher::start("720p again", &fx.path, &server.publish_url(), &["-t", "4"]);
+    let relisted = poll_until(Duration::from_secs(30), POLL, || {
+        master().contains("1/stream.m3u8").then_some(())
+    });
+    assert!(relisted.is_some(), "not offered again: {}", master());
+    assert!(variant(&server.status())["skipped"].is_null());
+    third.expect_success(Duration::from_secs(30), "ffmpeg publishing 720p again");
 }
 
 /// Video only (`-an`): one track in every init, no `mp4a` in the master playlist's CODECS.

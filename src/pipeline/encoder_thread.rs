@@ -94,6 +94,10 @@ impl EncoderThread {
             .store(self.frames.len(), Ordering::Relaxed);
     }
 
+    pub(super) fn variant(&self) -> &Variant {
+        &self.variant
+    }
+
     /// The audio route this variant carries.
     pub(super) fn audio_route(&self) -> usize {
         self.audio_route

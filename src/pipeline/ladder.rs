@@ -6,6 +6,11 @@
 //! Audio (AAC, from the audio stage, tagged with the route each variant takes) goes through the
 //! decoder thread unchanged, so that each variant's muxer sees it in order with the frames
 //! around it.
+//!
+//! When the session's video starts, the renditions at or above the source's height are skipped
+//! ([`renditions_to_skip`]): the encoder never scales up, so each would be a second copy of the
+//! source's size. A skipped variant's thread gets nothing, the store stops listing it, and
+//! `/api/status` says why.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -57,12 +62,14 @@ impl QueueItem for LadderInput {
 
 impl Ladder {
     /// Start the decoder and encoder threads for `variants` (none of them passthrough, each
-    /// with the audio route it takes), their muxers starting the session at `start`.
+    /// with the audio route it takes), their muxers starting the session at `start`;
+    /// `has_passthrough`: the session also serves the source as it comes.
     pub fn start(
         variants: Vec<(Arc<Variant>, usize)>,
         segment_seconds: u32,
         start: SessionStart,
         output: SessionOutput,
+        has_passthrough: bool,
     ) -> Self {
         let (events, incoming) = crossbeam_channel::bounded(DECODER_QUEUE);
         let threads = ThreadPlan::here(variants.len());
@@ -85,10 +92,22 @@ impl Ladder {
                 let encoders = variants
                     .into_iter()
                     .filter_map(|(variant, audio_route)| {
+                        variant.set_skipped(None);
                         EncoderThread::spawn(variant, audio_route, plan, output.clone())
                     })
                     .collect();
-                run_decoder(&incoming, encoders, segment_seconds, threads.decoder);
+                let sizing = Sizing {
+                    has_passthrough,
+                    output,
+                    decided: false,
+                };
+                run_decoder(
+                    &incoming,
+                    encoders,
+                    sizing,
+                    segment_seconds,
+                    threads.decoder,
+                );
             });
         let decoder = match decoder {
             Ok(handle) => Some(handle),
@@ -153,9 +172,19 @@ impl Ladder {
     }
 }
 
+/// Deciding, once per session, which renditions the source is too small for.
+struct Sizing {
+    has_passthrough: bool,
+    output: SessionOutput,
+    decided: bool,
+}
+
 /// The encoder threads of the ladder, as the decoder thread hands them its output.
 struct Encoders {
     threads: Vec<EncoderThread>,
+    /// Per thread: skipped this session (see the module docs).
+    skipped: Vec<bool>,
+    sizing: Sizing,
     keyframes: KeyframeClock,
     /// One warning per kind every few seconds: "cannot keep up" per variant, damaged pictures.
     behind: LogLimiter<String>,
@@ -173,7 +202,7 @@ impl Encoders {
                 }
             }
             let epoch = self.keyframes.epoch(frame.pts_ms);
-            for encoder in &self.threads {
+            for encoder in encoding(&self.threads, &self.skipped) {
                 // A new reference to the same picture: no pixels are copied.
                 match frame.try_clone() {
                     Ok(frame) => encoder.offer(
@@ -191,8 +220,32 @@ impl Encoders {
     }
 
     fn audio(&mut self, route: usize, input: &MuxerInput) {
-        for encoder in self.threads.iter().filter(|e| e.audio_route() == route) {
+        for encoder in encoding(&self.threads, &self.skipped).filter(|e| e.audio_route() == route) {
             encoder.offer(EncoderInput::Audio(input.clone()), &mut self.behind);
+        }
+    }
+
+    /// At the session's first video: skips the renditions a `width`x`height` source is too
+    /// small for.
+    fn size_for(&mut self, width: u32, height: u32) {
+        if std::mem::replace(&mut self.sizing.decided, true) {
+            return;
+        }
+        let heights: Vec<Option<u32>> = self
+            .threads
+            .iter()
+            .map(|t| t.variant().config.height)
+            .collect();
+        self.skipped = renditions_to_skip(&heights, height, self.sizing.has_passthrough);
+        for (thread, _) in self.threads.iter().zip(&self.skipped).filter(|(_, s)| **s) {
+            let variant = thread.variant();
+            let why = format!(
+                "skipped: the source is {width}x{height}, so this {}p rendition would be no smaller",
+                variant.config.height.unwrap_or_default()
+            );
+            info!(variant = %variant.config.name, "{why}");
+            variant.set_skipped(Some(why));
+            self.sizing.output.withdraw(&variant.id);
         }
     }
 
@@ -204,14 +257,56 @@ impl Encoders {
     }
 }
 
+/// The threads not skipped.
+fn encoding<'a>(
+    threads: &'a [EncoderThread],
+    skipped: &'a [bool],
+) -> impl Iterator<Item = &'a EncoderThread> {
+    threads
+        .iter()
+        .zip(skipped)
+        .filter(|(_, skipped)| !**skipped)
+        .map(|(thread, _)| thread)
+}
+
+/// Per rendition (their target heights; `None` keeps the source's): whether a source
+/// `source_height` high makes it pointless. Those at or above it are, since the encoder does
+/// not scale up; without a passthrough variant the lowest of them is kept, so the stream still
+/// has the source's size.
+fn renditions_to_skip(
+    heights: &[Option<u32>],
+    source_height: u32,
+    has_passthrough: bool,
+) -> Vec<bool> {
+    let too_big = |height: &Option<u32>| height.is_some_and(|h| h >= source_height);
+    let kept = (!has_passthrough)
+        .then(|| {
+            heights
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| too_big(h))
+                .min_by_key(|(_, h)| **h)
+                .map(|(index, _)| index)
+        })
+        .flatten();
+    heights
+        .iter()
+        .enumerate()
+        .map(|(index, height)| too_big(height) && Some(index) != kept)
+        .collect()
+}
+
 fn run_decoder(
     incoming: &Receiver<LadderInput>,
     encoders: Vec<EncoderThread>,
+    sizing: Sizing,
     segment_seconds: u32,
     threads: u32,
 ) {
     let mut decoder: Option<(VideoDecoder, f64)> = None;
     let mut out = Encoders {
+        skipped: vec![false; encoders.len()],
+        sizing,
         threads: encoders,
         keyframes: KeyframeClock::new(segment_seconds),
         behind: LogLimiter::new(LOG_EVERY),
@@ -224,6 +319,7 @@ fn run_decoder(
                 if let Some((mut old, fps)) = decoder.take() {
                     out.frames(old.flush(), fps);
                 }
+                out.size_for(config.sps.width, config.sps.height);
                 decoder = open_decoder(&config, threads);
             }
             LadderInput::Video(packet) => {
@@ -270,5 +366,36 @@ fn open_decoder(config: &AvcDecoderConfig, threads: u32) -> Option<(VideoDecoder
             error!("cannot open the H.264 decoder: {e}; transcoded variants get no video until the next sequence header");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renditions_to_skip;
+
+    #[test]
+    fn renditions_the_source_is_too_small_for_are_skipped() {
+        // OBS sending 640x360 to the default ladder (source + 480p): the 480p copy is skipped.
+        assert_eq!(renditions_to_skip(&[Some(480)], 360, true), [true]);
+        assert_eq!(renditions_to_skip(&[Some(480)], 720, true), [false]);
+        // At the source's height: a second copy of its size.
+        assert_eq!(
+            renditions_to_skip(&[Some(720), Some(360)], 720, true),
+            [true, false]
+        );
+        // No height: the source's size at another bitrate, which is the point.
+        assert_eq!(
+            renditions_to_skip(&[None, Some(1080)], 720, true),
+            [false, true]
+        );
+        // No passthrough: the lowest rendition at or above the source stays, at its size.
+        assert_eq!(
+            renditions_to_skip(&[Some(1080), Some(720), Some(360)], 480, false),
+            [true, false, false]
+        );
+        assert_eq!(
+            renditions_to_skip(&[Some(1080), Some(720)], 240, false),
+            [true, false]
+        );
     }
 }

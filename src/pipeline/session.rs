@@ -40,8 +40,9 @@ pub(super) fn run(
         .filter(|(_, v)| !v.config.passthrough)
         .map(|(index, v)| (Arc::clone(v), audio.route_of(index)))
         .collect();
-    let mut ladder =
-        (!transcoded.is_empty()).then(|| Ladder::start(transcoded, segment_seconds, start, output));
+    let has_passthrough = passthrough.is_some();
+    let mut ladder = (!transcoded.is_empty())
+        .then(|| Ladder::start(transcoded, segment_seconds, start, output, has_passthrough));
     loop {
         crossbeam_channel::select! {
             recv(incoming) -> event => match event {

@@ -6,7 +6,7 @@
 //! Whatever the muxer makes goes to the store through the session's [`SessionOutput`].
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::config::VariantConfig;
 use crate::hls::{MuxerInput, MuxerOutput, Segmenter, SessionStart};
@@ -21,6 +21,8 @@ pub struct Variant {
     pub config: VariantConfig,
     segmenter: Mutex<Segmenter>,
     pub stats: VariantStats,
+    /// Why this session does not encode it (the source is no bigger), if it does not.
+    skipped: Mutex<Option<String>>,
 }
 
 /// Health counters shown in `/api/status`.
@@ -41,6 +43,7 @@ impl Variant {
             config,
             segmenter: Mutex::new(segmenter),
             stats: VariantStats::default(),
+            skipped: Mutex::new(None),
         }
     }
 
@@ -120,7 +123,26 @@ pub(super) struct SessionOutput {
     session: u64,
 }
 
+impl Variant {
+    /// Why the current session does not encode this variant; `None` when it does.
+    pub fn skipped(&self) -> Option<String> {
+        self.skipped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn set_skipped(&self, why: Option<String>) {
+        *self.skipped.lock().unwrap_or_else(PoisonError::into_inner) = why;
+    }
+}
+
 impl SessionOutput {
+    /// The store stops offering `variant` to players for this session ([`HlsStore::withdraw`]).
+    pub(super) fn withdraw(&self, variant: &str) {
+        self.store.withdraw(variant);
+    }
+
     pub(super) fn new(store: Arc<HlsStore>, status: Arc<StreamStatus>, session: u64) -> Self {
         Self {
             store,

@@ -155,6 +155,33 @@ impl HlsStore {
         }
     }
 
+    /// `variant` is not part of this session (the ladder skipped it): the master playlist stops
+    /// listing it and its playlist from an earlier session ends (EXT-X-ENDLIST), so no player
+    /// is sent to old segments. It is listed again with its next segment.
+    pub fn withdraw(&self, variant: &str) {
+        let mut state = self.write();
+        let Some(variant_state) = state.variants.get_mut(variant) else {
+            return;
+        };
+        if variant_state.attributes.take().is_none() {
+            return;
+        }
+        variant_state.bitrates.clear();
+        variant_state.playlist.end();
+        variant_state.rendered = Bytes::from(variant_state.playlist.render());
+        self.report(|| playlist_event(variant, variant_state));
+        let master = render_master_playlist(&state.variants);
+        if master != state.master {
+            if let Some(text) = &master {
+                self.report(|| StoreEvent::Master {
+                    text: text.clone(),
+                    variants: listed_variants(&state.variants),
+                });
+            }
+        }
+        state.master = master;
+    }
+
     /// A clean shutdown: every playlist gets EXT-X-ENDLIST.
     pub fn end_all(&self) {
         let mut state = self.write();

@@ -62,6 +62,8 @@ struct VariantStatus {
     frames_out: u64,
     frames_dropped: u64,
     queue_depth: usize,
+    /// Why this session does not encode it (the source is no bigger); `null` when it does.
+    skipped: Option<String>,
     /// Size, codecs, measured bitrate and frame rate of what is served (absent until the first
     /// segment).
     #[serde(flatten)]
@@ -78,6 +80,7 @@ fn variant_status(variant: &Variant, served: &[VariantSummary]) -> VariantStatus
         frames_out: variant.stats.frames_out.load(Relaxed),
         frames_dropped: variant.stats.frames_dropped.load(Relaxed),
         queue_depth: variant.stats.queue_depth.load(Relaxed),
+        skipped: variant.skipped(),
         served: served.iter().find(|s| s.id == variant.id).cloned(),
     }
 }
