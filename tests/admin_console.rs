@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::raw_http::{basic, send, Reply};
+use common::raw_http::{basic_sign_in, send, Reply};
 use common::{poll_until, Server, ServerOptions};
 
 const PASSWORD: &str = "admin-console-test-pw-14";
@@ -156,6 +156,11 @@ fn the_console_signs_in_with_a_cookie_and_every_change_needs_its_csrf_token() {
 
     let session = signed.get(&server, "/api/admin/session");
     assert_eq!(session.status, 200, "{session:?}");
+    assert_eq!(
+        session.header("cache-control"),
+        Some("no-store"),
+        "it holds the CSRF token"
+    );
     assert_eq!(session.json()["csrfToken"], signed.csrf.as_str());
     assert_eq!(session.json()["passwordFromConfig"], true);
     assert_eq!(signed.get(&server, "/api/admin/chat/clients").status, 200);
@@ -252,16 +257,7 @@ fn wrong_console_passwords_count_with_basic_auth_ones() {
     };
     // Two free failures and a third, checked, that starts the wait: one through Basic auth.
     assert_eq!(try_console("guess-1").status, 401);
-    let auth = basic("admin", "guess-2");
-    let basic_reply = send(
-        &server,
-        HERE,
-        "GET",
-        "/api/admin/chat/clients",
-        &[("Authorization", &auth)],
-        "",
-    );
-    assert_eq!(basic_reply.status, 401);
+    assert_eq!(basic_sign_in(&server, HERE, "guess-2").status, 401);
     assert_eq!(try_console("guess-3").status, 401);
     // From now on the address waits: the console's form, with the right password, is refused
     // unchecked, and so is Basic auth.
@@ -273,16 +269,7 @@ fn wrong_console_passwords_count_with_basic_auth_ones() {
         .unwrap()
         .contains("too many wrong passwords"));
     assert_eq!(refused.header("set-cookie"), None);
-    let auth = basic("admin", PASSWORD);
-    let basic_reply = send(
-        &server,
-        HERE,
-        "GET",
-        "/api/admin/chat/clients",
-        &[("Authorization", &auth)],
-        "",
-    );
-    assert_eq!(basic_reply.status, 429);
+    assert_eq!(basic_sign_in(&server, HERE, PASSWORD).status, 429);
 }
 
 #[test]
@@ -333,16 +320,10 @@ fn a_password_change_ends_the_other_sessions_and_outlives_a_restart() {
         401,
         "the other one ended"
     );
-    let basic_new = basic("admin", "the-new-password-14");
-    let reply = send(
-        &server,
-        HERE,
-        "GET",
-        "/api/admin/chat/clients",
-        &[("Authorization", &basic_new)],
-        "",
+    assert_eq!(
+        basic_sign_in(&server, HERE, "the-new-password-14").status,
+        200
     );
-    assert_eq!(reply.status, 200);
     drop(server);
 
     let server = start_with(Some(data.path()), "");

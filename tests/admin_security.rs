@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use common::raw_http::{basic, send, Reply};
+use common::raw_http::{basic, basic_sign_in, send, Reply};
 use common::{poll_until, Server, ServerOptions};
 
 const PASSWORD: &str = "admin-security-test-pw-13";
@@ -33,19 +33,6 @@ fn start(admin_toml: &str) -> Server {
         extra_toml: format!("\n[admin]\npassword = \"{PASSWORD}\"\n{admin_toml}\n"),
         ..ServerOptions::default()
     })
-}
-
-/// `GET /api/admin/chat/clients` from `from` with this password.
-fn sign_in(server: &Server, from: Ipv4Addr, password: &str) -> Reply {
-    let auth = basic("admin", password);
-    send(
-        server,
-        from,
-        "GET",
-        "/api/admin/chat/clients",
-        &[("Authorization", &auth)],
-        "",
-    )
 }
 
 /// A 429's promises: `Retry-After` in whole seconds, and why in words.
@@ -73,7 +60,7 @@ fn sixty_wrong_passwords_are_refused_unchecked_after_the_free_ones() {
     let server = start("free_failures = 5\nfirst_delay_seconds = 600\nmax_delay_seconds = 600");
     let mut statuses = Vec::new();
     for guess in 0..60 {
-        let reply = sign_in(&server, ATTACKER, &format!("guess-{guess}"));
+        let reply = basic_sign_in(&server, ATTACKER, &format!("guess-{guess}"));
         if reply.status == 429 {
             assert_refused_unchecked(&reply, false, &format!("guess {guess}"));
             assert!(reply.json()["error"]
@@ -90,12 +77,12 @@ fn sixty_wrong_passwords_are_refused_unchecked_after_the_free_ones() {
         "every guess during the delay is refused: {statuses:?}"
     );
 
-    let right = sign_in(&server, ATTACKER, PASSWORD);
+    let right = basic_sign_in(&server, ATTACKER, PASSWORD);
     assert_refused_unchecked(&right, false, "the right password during the delay");
-    let elsewhere = sign_in(&server, ELSEWHERE, PASSWORD);
+    let elsewhere = basic_sign_in(&server, ELSEWHERE, PASSWORD);
     assert_eq!(elsewhere.status, 200, "another address: {elsewhere:?}");
     assert_eq!(
-        sign_in(&server, ELSEWHERE, "a typo").status,
+        basic_sign_in(&server, ELSEWHERE, "a typo").status,
         401,
         "another address has its own free failures"
     );
@@ -105,9 +92,13 @@ fn sixty_wrong_passwords_are_refused_unchecked_after_the_free_ones() {
 fn the_right_password_after_the_delay_is_accepted_and_forgives() {
     let server = start("free_failures = 2\nfirst_delay_seconds = 3\nlockout_failures = 4");
     for guess in ["first", "second", "third"] {
-        assert_eq!(sign_in(&server, ATTACKER, guess).status, 401, "{guess}");
+        assert_eq!(
+            basic_sign_in(&server, ATTACKER, guess).status,
+            401,
+            "{guess}"
+        );
     }
-    let during = sign_in(&server, ATTACKER, PASSWORD);
+    let during = basic_sign_in(&server, ATTACKER, PASSWORD);
     let retry_after = assert_refused_unchecked(&during, false, "the right password too soon");
     assert!(
         retry_after <= 3,
@@ -117,7 +108,7 @@ fn the_right_password_after_the_delay_is_accepted_and_forgives() {
     // Polling during the delay is refused and does not make it longer.
     let mut refused = 0;
     let accepted = poll_until(Duration::from_secs(30), Duration::from_millis(200), || {
-        let reply = sign_in(&server, ATTACKER, PASSWORD);
+        let reply = basic_sign_in(&server, ATTACKER, PASSWORD);
         if reply.status == 429 {
             refused += 1;
             None
@@ -131,10 +122,14 @@ fn the_right_password_after_the_delay_is_accepted_and_forgives() {
 
     // Forgiven: the free failures are free again (without it, the next would lock out).
     for guess in ["fourth", "fifth"] {
-        assert_eq!(sign_in(&server, ATTACKER, guess).status, 401, "{guess}");
+        assert_eq!(
+            basic_sign_in(&server, ATTACKER, guess).status,
+            401,
+            "{guess}"
+        );
     }
     assert_eq!(
-        sign_in(&server, ATTACKER, PASSWORD).status,
+        basic_sign_in(&server, ATTACKER, PASSWORD).status,
         200,
         "two free failures after forgiveness ({refused} polls were refused during the delay)"
     );
@@ -144,9 +139,13 @@ fn the_right_password_after_the_delay_is_accepted_and_forgives() {
 fn repeated_failures_lock_the_address_out_and_the_owner_is_told() {
     let server = start("free_failures = 2\nlockout_failures = 3\nlockout_minutes = 15");
     for guess in ["one", "two", "three"] {
-        assert_eq!(sign_in(&server, ATTACKER, guess).status, 401, "{guess}");
+        assert_eq!(
+            basic_sign_in(&server, ATTACKER, guess).status,
+            401,
+            "{guess}"
+        );
     }
-    let right = sign_in(&server, ATTACKER, PASSWORD);
+    let right = basic_sign_in(&server, ATTACKER, PASSWORD);
     let retry_after = assert_refused_unchecked(&right, true, "the right password, locked out");
     assert!(
         retry_after > 14 * 60,
@@ -169,7 +168,7 @@ fn repeated_failures_lock_the_address_out_and_the_owner_is_told() {
         "how to lift it: {logged}"
     );
     assert!(!logged.contains(PASSWORD), "{logged}");
-    assert_eq!(sign_in(&server, ELSEWHERE, PASSWORD).status, 200);
+    assert_eq!(basic_sign_in(&server, ELSEWHERE, PASSWORD).status, 200);
 }
 
 #[test]
@@ -177,12 +176,12 @@ fn the_same_stale_password_again_and_again_is_not_counted() {
     let server = start("free_failures = 2");
     for _ in 0..30 {
         assert_eq!(
-            sign_in(&server, ATTACKER, "last-years-password").status,
+            basic_sign_in(&server, ATTACKER, "last-years-password").status,
             401
         );
     }
     assert_eq!(
-        sign_in(&server, ATTACKER, PASSWORD).status,
+        basic_sign_in(&server, ATTACKER, PASSWORD).status,
         200,
         "a script polling with an old password does not lock its owner out"
     );

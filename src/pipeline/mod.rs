@@ -23,6 +23,7 @@
 //! - [`variant`]: a [`Variant`] (its [`Segmenter`] outlives the sessions, so a reconnecting
 //!   publisher continues the same playlist, behind a discontinuity) and the session's hold on it.
 //! - [`status`]: online/offline and what the publisher sends, for `/api/status`.
+//! - [`preview`]: the preview image (`/thumbnail.jpg`), from a keyframe every few seconds.
 //!
 //! Session threads run one after the other: each joins its predecessor before touching the
 //! segmenters.
@@ -30,6 +31,7 @@
 mod audio;
 mod encoder_thread;
 mod ladder;
+mod preview;
 mod session;
 mod status;
 mod variant;
@@ -43,6 +45,7 @@ use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::watch;
 use tracing::{error, info};
 
+pub use preview::{Preview, PreviewImage};
 pub use status::{StatusSnapshot, StreamStatus};
 pub use variant::{Variant, VariantStats};
 
@@ -130,6 +133,7 @@ struct PipelineState {
     variants: Vec<Arc<Variant>>,
     segment_seconds: u32,
     slot: Mutex<Slot>,
+    preview: Arc<Preview>,
 }
 
 #[derive(Default)]
@@ -191,6 +195,7 @@ impl Pipeline {
                     .collect(),
                 segment_seconds,
                 slot: Mutex::new(slot),
+                preview: Arc::default(),
             }),
         }
     }
@@ -230,6 +235,7 @@ impl Pipeline {
                     &state.variants,
                     state.segment_seconds,
                     output,
+                    Arc::clone(&state.preview),
                     &incoming,
                     &stopped,
                 );
@@ -284,6 +290,11 @@ impl Pipeline {
 
     pub fn status(&self) -> &StreamStatus {
         &self.state.status
+    }
+
+    /// The stream's latest preview image.
+    pub fn preview(&self) -> &Preview {
+        &self.state.preview
     }
 
     /// The ladder, in config order.

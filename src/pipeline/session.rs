@@ -9,6 +9,7 @@ use crossbeam_channel::Receiver;
 
 use super::audio::{self, AudioStage};
 use super::ladder::Ladder;
+use super::preview::{Preview, PreviewMaker};
 use super::variant::{SessionOutput, Variant, VariantMuxer};
 use crate::hls::{MuxerInput, SessionStart};
 use crate::media::{IngestEvent, TrackKind};
@@ -20,6 +21,7 @@ pub(super) fn run(
     variants: &[Arc<Variant>],
     segment_seconds: u32,
     output: SessionOutput,
+    preview: Arc<Preview>,
     incoming: &Receiver<IngestEvent>,
     stopped: &Receiver<()>,
 ) {
@@ -43,10 +45,12 @@ pub(super) fn run(
     let has_passthrough = passthrough.is_some();
     let mut ladder = (!transcoded.is_empty())
         .then(|| Ladder::start(transcoded, segment_seconds, start, output, has_passthrough));
+    let mut preview = PreviewMaker::start(preview);
     loop {
         crossbeam_channel::select! {
             recv(incoming) -> event => match event {
                 Ok(IngestEvent::VideoConfig(config)) => {
+                    preview.video_config(&config);
                     if let Some(ladder) = &mut ladder {
                         ladder.send_video_config(&config);
                     }
@@ -55,6 +59,7 @@ pub(super) fn run(
                     }
                 }
                 Ok(IngestEvent::Packet(packet)) if packet.kind == TrackKind::Video => {
+                    preview.video(&packet);
                     if let Some(ladder) = &mut ladder {
                         ladder.send_video(&packet);
                     }
@@ -77,6 +82,7 @@ pub(super) fn run(
     if let Some(ladder) = ladder {
         ladder.finish();
     }
+    preview.finish();
 }
 
 /// Audio from the stage to the variants of each route.

@@ -5,6 +5,7 @@
 //!
 //! - [`decoder`]: H.264 decoding of the source packets, pictures shared by reference.
 //! - [`encoder`]: scaling and x264 encoding of one variant.
+//! - [`jpeg`]: one picture as a JPEG (the stream's preview image).
 //! - [`audio`]: any source audio (AAC, MP3, PCM, Opus...) → AAC-LC at a bitrate.
 //! - [`keyframes`]: where keyframes go, so that segment N of every variant starts at the same
 //!   time.
@@ -16,5 +17,6 @@ mod codec_io;
 pub mod decoder;
 pub mod encoder;
 pub mod error;
+pub mod jpeg;
 pub mod keyframes;
 pub mod threads;

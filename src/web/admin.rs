@@ -102,11 +102,15 @@ pub fn routes(
     let admitted = {
         let state = Arc::clone(&state);
         warp::method()
+            .and(warp::path::full())
             .and(warp::header::headers_cloned())
             .and(super::client_addr())
             .and_then(
-                move |method: Method, headers: HeaderMap, addr: Option<SocketAddr>| {
-                    let admitted = admit(&state, &method, &headers, ip(addr));
+                move |method: Method,
+                      path: warp::path::FullPath,
+                      headers: HeaderMap,
+                      addr: Option<SocketAddr>| {
+                    let admitted = admit(&state, &method, path.as_str(), &headers, ip(addr));
                     async move { admitted.map_err(warp::reject::custom) }
                 },
             )
@@ -263,8 +267,19 @@ pub fn routes(
             )
             .unify()
             .recover(recover)
-            .unify(),
+            .unify()
+            .map(not_stored),
     )
+}
+
+/// Admin answers hold what no cache may keep (the session's CSRF token, stream keys, users'
+/// addresses): `Cache-Control: no-store` on every one.
+fn not_stored(mut response: warp::reply::Response) -> warp::reply::Response {
+    response.headers_mut().insert(
+        warp::http::header::CACHE_CONTROL,
+        warp::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// Why a request was not let in.
@@ -296,10 +311,11 @@ impl warp::reject::Reject for BadJson {}
 fn admit(
     state: &WebState,
     method: &Method,
+    path: &str,
     headers: &HeaderMap,
     peer: IpAddr,
 ) -> Result<(), Denied> {
-    let challenge = !is_script_fetch(headers);
+    let challenge = wants_challenge(path, headers);
     let denied = |error| Denied::SignIn { error, challenge };
     if let Some(header) = headers.get(AUTHORIZATION) {
         let (user, password) =
@@ -325,12 +341,18 @@ fn admit(
     Ok(())
 }
 
-/// A request a page's script made (`fetch`), not a page the browser navigates to: a Basic
-/// challenge would open the browser's password dialog over the console.
-fn is_script_fetch(headers: &HeaderMap) -> bool {
-    headers
-        .get("sec-fetch-mode")
-        .is_some_and(|mode| mode.as_bytes() != b"navigate")
+/// Whether a 401 asks for Basic auth (`WWW-Authenticate`): not to the console, where the
+/// browser's password dialog would open over it: its sign-in probe (`/api/admin/session`) and
+/// requests with a session cookie (one that has ended). Everything else is asked, so a browser
+/// that has the Basic credentials cached sends them (it sends them unasked only under the path
+/// where it first signed in).
+fn wants_challenge(path: &str, headers: &HeaderMap) -> bool {
+    let has_session_cookie = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|header| header.to_str().ok())
+        .any(|cookie| session::token_in(cookie).is_some());
+    path != "/api/admin/session" && !has_session_cookie
 }
 
 /// 403, 401 and 429 for a request not let in, 415 for a body that is not JSON, 400 for one

@@ -2,11 +2,14 @@
 //! ([`crate::settings`]): `GET /api/config` (Owncast's path) with the title, summary, tags,
 //! offline message and social links, and `GET /customstyles.css`, the owner's CSS added after
 //! the page's own. The page reloads both when `/api/status` reports a new `pageRevision`.
+//! And `GET /thumbnail.jpg`, the stream's preview image ([`crate::pipeline::Preview`]), for
+//! the page's offline poster and link previews (`og:image`).
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::WebState;
@@ -50,6 +53,27 @@ pub fn routes(
             response
         })
     };
+    let thumbnail = {
+        let state = Arc::clone(&state);
+        warp::path!("thumbnail.jpg").and(warp::get()).map(move || {
+            let Some(image) = state.pipeline.preview().latest() else {
+                let mut response =
+                    warp::reply::with_status("no preview image yet", StatusCode::NOT_FOUND)
+                        .into_response();
+                response
+                    .headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return response;
+            };
+            let mut response = warp::reply::Response::new(image.jpeg.into());
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+            // A new one comes every few seconds while live.
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=5"));
+            headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+            response
+        })
+    };
     let styles = warp::path!("customstyles.css")
         .and(warp::get())
         .map(move || {
@@ -63,5 +87,5 @@ pub fn routes(
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
         });
-    config.or(styles).unify()
+    config.or(styles).unify().or(thumbnail).unify()
 }

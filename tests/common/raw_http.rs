@@ -123,3 +123,16 @@ pub fn send(
     );
     reply
 }
+
+/// `GET /api/admin/chat/clients` from `from` with this admin password (HTTP Basic auth).
+pub fn basic_sign_in(server: &Server, from: Ipv4Addr, password: &str) -> Reply {
+    let auth = basic("admin", password);
+    send(
+        server,
+        from,
+        "GET",
+        "/api/admin/chat/clients",
+        &[("Authorization", &auth)],
+        "",
+    )
+}
