@@ -125,30 +125,28 @@
       .finally(function () { clearTimeout(timer); });
   }
 
-  // The server's own words for a refusal, or what failed and its HTTP status.
+  // The server's own words for a refusal (as a sentence), or what failed and its HTTP status.
   function errorText(answer, what) {
-    if (typeof answer.data.error === 'string' && answer.data.error !== '') {
-      return answer.data.error;
+    var error = answer.data.error;
+    if (typeof error === 'string' && error !== '') {
+      return error.charAt(0).toUpperCase() + error.slice(1) + (/[.!?]$/.test(error) ? '' : '.');
     }
     return what + ' (HTTP ' + answer.status + ').';
   }
 
-  // A 429's "wait" in words: the server's reason and how long.
-  function waitText(answer) {
+  // How long a 429 says to wait, in seconds.
+  function retrySeconds(answer) {
     var seconds = Number(answer.data.retryAfterSeconds);
-    if (!(seconds >= 0)) {
-      seconds = Number(answer.retryAfter) || 0;
-    }
-    var reason = errorText(answer, 'Too many wrong passwords');
-    var wait = seconds >= 120 ? Math.ceil(seconds / 60) + ' minutes'
-      : seconds === 1 ? '1 second' : Math.ceil(seconds) + ' seconds';
-    return reason + (answer.data.lockedOut ? ' Locked out: try again in ' : ' Try again in ')
-      + wait + '.';
+    return seconds >= 0 ? seconds : Number(answer.retryAfter) || 0;
   }
 
-  function retryAfterMs(answer) {
-    var seconds = Number(answer.data.retryAfterSeconds);
-    return (seconds >= 0 ? seconds : Number(answer.retryAfter) || 0) * 1000;
+  // A 429's "wait" in words: the server's reason and how long.
+  function waitText(answer) {
+    var seconds = Math.ceil(retrySeconds(answer));
+    var wait = seconds >= 120 ? Math.ceil(seconds / 60) + ' minutes'
+      : seconds === 1 ? '1 second' : seconds + ' seconds';
+    return errorText(answer, 'Too many wrong passwords')
+      + (answer.data.lockedOut ? ' Locked out: try again in ' : ' Try again in ') + wait + '.';
   }
 
   // ---- Showing and hiding --------------------------------------------------------------------
@@ -239,7 +237,7 @@
         clearTimeout(retryTimer);
         retryTimer = setTimeout(function () {
           els.signInButton.disabled = false;
-        }, retryAfterMs(answer));
+        }, retrySeconds(answer) * 1000);
       } else {
         showText(els.signInError, answer.status === 401 && !answer.data.error
           ? 'Wrong password.' : errorText(answer, 'Signing in failed'));

@@ -17,7 +17,7 @@
  *      custom CSS (<link id="custom-styles">). /api/status carries `pageRevision`, a number that
  *      changes with every such change; when it does, the page fetches GET /api/config
  *        { "streamTitle", "summary", "tags": [...], "offlineMessage",
- *          "socialHandles": [{ "platform", "url" }], "customStylesUrl", "pageRevision" }
+ *          "socialHandles": [{ "platform", "url" }], "customStylesUrl" (null: none), "pageRevision" }
  *      and updates in place, without a reload. Everything is put on the page as text.
  *
  * Which stream: the <meta name="selfcast-stream"> tag in index.html, unless /api/status gives
@@ -321,11 +321,17 @@
       els.about.hidden = summary === '' && tags.length === 0 && links.length === 0;
     }
 
-    // Only a path on this server (the CSP allows no other style sheets anyway).
+    // A path on this server (the CSP allows no other style sheets anyway); null when the owner
+    // has no custom CSS: a <link> without href applies nothing.
     var styles = settings.customStylesUrl;
-    if (els.customStyles && typeof styles === 'string' && /^\/(?!\/)/.test(styles)
-      && els.customStyles.getAttribute('href') !== styles) {
-      els.customStyles.setAttribute('href', styles);
+    if (els.customStyles) {
+      if (typeof styles === 'string' && /^\/(?!\/)/.test(styles)) {
+        if (els.customStyles.getAttribute('href') !== styles) {
+          els.customStyles.setAttribute('href', styles);
+        }
+      } else {
+        els.customStyles.removeAttribute('href');
+      }
     }
 
     var message = typeof settings.offlineMessage === 'string' ? settings.offlineMessage.trim() : '';

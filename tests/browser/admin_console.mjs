@@ -18,7 +18,8 @@
 //    The admin API has every value, each "console".
 // 4. Bad input: a 101-character title saved together with a new summary, then a social link
 //    with a javascript: URL: each shows an error at its field, and nothing is stored.
-// 5. Reset on the title puts config.toml's title back (form, API, viewer page).
+// 5. Reset on the title puts config.toml's title back (form, API, viewer page); Reset on the
+//    custom CSS removes it from the viewer page.
 // 6. A page on another origin in the owner's browser (so the owner's cookie goes along) posts to
 //    /api/admin/settings/page (no-cors fetches typed and untyped, a CORS fetch with JSON, a
 //    text/plain form) and tries to read the session's CSRF token: all refused, nothing stored.
@@ -326,6 +327,16 @@ async function main() {
     'waiting for the viewer page to show config.toml\'s title after Reset', LIVE_MS);
   ok(`Reset ("${resetSaid}"): the title is config.toml's again in the form, the API (source config) and the viewer page (${Date.now() - resetAt} ms)`);
 
+  // Reset on the custom CSS: none any more, and the viewer page drops it.
+  await owner.getByRole('button', { name: 'Reset Custom CSS', exact: true }).click();
+  await waitSaved(owner, 'waiting for Reset (custom CSS) to finish');
+  await waitFor(owner, () => document.getElementById('page-customCss').value === ''
+    && document.getElementById('page-customCss-source').textContent === 'default', null,
+  'waiting for the console to show no custom CSS (default) after Reset');
+  await waitFor(viewer, () => getComputedStyle(document.getElementById('stream-title')).color !== 'rgb(1, 2, 3)', null,
+    'waiting for the viewer page to drop the custom CSS after Reset', LIVE_MS);
+  ok('Reset on the custom CSS: the console says "default", the viewer page no longer applies it');
+
   // -- 6. Another origin, in the owner's browser --
   await crossOrigin(owner);
 
@@ -365,7 +376,7 @@ async function main() {
   started = await restartServer(h, started, path.join(ARTIFACTS, 'admin-server-2.log'));
   ctx.exits = [started.server.exited];
   now = await storedPage();
-  const expected = { ...SET, streamTitle: CONFIG_TITLE };
+  const expected = { ...SET, streamTitle: CONFIG_TITLE, customCss: '' };
   for (const [key, value] of Object.entries(expected)) {
     if (!same(now.values[key], value)) fail(`after the restart ${key} is ${JSON.stringify(now.values[key])}, expected ${JSON.stringify(value)}`);
   }
