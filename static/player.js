@@ -281,6 +281,9 @@
   }
 
   function applyPageSettings(settings) {
+    if (settings === null || typeof settings !== 'object') {
+      return;
+    }
     selfcast.pageSettings = settings;
     showTitle(settings.streamTitle);
 
