@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::settings::page::{PageValues, SocialLink};
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -20,6 +22,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub chat: ChatConfig,
     pub admin: AdminConfig,
+    pub page: PageConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -27,7 +30,7 @@ pub struct Config {
 pub struct ServerConfig {
     /// Where generated secrets (and later chat state) are kept.
     pub data_dir: PathBuf,
-    /// Shown on the page and in `/api/status` as `streamTitle`.
+    /// Shown on the page and in `/api/status` as `streamTitle` (the console can change it).
     pub title: String,
 }
 
@@ -278,6 +281,35 @@ impl Default for AdminConfig {
     }
 }
 
+/// What the viewer page shows besides the video and the chat; the admin console can change
+/// each (`crate::settings`), and the title is `[server] title`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PageConfig {
+    /// Plain text under the player; `http(s)://` links become links.
+    pub summary: String,
+    pub tags: Vec<String>,
+    /// Shown in the player while the stream is offline.
+    pub offline_message: String,
+    pub social_links: Vec<SocialLink>,
+    /// Added to the viewer page after its own styles (`/customstyles.css`).
+    pub custom_css: String,
+}
+
+impl Config {
+    /// The page settings `config.toml` gives (the console may override them).
+    pub fn page_values(&self) -> PageValues {
+        PageValues {
+            stream_title: self.server.title.trim().to_owned(),
+            summary: self.page.summary.clone(),
+            tags: self.page.tags.clone(),
+            offline_message: self.page.offline_message.clone(),
+            social_links: self.page.social_links.clone(),
+            custom_css: self.page.custom_css.clone(),
+        }
+    }
+}
+
 /// Where video is distributed from (see [`crate::sink`]). Only the table of the chosen `kind` is
 /// used; the others may stay in the file.
 #[derive(Debug, Clone, Deserialize)]
@@ -487,6 +519,7 @@ impl Config {
         self.validate_http(&invalid)?;
         self.validate_chat(&invalid)?;
         self.validate_storage(&invalid)?;
+        self.validate_page(&invalid)?;
         if !(2..=4096).contains(&self.rtmp.max_connections) {
             return Err(invalid(
                 "rtmp.max_connections",
@@ -518,6 +551,22 @@ impl Config {
 }
 
 impl Config {
+    fn validate_page(
+        &self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        crate::settings::page::check(&self.page_values()).map_err(|e| {
+            let key = match e.field {
+                "streamTitle" => "server.title".to_owned(),
+                "offlineMessage" => "page.offline_message".to_owned(),
+                "socialLinks" => "page.social_links".to_owned(),
+                "customCss" => "page.custom_css".to_owned(),
+                field => format!("page.{field}"),
+            };
+            invalid(&key, e.message)
+        })
+    }
+
     fn validate_http(
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
@@ -745,14 +794,15 @@ impl Config {
                 ));
             }
         }
-        if let Some(password) = &admin.password {
-            if password.chars().count() < 8 || password.contains(char::is_control) {
-                return Err(invalid(
-                    "admin.password",
-                    "must be at least 8 characters; remove it to have a strong one generated"
-                        .into(),
-                ));
-            }
+        if let Some(problem) = admin
+            .password
+            .as_deref()
+            .and_then(crate::secrets::password_problem)
+        {
+            return Err(invalid(
+                "admin.password",
+                format!("{problem}; remove it to have a strong one generated"),
+            ));
         }
         Ok(())
     }

@@ -18,8 +18,10 @@ use selfcast::ingest::{self, ConnectionLimits, IngestSettings};
 use selfcast::open_files;
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::secrets::{self, Secret};
+use selfcast::settings::LiveSettings;
 use selfcast::sink::{self, SinkStatus};
 use selfcast::store::HlsStore;
+use selfcast::web::admin::{AdminPassword, Sessions};
 use selfcast::web::{self, SecurityHeaders, ViewerCounter, WebState};
 
 /// How long a shutdown waits for the storage to take the stream's last files.
@@ -234,9 +236,19 @@ async fn serve(
         chat,
         sink: sink.as_ref().map(|sink| Arc::clone(&sink.health)),
         ipfs_playlists: sink.as_ref().and_then(|sink| sink.ipfs_playlists.clone()),
-        admin_password: admin_password.value().to_owned(),
+        admin_password: match &config.admin.password {
+            Some(password) => AdminPassword::from_config(password.clone()),
+            None => AdminPassword::from_file(
+                admin_password.value().to_owned(),
+                config.server.data_dir.join("admin_password"),
+            ),
+        },
         admin_guard: BruteForceGuard::new("admin password", admin_guessing(&config.admin)),
-        title: config.server.title.clone(),
+        sessions: Sessions::default(),
+        settings: Arc::new(LiveSettings::load(
+            &config.server.data_dir,
+            config.page_values(),
+        )),
         static_dir: config.http.static_dir.clone(),
     });
     let http_task = tokio::spawn(web::serve(
@@ -380,7 +392,7 @@ fn print_banner(
         Secret::Existing(_) => format!("user admin, password in {}", config.server.data_dir.join("admin_password").display()),
     };
     println!(
-        "\nselfcast {} is running.\n\n  OBS > Settings > Stream (Service: Custom...)\n    Server:     rtmp://{}/{}\n    Stream Key: {}\n\n  Watch:        http://{}/\n  HLS:          http://{}/hls/stream.m3u8\n  Moderation:   http://{}/api/admin/ ({})\n\n  (use this machine's address instead of localhost from other computers; Ctrl-C to stop)\n",
+        "\nselfcast {} is running.\n\n  OBS > Settings > Stream (Service: Custom...)\n    Server:     rtmp://{}/{}\n    Stream Key: {}\n\n  Watch:        http://{}/\n  HLS:          http://{}/hls/stream.m3u8\n  Console:      http://{}/admin ({})\n\n  (use this machine's address instead of localhost from other computers; Ctrl-C to stop)\n",
         env!("CARGO_PKG_VERSION"),
         host(rtmp),
         config.rtmp.app,

@@ -9,6 +9,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::owner_file::{self, Open};
+
 /// 62 symbols: 32 of them carry about 190 bits, and they survive copy-paste into OBS.
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const GENERATED_LENGTH: usize = 32;
@@ -79,13 +81,23 @@ pub fn random_token(length: usize) -> Result<String, SecretError> {
 }
 
 fn write_private(file: &Path, value: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut handle = options.open(file)?;
+    let mut handle = owner_file::open(file, Open::CreateNew)?;
     writeln!(handle, "{value}")?;
     handle.sync_all()
+}
+
+/// Passwords shorter than this are refused (for the admin, from the config or the console).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// What is wrong with `password` as the admin password, in words that follow "the password".
+pub fn password_problem(password: &str) -> Option<&'static str> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        Some("must be at least 8 characters")
+    } else if password.contains(char::is_control) {
+        Some("cannot contain line breaks or other control characters")
+    } else {
+        None
+    }
 }
 
 /// Whether `given` equals `expected`, in a time that depends only on `given.len()`: neither the

@@ -1,6 +1,8 @@
 //! Request bodies of the admin API (src/web/admin.rs), through its real warp routes with the
-//! right password: the first byte picks the endpoint, the rest is the JSON body. The hub behind
-//! it lives for the whole run, so bans, hidden messages and posts pile up as on a server.
+//! right password: the first byte picks the endpoint, the rest is the JSON body. The hub and the
+//! live settings behind it live for the whole run, so bans, hidden messages, posts and settings
+//! pile up as on a server. (Signing in and changing the password are left out: wrong passwords
+//! would lock the fuzzer's address out, and a right one would change it.)
 #![no_main]
 
 use std::path::PathBuf;
@@ -13,14 +15,17 @@ use selfcast::chat::hub::Hub;
 use selfcast::chat::users::UserStore;
 use selfcast::config::ChatConfig;
 use selfcast::pipeline::{Pipeline, StreamStatus};
+use selfcast::settings::page::PageValues;
+use selfcast::settings::LiveSettings;
 use selfcast::store::HlsStore;
-use selfcast::web::{admin, WebState};
+use selfcast::web::admin::{self, AdminPassword, Sessions};
+use selfcast::web::WebState;
 use warp::filters::BoxedFilter;
 use warp::Filter;
 
 const PASSWORD: &str = "fuzz-admin-password";
 /// Every admin endpoint that reads a body.
-const ENDPOINTS: [&str; 7] = [
+const ENDPOINTS: [&str; 9] = [
     "/api/admin/chat/messagevisibility",
     "/api/admin/chat/users/setenabled",
     "/api/admin/chat/users/ipbans/create",
@@ -28,6 +33,8 @@ const ENDPOINTS: [&str; 7] = [
     "/api/admin/config/chat/disable",
     "/api/admin/chat/system",
     "/api/admin/chat/send",
+    "/api/admin/settings/page",
+    "/api/admin/session/end",
 ];
 
 struct Server {
@@ -56,9 +63,10 @@ fn server() -> &'static Server {
             ),
             sink: None,
             ipfs_playlists: None,
-            admin_password: PASSWORD.into(),
+            admin_password: AdminPassword::from_config(PASSWORD.into()),
             admin_guard: BruteForceGuard::new("admin password", Policy::default()),
-            title: "fuzz".into(),
+            sessions: Sessions::default(),
+            settings: Arc::new(LiveSettings::load(&settings_dir(), PageValues::default())),
             static_dir: None::<PathBuf>,
         });
         let credentials =
@@ -72,6 +80,16 @@ fn server() -> &'static Server {
             authorization: format!("Basic {credentials}"),
         }
     })
+}
+
+/// A fresh directory for `settings.json`, in memory where there is a tmpfs: every settings
+/// change is flushed to disk.
+fn settings_dir() -> PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    let parent = if shm.is_dir() { shm.to_owned() } else { std::env::temp_dir() };
+    let dir = parent.join(format!("selfcast-fuzz-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for settings.json");
+    dir
 }
 
 fuzz_target!(|data: &[u8]| {

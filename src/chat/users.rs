@@ -12,7 +12,7 @@
 //! (0600), like the stream key.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
+
+use crate::owner_file::{self, Open};
 
 /// One chat user as the hub and the admin API see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,7 +342,7 @@ impl UserStore {
         }
         let tmp = path.with_extension("jsonl.tmp");
         {
-            let mut file = private_file(&tmp, true)?;
+            let mut file = owner_file::open(&tmp, Open::Truncate)?;
             for record in &records {
                 let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
                 writeln!(file, "{line}")?;
@@ -350,7 +352,7 @@ impl UserStore {
         std::fs::rename(&tmp, path)?;
         self.log = Some(Log {
             path: path.to_owned(),
-            file: private_file(path, false)?,
+            file: owner_file::open(path, Open::Append)?,
             compacted: records.len(),
             appended: 0,
         });
@@ -358,26 +360,10 @@ impl UserStore {
     }
 }
 
-/// Opened for writing (truncated) or appending, owner-only when created.
-fn private_file(path: &Path, truncate: bool) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.create(true);
-    if truncate {
-        options.write(true).truncate(true);
-    } else {
-        options.append(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+    use std::fs::OpenOptions;
 
     use super::*;
 

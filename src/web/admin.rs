@@ -1,24 +1,34 @@
-//! The moderation API under `/api/admin/` (docs/API.md). Paths and bodies follow Owncast's admin
-//! API where it has one. Before routing, every request passes:
+//! The admin API under `/api/admin/` (docs/API.md): moderation (paths and bodies follow
+//! Owncast's admin API where it has one), the console's account ([`account`]) and the live
+//! settings ([`settings`]). Before routing, every request passes:
 //!
 //! 1. unless it is a `GET`, the cross-site check ([`cross_site`]): 403 for a request a page on
 //!    another site made the owner's browser send;
-//! 2. signing in ([`sign_in`]): HTTP Basic auth `admin:<password>`, 401 and a challenge without
-//!    it, 429 while the address has to wait after wrong passwords.
+//! 2. signing in ([`sign_in`]), except for signing in itself: HTTP Basic auth
+//!    `admin:<password>` (for scripts), or the console's session cookie ([`session`]) and, unless
+//!    it is a `GET`, the session's CSRF token in `X-CSRF-Token`; 401 without, 429 while the
+//!    address has to wait after wrong passwords.
 //!
 //! Every request that changes something is a `POST` with a JSON body ([`action`]): any other
 //! `Content-Type` than `application/json` (a browser can send a cross-site `POST` without a
 //! preflight only as a form or with a `text/plain` or absent type) gets 415.
 
+mod account;
 mod cross_site;
+mod password;
+mod session;
+mod settings;
 mod sign_in;
+
+pub use password::AdminPassword;
+pub use session::Sessions;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use warp::http::header::AUTHORIZATION;
+use warp::http::header::{AUTHORIZATION, COOKIE};
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::{Filter, Reply};
 
@@ -75,18 +85,27 @@ struct IpBan {
 pub fn routes(
     state: Arc<WebState>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let not_cross_site = warp::method()
+        .and(warp::header::headers_cloned())
+        .and(warp::host::optional())
+        .and_then(
+            |method: Method, headers: HeaderMap, host: Option<warp::host::Authority>| async move {
+                if method == Method::GET {
+                    return Ok(());
+                }
+                cross_site::check(&headers, host.as_ref())
+                    .map_err(|why| warp::reject::custom(Denied::CrossSite(why)))
+            },
+        )
+        .untuple_one();
     let admitted = {
         let state = Arc::clone(&state);
         warp::method()
             .and(warp::header::headers_cloned())
-            .and(warp::host::optional())
             .and(super::client_addr())
             .and_then(
-                move |method: Method,
-                      headers: HeaderMap,
-                      host: Option<warp::host::Authority>,
-                      addr: Option<SocketAddr>| {
-                    let admitted = admit(&state, &method, &headers, host.as_ref(), ip(addr));
+                move |method: Method, headers: HeaderMap, addr: Option<SocketAddr>| {
+                    let admitted = admit(&state, &method, &headers, ip(addr));
                     async move { admitted.map_err(warp::reject::custom) }
                 },
             )
@@ -208,30 +227,38 @@ pub fn routes(
             },
         );
 
+    let moderation = visibility
+        .or(set_enabled)
+        .unify()
+        .or(disabled)
+        .unify()
+        .or(ip_bans)
+        .unify()
+        .or(ban_ip)
+        .unify()
+        .or(unban_ip)
+        .unify()
+        .or(clients)
+        .unify()
+        .or(chat_disable)
+        .unify()
+        .or(send)
+        .unify()
+        .or(system)
+        .unify();
     // Only requests under /api/admin/ reach `recover`: everything else is another route's.
     warp::path("api").and(warp::path("admin")).and(
-        admitted
+        not_cross_site
             .and(
-                visibility
-                    .or(set_enabled)
-                    .unify()
-                    .or(disabled)
-                    .unify()
-                    .or(ip_bans)
-                    .unify()
-                    .or(ban_ip)
-                    .unify()
-                    .or(unban_ip)
-                    .unify()
-                    .or(clients)
-                    .unify()
-                    .or(chat_disable)
-                    .unify()
-                    .or(send)
-                    .unify()
-                    .or(system)
-                    .unify(),
+                account::sign_in(Arc::clone(&state)).or(admitted.and(
+                    moderation
+                        .or(account::routes(Arc::clone(&state)))
+                        .unify()
+                        .or(settings::routes(state))
+                        .unify(),
+                )),
             )
+            .unify()
             .recover(recover)
             .unify(),
     )
@@ -241,7 +268,13 @@ pub fn routes(
 #[derive(Debug)]
 enum Denied {
     CrossSite(CrossSite),
-    SignIn(SignInError),
+    /// `challenge`: answer with a Basic auth challenge (not to the console's own requests).
+    SignIn {
+        error: SignInError,
+        challenge: bool,
+    },
+    /// Signed in with the session cookie, without the session's CSRF token.
+    Csrf,
 }
 impl warp::reject::Reject for Denied {}
 
@@ -250,22 +283,51 @@ impl warp::reject::Reject for Denied {}
 struct NotJson;
 impl warp::reject::Reject for NotJson {}
 
-/// Steps 1 and 2 of the module docs.
+/// A JSON body that is not the one asked for.
+#[derive(Debug)]
+struct BadJson(String);
+impl warp::reject::Reject for BadJson {}
+
+/// Step 2 of the module docs: Basic auth when the request has an `Authorization` header, else
+/// the session cookie (and for a change, its CSRF token).
 fn admit(
     state: &WebState,
     method: &Method,
     headers: &HeaderMap,
-    host: Option<&warp::host::Authority>,
     peer: IpAddr,
 ) -> Result<(), Denied> {
-    if method != Method::GET {
-        cross_site::check(headers, host).map_err(Denied::CrossSite)?;
+    let challenge = !is_script_fetch(headers);
+    let denied = |error| Denied::SignIn { error, challenge };
+    if let Some(header) = headers.get(AUTHORIZATION) {
+        let (user, password) =
+            sign_in::basic_credentials(header.as_bytes()).ok_or(denied(SignInError::Missing))?;
+        return sign_in::sign_in(state, peer, &user, &password, Instant::now()).map_err(denied);
     }
-    let (user, password) = headers
-        .get(AUTHORIZATION)
-        .and_then(|header| sign_in::basic_credentials(header.as_bytes()))
-        .ok_or(Denied::SignIn(SignInError::Missing))?;
-    sign_in::sign_in(state, peer, &user, &password, Instant::now()).map_err(Denied::SignIn)
+    let session = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|header| header.to_str().ok())
+        .find_map(session::token_in)
+        .and_then(|token| state.sessions.find(token, Instant::now()))
+        .ok_or(denied(SignInError::Missing))?;
+    if method != Method::GET {
+        let given = headers
+            .get("x-csrf-token")
+            .map(|value| value.as_bytes())
+            .unwrap_or_default();
+        if !session.csrf_matches(given) {
+            return Err(Denied::Csrf);
+        }
+    }
+    Ok(())
+}
+
+/// A request a page's script made (`fetch`), not a page the browser navigates to: a Basic
+/// challenge would open the browser's password dialog over the console.
+fn is_script_fetch(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-mode")
+        .is_some_and(|mode| mode.as_bytes() != b"navigate")
 }
 
 /// 403, 401 and 429 for a request not let in, 415 for a body that is not JSON, 400 for one
@@ -275,7 +337,15 @@ async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, wa
         Some(Denied::CrossSite(why)) => {
             return Ok(error(StatusCode::FORBIDDEN, &why.to_string()));
         }
-        Some(Denied::SignIn(failed)) => return Ok(sign_in::refusal(*failed)),
+        Some(Denied::SignIn { error, challenge }) => {
+            return Ok(sign_in::refusal(*error, *challenge))
+        }
+        Some(Denied::Csrf) => {
+            return Ok(error(
+                StatusCode::FORBIDDEN,
+                "refused: a change made with the console's session needs its X-CSRF-Token",
+            ))
+        }
         None => {}
     }
     if rejection.find::<NotJson>().is_some() {
@@ -287,10 +357,10 @@ async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, wa
     if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
         return Ok(error(StatusCode::BAD_REQUEST, &e.to_string()));
     }
-    if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+    if let Some(BadJson(why)) = rejection.find::<BadJson>() {
         return Ok(error(
             StatusCode::BAD_REQUEST,
-            &format!("bad request body: {e}"),
+            &format!("bad request body: {why}"),
         ));
     }
     if rejection.find::<warp::reject::LengthRequired>().is_some() {
@@ -317,6 +387,15 @@ async fn recover(rejection: warp::Rejection) -> Result<warp::reply::Response, wa
 /// What every request that changes something is: a `POST` of JSON, said so in `Content-Type`.
 fn action<T: serde::de::DeserializeOwned + Send>(
 ) -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
+    json_body(MAX_BODY).and_then(|body: bytes::Bytes| async move {
+        serde_json::from_slice(&body).map_err(|e| warp::reject::custom(BadJson(e.to_string())))
+    })
+}
+
+/// A `POST` whose body is JSON by its `Content-Type`, at most `limit` bytes, not yet parsed.
+fn json_body(
+    limit: u64,
+) -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
     warp::post()
         .and(warp::header::optional::<String>("content-type"))
         .and_then(|content_type: Option<String>| async move {
@@ -327,8 +406,8 @@ fn action<T: serde::de::DeserializeOwned + Send>(
             }
         })
         .untuple_one()
-        .and(warp::body::content_length_limit(MAX_BODY))
-        .and(warp::body::json())
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
 }
 
 /// `application/json`, optionally with `; charset=utf-8`, and nothing else.

@@ -10,8 +10,10 @@
 //! | `/hls-ipfs/...`               | with `[storage] kind = "ipfs"`: the same playlists, naming |
 //! |                               | the segments by their IPFS gateway URLs                  |
 //! | `/api/status`                 | stream status JSON                                       |
+//! | `/api/config`, `/customstyles.css` | the page settings the console changes (title, summary...) |
 //! | `/api/chat/register`, `/api/chat`, `/ws` | chat: register, recent messages, the websocket |
-//! | `/api/admin/...`              | moderation (HTTP Basic auth), docs/API.md                |
+//! | `/api/admin/...`              | moderation, the console's sign-in and live settings      |
+//! | `/admin`                      | the admin console (a page file, `static/admin.html`)     |
 //! | `/vendor/...`                 | vendored player libraries (hls.js)                       |
 //! | everything else               | the page: the owner's `static_dir`, else the built-in one |
 
@@ -21,6 +23,7 @@ mod chat;
 mod headers;
 mod hls;
 mod listener;
+mod page;
 mod per_address;
 mod stall;
 mod status;
@@ -47,6 +50,7 @@ use listener::client_addr;
 
 use crate::chat::Hub;
 use crate::pipeline::Pipeline;
+use crate::settings::LiveSettings;
 use crate::sink::{IpfsPlaylists, SinkHealth};
 use crate::store::HlsStore;
 
@@ -60,11 +64,14 @@ pub struct WebState {
     pub sink: Option<Arc<SinkHealth>>,
     /// The playlists of an IPFS sink (`[storage] kind = "ipfs"`), served at `/hls-ipfs/`.
     pub ipfs_playlists: Option<Arc<IpfsPlaylists>>,
-    /// For HTTP Basic auth on `/api/admin/` (user `admin`).
-    pub admin_password: String,
+    /// For signing in to the admin API and console (user `admin`).
+    pub admin_password: admin::AdminPassword,
     /// Wrong admin passwords per address, for every way of signing in.
     pub admin_guard: crate::brute_force::BruteForceGuard,
-    pub title: String,
+    /// The console's sign-in sessions.
+    pub sessions: admin::Sessions,
+    /// What the console changes live: the page's title, summary...
+    pub settings: Arc<LiveSettings>,
     pub static_dir: Option<PathBuf>,
 }
 
@@ -79,6 +86,7 @@ pub async fn serve(
 ) {
     let routes = hls::routes(Arc::clone(&state))
         .or(status::routes(Arc::clone(&state)))
+        .or(page::routes(Arc::clone(&state)))
         .or(chat::routes(Arc::clone(&state)))
         .or(admin::routes(Arc::clone(&state)))
         .or(assets::routes(state))

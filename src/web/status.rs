@@ -22,6 +22,8 @@ struct Status {
     last_connect_time: Option<String>,
     last_disconnect_time: Option<String>,
     stream_title: String,
+    /// Changes whenever a page setting changes: the page then reloads `/api/config`.
+    page_revision: u64,
     version: &'static str,
     /// Where players fetch the master playlist: the storage's public URL while it works,
     /// else selfcast's own.
@@ -97,6 +99,7 @@ pub fn routes(
     warp::path!("api" / "status").and(warp::get()).map(move || {
         let stream = state.pipeline.status().snapshot();
         let served = state.store.summaries();
+        let (page, page_revision) = state.settings.page();
         let status = Status {
             online: stream.online,
             viewer_count: state.chat.with_presence(|pages| {
@@ -108,7 +111,8 @@ pub fn routes(
             chat_max_message_chars: state.chat.config().max_message_chars,
             last_connect_time: stream.last_connect_time.map(rfc3339),
             last_disconnect_time: stream.last_disconnect_time.map(rfc3339),
-            stream_title: state.title.clone(),
+            stream_title: page.stream_title.clone(),
+            page_revision,
             version: env!("CARGO_PKG_VERSION"),
             hls_url: state
                 .sink

@@ -16,6 +16,7 @@ pub mod flv;
 pub mod hls;
 pub mod ipfs;
 pub mod mp4;
+pub mod raw_http;
 pub mod rtmp;
 pub mod s3;
 pub mod storage;

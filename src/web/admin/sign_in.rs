@@ -1,4 +1,5 @@
-//! Signing in as the admin, for every way of doing it (HTTP Basic auth on `/api/admin/` today):
+//! Signing in as the admin, for every way of doing it (HTTP Basic auth on `/api/admin/`, the
+//! console's sign-in form, the old password when changing it):
 //! the user name `admin` and the password are compared in constant time, behind the
 //! [`BruteForceGuard`](crate::brute_force::BruteForceGuard) in `WebState::admin_guard`, so that
 //! an address that keeps guessing is slowed down, then locked out, and refused without its
@@ -41,7 +42,7 @@ pub fn sign_in(
     guard.check(peer, now).map_err(SignInError::TooMany)?;
     // Both compared, whatever the first says: the time does not tell which was wrong.
     let user_ok = constant_time_eq(user, ADMIN_USER);
-    let password_ok = constant_time_eq(password, state.admin_password.as_bytes());
+    let password_ok = state.admin_password.matches(password);
     if user_ok & password_ok {
         guard.succeeded(peer);
         Ok(())
@@ -65,19 +66,26 @@ pub fn basic_credentials(header: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((decoded, password))
 }
 
-/// The answer to a failed sign-in: 401 with a Basic challenge, or 429 with `Retry-After` and
-/// why, in words.
-pub fn refusal(error: SignInError) -> warp::reply::Response {
+/// The answer to a failed sign-in: 401 (with a Basic challenge when `challenge`: not for the
+/// console's own requests, where it would open the browser's password dialog), or 429 with
+/// `Retry-After` and why, in words.
+pub fn refusal(error: SignInError, challenge: bool) -> warp::reply::Response {
     match error {
         SignInError::Missing | SignInError::Wrong => {
-            let mut response = super::error(
-                StatusCode::UNAUTHORIZED,
-                "the admin API needs the admin password (HTTP Basic auth, user admin)",
-            );
-            response.headers_mut().insert(
-                "www-authenticate",
-                HeaderValue::from_static("Basic realm=\"selfcast\""),
-            );
+            let why = if challenge {
+                "the admin API needs the admin password (HTTP Basic auth, user admin)"
+            } else if error == SignInError::Wrong {
+                "wrong password"
+            } else {
+                "not signed in, or the session has ended: sign in again"
+            };
+            let mut response = super::error(StatusCode::UNAUTHORIZED, why);
+            if challenge {
+                response.headers_mut().insert(
+                    "www-authenticate",
+                    HeaderValue::from_static("Basic realm=\"selfcast\""),
+                );
+            }
             response
         }
         SignInError::TooMany(refused) => {

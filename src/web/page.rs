@@ -1,0 +1,67 @@
+//! What the viewer page shows besides the video and the chat, as the console sets it
+//! ([`crate::settings`]): `GET /api/config` (Owncast's path) with the title, summary, tags,
+//! offline message and social links, and `GET /customstyles.css`, the owner's CSS added after
+//! the page's own. The page reloads both when `/api/status` reports a new `pageRevision`.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use warp::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use warp::{Filter, Reply};
+
+use super::WebState;
+use crate::settings::page::SocialLink;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PageConfig<'a> {
+    stream_title: &'a str,
+    summary: &'a str,
+    tags: &'a [String],
+    offline_message: &'a str,
+    /// Owncast's name for the links.
+    social_handles: &'a [SocialLink],
+    /// The custom CSS, named by revision so a change is fetched anew; `null` when there is none.
+    custom_styles_url: Option<String>,
+    page_revision: u64,
+}
+
+pub fn routes(
+    state: Arc<WebState>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let config = {
+        let state = Arc::clone(&state);
+        warp::path!("api" / "config").and(warp::get()).map(move || {
+            let (page, revision) = state.settings.page();
+            let body = PageConfig {
+                stream_title: &page.stream_title,
+                summary: &page.summary,
+                tags: &page.tags,
+                offline_message: &page.offline_message,
+                social_handles: &page.social_links,
+                custom_styles_url: (!page.custom_css.is_empty())
+                    .then(|| format!("/customstyles.css?v={revision}")),
+                page_revision: revision,
+            };
+            let mut response = warp::reply::json(&body).into_response();
+            let headers = response.headers_mut();
+            headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        })
+    };
+    let styles = warp::path!("customstyles.css")
+        .and(warp::get())
+        .map(move || {
+            let (page, _) = state.settings.page();
+            let mut response = page.custom_css.clone().into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            );
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        });
+    config.or(styles).unify()
+}
