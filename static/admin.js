@@ -177,7 +177,9 @@
     return request('GET', SESSION_URL).then(function (answer) {
       if (answer.status === 200 && typeof answer.data.csrfToken === 'string') {
         enterConsole(answer.data);
-      } else if (answer.status === 401) {
+      } else if (answer.status === 401 || answer.status === 200) {
+        // 200 without a token: the browser sent Basic credentials it keeps from the admin API,
+        // which no "Sign out" can end. The form makes a session of its own.
         showSignIn('');
       } else {
         showSignIn('');
