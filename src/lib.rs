@@ -17,5 +17,6 @@ pub mod secrets;
 pub mod settings;
 pub mod sink;
 pub mod store;
+pub mod stream_keys;
 pub mod transcode;
 pub mod web;

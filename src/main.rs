@@ -21,6 +21,7 @@ use selfcast::secrets::{self, Secret};
 use selfcast::settings::LiveSettings;
 use selfcast::sink::{self, SinkStatus};
 use selfcast::store::HlsStore;
+use selfcast::stream_keys::{FirstKey, StreamKeys};
 use selfcast::web::admin::{AdminPassword, Sessions};
 use selfcast::web::{self, SecurityHeaders, ViewerCounter, WebState};
 
@@ -111,11 +112,9 @@ fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
 
 fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load_config(config_path)?;
-    let stream_key = match &config.rtmp.stream_key {
-        Some(key) => Secret::Existing(key.clone()),
-        None => secrets::load_or_generate(&config.server.data_dir, "stream_key")
-            .context("cannot set up the stream key")?,
-    };
+    let (stream_keys, first_key) =
+        StreamKeys::load(&config.server.data_dir, config.rtmp.stream_key.clone())
+            .context("cannot set up the stream keys")?;
     let admin_password = match &config.admin.password {
         Some(password) => Secret::Existing(password.clone()),
         None => secrets::load_or_generate(&config.server.data_dir, "admin_password")
@@ -155,7 +154,12 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, stream_key, admin_password, file_limit))
+    let keys = Keys {
+        stream_keys: Arc::new(stream_keys),
+        first_key,
+        admin_password,
+    };
+    runtime.block_on(serve(config, keys, file_limit))
 }
 
 /// `[http]`'s limits, the connection cap lowered to what `file_limit` leaves room for.
@@ -181,12 +185,20 @@ fn http_limits(config: &Config, file_limit: Option<u64>) -> web::Limits {
     }
 }
 
-async fn serve(
-    config: Config,
-    stream_key: Secret,
+/// The secrets the server starts with.
+struct Keys {
+    stream_keys: Arc<StreamKeys>,
+    /// What became of the first stream key, when this is the first start.
+    first_key: Option<FirstKey>,
     admin_password: Secret,
-    file_limit: Option<u64>,
-) -> anyhow::Result<()> {
+}
+
+async fn serve(config: Config, keys: Keys, file_limit: Option<u64>) -> anyhow::Result<()> {
+    let Keys {
+        stream_keys,
+        first_key,
+        admin_password,
+    } = keys;
     let chat_dir = config.server.data_dir.join("chat");
     let chat_users = UserStore::open(&chat_dir).context("cannot set up the chat's user store")?;
     let chat = Arc::new(Hub::new(config.chat.clone(), chat_users)?);
@@ -245,6 +257,7 @@ async fn serve(
         },
         admin_guard: BruteForceGuard::new("admin password", admin_guessing(&config.admin)),
         sessions: Sessions::default(),
+        stream_keys: Arc::clone(&stream_keys),
         settings: Arc::new(LiveSettings::load(
             &config.server.data_dir,
             config.page_values(),
@@ -261,7 +274,7 @@ async fn serve(
 
     let settings = IngestSettings {
         app: config.rtmp.app.clone(),
-        stream_key: stream_key.value().to_owned(),
+        stream_keys: Arc::clone(&stream_keys),
         limits: ConnectionLimits {
             max_connections: config.rtmp.max_connections,
             max_per_address: config.rtmp.max_connections_per_address,
@@ -279,7 +292,7 @@ async fn serve(
         &config,
         rtmp_addr,
         http_addr,
-        &stream_key,
+        (&stream_keys, first_key.as_ref()),
         &admin_password,
         storage.as_ref(),
     );
@@ -364,7 +377,7 @@ fn print_banner(
     config: &Config,
     rtmp: std::net::SocketAddr,
     http: std::net::SocketAddr,
-    key: &Secret,
+    (stream_keys, first_key): (&StreamKeys, Option<&FirstKey>),
     admin_password: &Secret,
     storage: Option<&SinkStatus>,
 ) {
@@ -375,13 +388,16 @@ fn print_banner(
             addr.to_string()
         }
     };
-    let key_line = match key {
-        Secret::Generated(value) => format!(
-            "{value}\n                (generated and saved in {}; set [rtmp] stream_key to choose your own)",
-            config.server.data_dir.join("stream_key").display()
+    let key_line = match first_key {
+        Some(FirstKey::Generated(value)) => format!(
+            "{value}\n                (generated and saved in {}; add, revoke or renew keys in the console)",
+            config.server.data_dir.join("stream_keys.json").display()
         ),
-        Secret::Existing(_) if config.rtmp.stream_key.is_some() => "the stream_key in your config file".into(),
-        Secret::Existing(_) => format!("in {}", config.server.data_dir.join("stream_key").display()),
+        _ if config.rtmp.stream_key.is_some() => "the stream_key in your config file".into(),
+        _ if stream_keys.is_empty() => {
+            "none: publishing is disabled until you add one in the console".into()
+        }
+        _ => "see the console (Stream keys)".into(),
     };
     let admin_line = match admin_password {
         Secret::Generated(value) => format!(

@@ -1,8 +1,9 @@
 //! Request bodies of the admin API (src/web/admin.rs), through its real warp routes with the
-//! right password: the first byte picks the endpoint, the rest is the JSON body. The hub and the
-//! live settings behind it live for the whole run, so bans, hidden messages, posts and settings
-//! pile up as on a server. (Signing in and changing the password are left out: wrong passwords
-//! would lock the fuzzer's address out, and a right one would change it.)
+//! right password: the first byte picks the endpoint, the rest is the JSON body. The hub, the
+//! live settings and the stream keys behind it live for the whole run, so bans, hidden
+//! messages, posts, settings and keys pile up as on a server. (Signing in and changing the
+//! password are left out: wrong passwords would lock the fuzzer's address out, and a right one
+//! would change it.)
 #![no_main]
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use selfcast::config::ChatConfig;
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::settings::page::PageValues;
 use selfcast::settings::LiveSettings;
+use selfcast::stream_keys::StreamKeys;
 use selfcast::store::HlsStore;
 use selfcast::web::admin::{self, AdminPassword, Sessions};
 use selfcast::web::WebState;
@@ -25,7 +27,7 @@ use warp::Filter;
 
 const PASSWORD: &str = "fuzz-admin-password";
 /// Every admin endpoint that reads a body.
-const ENDPOINTS: [&str; 9] = [
+const ENDPOINTS: [&str; 14] = [
     "/api/admin/chat/messagevisibility",
     "/api/admin/chat/users/setenabled",
     "/api/admin/chat/users/ipbans/create",
@@ -35,6 +37,11 @@ const ENDPOINTS: [&str; 9] = [
     "/api/admin/chat/send",
     "/api/admin/settings/page",
     "/api/admin/session/end",
+    "/api/admin/streamkeys/create",
+    "/api/admin/streamkeys/comment",
+    "/api/admin/streamkeys/reveal",
+    "/api/admin/streamkeys/revoke",
+    "/api/admin/publisher/disconnect",
 ];
 
 struct Server {
@@ -66,6 +73,11 @@ fn server() -> &'static Server {
             admin_password: AdminPassword::from_config(PASSWORD.into()),
             admin_guard: BruteForceGuard::new("admin password", Policy::default()),
             sessions: Sessions::default(),
+            stream_keys: Arc::new(
+                StreamKeys::load(&settings_dir(), Some("fuzz-stream-key".into()))
+                    .expect("stream keys")
+                    .0,
+            ),
             settings: Arc::new(LiveSettings::load(&settings_dir(), PageValues::default())),
             static_dir: None::<PathBuf>,
         });

@@ -11,16 +11,28 @@
 #![no_main]
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use selfcast::config::VariantConfig;
 use selfcast::ingest::{serve_without_io, ConnectionLimits, IngestSettings};
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::store::HlsStore;
+use selfcast::stream_keys::StreamKeys;
 
 /// Bytes per simulated socket read: small enough that messages straddle reads.
 const READ: usize = 1500;
+
+/// The key the recorded seeds publish with, as `[rtmp] stream_key` (no file is read or written
+/// for it after the first call).
+fn stream_keys() -> Arc<StreamKeys> {
+    static KEYS: OnceLock<Arc<StreamKeys>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let nowhere = std::path::Path::new("/nonexistent/selfcast-fuzz");
+        Arc::new(StreamKeys::load(nowhere, Some("key".into())).expect("a configured key").0)
+    });
+    Arc::clone(keys)
+}
 
 fuzz_target!(|data: &[u8]| {
     let store = Arc::new(HlsStore::new(6, 2));
@@ -37,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     ));
     let settings = IngestSettings {
         app: "live".into(),
-        stream_key: "key".into(),
+        stream_keys: stream_keys(),
         // Connection slots are the accept loop's; a connection in memory holds none.
         limits: ConnectionLimits {
             max_connections: 32,

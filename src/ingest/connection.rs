@@ -51,6 +51,8 @@ enum Ended {
     PeerClosed,
     #[error("server shutting down")]
     Shutdown,
+    #[error("disconnected by the admin")]
+    Disconnected,
     #[error("refused")]
     Refused,
     #[error("no RTMP handshake within {}s", HANDSHAKE_TIMEOUT.as_secs())]
@@ -92,7 +94,7 @@ pub(super) async fn run(
     let ended = conn.serve(peer, opened, Arc::clone(&context)).await;
     let bytes_received = conn.bytes_in;
     let warning = match &ended {
-        Ended::PeerClosed | Ended::Shutdown | Ended::Refused => {
+        Ended::PeerClosed | Ended::Shutdown | Ended::Refused | Ended::Disconnected => {
             debug!(bytes_received, "connection closed: {ended}");
             return;
         }
@@ -147,6 +149,7 @@ impl Connection {
         session.set_end_reason(match ended {
             Ended::PeerClosed => "connection closed by the publisher",
             Ended::Shutdown => "server shutting down",
+            Ended::Disconnected => "disconnected by the admin",
             Ended::Idle => "the publisher went silent",
             _ => "connection lost",
         });
@@ -234,12 +237,33 @@ impl Connection {
             } else {
                 (idle_deadline, Ended::Idle)
             };
-            let n = match self.read(deadline, on_timeout).await {
+            let disconnect = session.disconnect_requested();
+            let n = match self
+                .read_unless_disconnected(deadline, on_timeout, disconnect)
+                .await
+            {
                 Ok(n) => n,
                 Err(ended) => return ended,
             };
             input.clear();
             input.extend_from_slice(&self.buf[..n]);
+        }
+    }
+
+    /// [`Self::read`], unless the admin disconnects the publisher first.
+    async fn read_unless_disconnected(
+        &mut self,
+        deadline: Instant,
+        on_timeout: Ended,
+        disconnect: Option<watch::Receiver<bool>>,
+    ) -> Result<usize, Ended> {
+        let Some(mut disconnect) = disconnect else {
+            return self.read(deadline, on_timeout).await;
+        };
+        tokio::select! {
+            // A dropped sender (the pipeline's session ended) is no request.
+            Ok(_) = disconnect.wait_for(|requested| *requested) => Err(Ended::Disconnected),
+            read = self.read(deadline, on_timeout) => read,
         }
     }
 

@@ -31,7 +31,6 @@ use super::auth::{app_matches, describe_app};
 use super::publish::{describe_metadata, metadata_codec_warning, TagConverter};
 use super::{IngestContext, IngestSettings, PeerLine};
 use crate::pipeline::{Pipeline, PublishRefused, Publisher};
-use crate::secrets::constant_time_eq;
 
 /// Whether the connection should go on after a batch of input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +114,13 @@ impl RtmpSession {
 
     pub(super) fn is_publishing(&self) -> bool {
         self.publishing.is_some()
+    }
+
+    /// While publishing: set when the admin disconnects the publisher.
+    pub(super) fn disconnect_requested(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        self.publishing
+            .as_ref()
+            .map(|publish| publish.publisher.disconnect_requested())
     }
 
     /// Feed bytes received from the peer; append the bytes to send back to `out`.
@@ -269,7 +275,7 @@ impl RtmpSession {
             self.accept(request_id, out)?;
             return Ok(Flow::Continue);
         }
-        let shown = describe_app(app, &settings.stream_key);
+        let shown = describe_app(app, &settings.stream_keys);
         let hint = if shown.contains("<stream key>") {
             " (the stream key belongs in the stream key field, not in the server URL)"
         } else {
@@ -313,9 +319,9 @@ impl RtmpSession {
             )?;
             return Ok(Flow::Continue);
         }
-        let expected = &self.context.settings.stream_key;
-        if expected.is_empty() {
-            error!("publish refused: no stream key is configured");
+        let keys = &self.context.settings.stream_keys;
+        if keys.is_empty() {
+            error!("publish refused: there is no stream key (add one in the console, /admin)");
             self.reject(
                 request_id,
                 "NetStream.Publish.BadName",
@@ -345,7 +351,7 @@ impl RtmpSession {
             )?;
             return Ok(Flow::Close);
         }
-        if !constant_time_eq(stream_key.as_bytes(), expected.as_bytes()) {
+        let Some(key_id) = keys.find(stream_key) else {
             // The same wrong key again (an encoder reconnecting by itself) counts once.
             let next_attempt_s = guard
                 .failed_guess(from, stream_key, Instant::now())
@@ -364,9 +370,9 @@ impl RtmpSession {
                 out,
             )?;
             return Ok(Flow::Close);
-        }
+        };
         guard.succeeded(from);
-        let publisher = match self.context.pipeline.begin_publish(self.peer) {
+        let publisher = match self.context.pipeline.begin_publish(self.peer, &key_id) {
             Ok(publisher) => publisher,
             Err(PublishRefused::AlreadyLive(live)) => {
                 warn!(

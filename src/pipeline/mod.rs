@@ -37,8 +37,10 @@ mod variant;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender};
+use tokio::sync::watch;
 use tracing::{error, info};
 
 pub use status::{StatusSnapshot, StreamStatus};
@@ -70,6 +72,8 @@ pub struct Publisher {
     session: u64,
     events: LossySender<IngestEvent>,
     pipeline: Arc<PipelineState>,
+    /// Becomes `true` when the owner disconnects this publisher ([`Pipeline::disconnect`]).
+    disconnect: watch::Receiver<bool>,
 }
 
 impl Publisher {
@@ -81,6 +85,11 @@ impl Publisher {
         if self.events.send(event) == Sent::Dropped {
             self.pipeline.status.count_dropped();
         }
+    }
+
+    /// Resolves when the owner disconnects this publisher; ingest then closes its connection.
+    pub fn disconnect_requested(&self) -> watch::Receiver<bool> {
+        self.disconnect.clone()
     }
 }
 
@@ -138,6 +147,18 @@ struct Slot {
 struct LiveSession {
     session: u64,
     peer: SocketAddr,
+    key_id: String,
+    since: SystemTime,
+    disconnect: watch::Sender<bool>,
+}
+
+/// Who is publishing now, for the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePublisher {
+    pub peer: SocketAddr,
+    /// The stream key it publishes with ([`crate::stream_keys`]).
+    pub key_id: String,
+    pub since: SystemTime,
 }
 
 impl Pipeline {
@@ -174,8 +195,13 @@ impl Pipeline {
         }
     }
 
-    /// Start a publish session for `peer`; refused while another publisher is live.
-    pub fn begin_publish(&self, peer: SocketAddr) -> Result<Publisher, PublishRefused> {
+    /// Start a publish session for `peer`, publishing with stream key `key_id`; refused while
+    /// another publisher is live.
+    pub fn begin_publish(
+        &self,
+        peer: SocketAddr,
+        key_id: &str,
+    ) -> Result<Publisher, PublishRefused> {
         let mut slot = self.state.lock_slot();
         if slot.shutting_down {
             return Err(PublishRefused::ShuttingDown);
@@ -215,13 +241,45 @@ impl Pipeline {
                 return Err(PublishRefused::ShuttingDown);
             }
         }
-        slot.live = Some(LiveSession { session, peer });
+        let (disconnect, disconnect_requested) = watch::channel(false);
+        slot.live = Some(LiveSession {
+            session,
+            peer,
+            key_id: key_id.to_owned(),
+            since: SystemTime::now(),
+            disconnect,
+        });
         self.state.status.publisher_connected(session);
         Ok(Publisher {
             session,
             events: LossySender::new(events, "ingest → pipeline"),
             pipeline: Arc::clone(&self.state),
+            disconnect: disconnect_requested,
         })
+    }
+
+    /// The live publisher, if any.
+    pub fn live_publisher(&self) -> Option<LivePublisher> {
+        let slot = self.state.lock_slot();
+        slot.live.as_ref().map(|live| LivePublisher {
+            peer: live.peer,
+            key_id: live.key_id.clone(),
+            since: live.since,
+        })
+    }
+
+    /// Ends the live publish (its connection is closed), if there is one and, with `key_id`,
+    /// it publishes with that key. Returns whether one was told to end.
+    pub fn disconnect(&self, key_id: Option<&str>) -> bool {
+        let slot = self.state.lock_slot();
+        match &slot.live {
+            Some(live) if key_id.is_none_or(|id| id == live.key_id) => {
+                info!(peer = %live.peer, "disconnecting the publisher (asked by the admin)");
+                live.disconnect.send_replace(true);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn status(&self) -> &StreamStatus {

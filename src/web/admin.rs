@@ -19,6 +19,7 @@ mod password;
 mod session;
 mod settings;
 mod sign_in;
+mod stream_keys;
 
 pub use password::AdminPassword;
 pub use session::Sessions;
@@ -254,7 +255,9 @@ pub fn routes(
                     moderation
                         .or(account::routes(Arc::clone(&state)))
                         .unify()
-                        .or(settings::routes(state))
+                        .or(settings::routes(Arc::clone(&state)))
+                        .unify()
+                        .or(stream_keys::routes(state))
                         .unify(),
                 )),
             )

@@ -53,6 +53,7 @@ use crate::pipeline::Pipeline;
 use crate::settings::LiveSettings;
 use crate::sink::{IpfsPlaylists, SinkHealth};
 use crate::store::HlsStore;
+use crate::stream_keys::StreamKeys;
 
 /// What the handlers read.
 pub struct WebState {
@@ -70,6 +71,8 @@ pub struct WebState {
     pub admin_guard: crate::brute_force::BruteForceGuard,
     /// The console's sign-in sessions.
     pub sessions: admin::Sessions,
+    /// Who may publish; the console adds and revokes keys.
+    pub stream_keys: Arc<StreamKeys>,
     /// What the console changes live: the page's title, summary...
     pub settings: Arc<LiveSettings>,
     pub static_dir: Option<PathBuf>,
