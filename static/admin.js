@@ -196,6 +196,7 @@
     csrfToken = null;
     admin.page = null;
     els.pageForm.reset();
+    els.socialRows.textContent = '';
     els.passwordForm.reset();
     clearPageErrors();
     els.pageStatus.textContent = '';
