@@ -29,11 +29,14 @@
 // 9. Sign out: the sign-in form comes back, and the old cookie is refused (401) afterwards.
 // 10. The server restarts on the same data: the settings are still there (API, a reloaded
 //    viewer page), and the console signs in with the new password and shows them.
+// 11. Wrong passwords in a row (a third browser context): the form says how long to wait, and
+//    "Sign in" stays disabled meanwhile.
 // Throughout: no script error and no Content-Security-Policy refusal on either page.
 //
 // Usage:   node tests/browser/admin_console.mjs [path/to/selfcast]
 // Env:     SELFCAST_BIN, CHROMIUM, TEST_TIMEOUT_S (default 150)
 // Output:  tests/browser/artifacts/: admin-desktop.png, admin-phone.png, admin-viewer.png,
+//          admin-slowed.png,
 //          admin-server.log, admin-server-2.log, admin-browser.log (admin-failure-*.png on failure)
 
 import { randomBytes } from 'node:crypto';
@@ -61,6 +64,7 @@ const SET = {
   customCss: '#stream-title { color: rgb(1, 2, 3); }',
 };
 const NEW_PASSWORD = `new-${randomBytes(8).toString('hex')}`;
+const MAX_GUESSES = 12;    // the guard lets 5 wrong passwords through, then makes the next wait
 
 const ctx = { base: null, password: null, owner: null, viewer: null, artifacts: {}, exits: [] };
 const problems = [];   // script errors and CSP refusals, on any page
@@ -171,7 +175,7 @@ function same(a, b) {
 
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  for (const name of ['admin-desktop.png', 'admin-phone.png', 'admin-viewer.png', 'admin-server-2.log']) {
+  for (const name of ['admin-desktop.png', 'admin-phone.png', 'admin-viewer.png', 'admin-slowed.png', 'admin-server-2.log']) {
     fs.rmSync(path.join(ARTIFACTS, name), { force: true });
   }
   const serverLog = path.join(ARTIFACTS, 'admin-server.log');
@@ -393,6 +397,28 @@ async function main() {
   if (summaryShown !== SET.summary) fail(`after the restart the console shows the summary ${JSON.stringify(summaryShown)}`);
   checkNoProblems('after the restart');
   ok('after a restart on the same data: the settings (API, /api/config, a reloaded viewer page) and the new password are still there');
+
+  // -- 11. Guessing: the form says how long to wait --
+  const { page: guesser } = await newPage(browser, browserLog, { viewport: { width: 390, height: 844 } });
+  watchProblems(guesser, 'guesser');
+  await h.raceWith(guesser.goto(`${ctx.base}/admin`), 'opening /admin for guessing', ctx.exits);
+  await waitView(guesser, 'signed-out', 'waiting for the sign-in form (guessing)');
+  let slowed = null;
+  for (let attempt = 1; attempt <= MAX_GUESSES && slowed === null; attempt++) {
+    await signIn(guesser, `guess-${attempt}`);   // (submitting empties the error line first)
+    const said = await waitFor(guesser, () => {
+      const error = document.getElementById('sign-in-error');
+      return !error.hidden && error.textContent !== '' && error.textContent;
+    }, null, `waiting for the answer to guess ${attempt}`);
+    if (/try again in \d+ (second|minute)/i.test(said)) {
+      slowed = { attempt, said, disabled: await guesser.isDisabled('#sign-in-button') };
+    }
+  }
+  if (slowed === null) fail(`${MAX_GUESSES} wrong passwords in a row and the form never said to wait`);
+  if (!slowed.disabled) fail(`the form says "${slowed.said}" but "Sign in" is not disabled`);
+  await guesser.screenshot({ path: path.join(ARTIFACTS, 'admin-slowed.png') });
+  checkNoProblems('while guessing');
+  ok(`guessing: wrong password ${slowed.attempt} was answered "${slowed.said}", "Sign in" disabled meanwhile`);
 }
 
 /** Step 6: forged requests from a page on another origin, in the owner's browser context. */
@@ -533,7 +559,7 @@ async function diagnose() {
 function pass() {
   console.log('admin console browser test checked:');
   for (const line of results) console.log(`  - ${line}`);
-  console.log(`  screenshots: ${['admin-desktop.png', 'admin-phone.png', 'admin-viewer.png']
+  console.log(`  screenshots: ${['admin-desktop.png', 'admin-phone.png', 'admin-viewer.png', 'admin-slowed.png']
     .map((f) => path.relative(process.cwd(), path.join(ARTIFACTS, f))).join(', ')}`);
 }
 
