@@ -140,13 +140,17 @@
     return seconds >= 0 ? seconds : Number(answer.retryAfter) || 0;
   }
 
-  // A 429's "wait" in words: the server's reason and how long.
+  // A 429's "wait" in words: the server's reason and how long (unless its words say already).
   function waitText(answer) {
+    var reason = errorText(answer, 'Too many wrong passwords');
+    if (/\d/.test(reason)) {
+      return reason;
+    }
     var seconds = Math.ceil(retrySeconds(answer));
     var wait = seconds >= 120 ? Math.ceil(seconds / 60) + ' minutes'
       : seconds === 1 ? '1 second' : seconds + ' seconds';
-    return errorText(answer, 'Too many wrong passwords')
-      + (answer.data.lockedOut ? ' Locked out: try again in ' : ' Try again in ') + wait + '.';
+    return reason + (answer.data.lockedOut ? ' Locked out: try again in ' : ' Try again in ')
+      + wait + '.';
   }
 
   // ---- Showing and hiding --------------------------------------------------------------------
