@@ -16,7 +16,7 @@
  *      once. A stale token (the server's data was wiped) is dropped and the page registers again.
  *
  * Messages are text, never HTML: everything from the network is put on the page with
- * textContent / text nodes; only http(s) links become <a> elements.
+ * textContent / text nodes; only http(s) links become <a> elements (linkify.js).
  *
  * It needs the markup of the chat <aside id="chat"> in index.html. It does nothing in the
  * player-only embed (/embed/video: view.js), so that embed makes no chat user; the chat embed's
@@ -494,68 +494,14 @@
     return (n < 10 ? '0' : '') + n;
   }
 
-  // http(s) URLs: scheme, then anything up to whitespace or a character that cannot be in a URL
-  // as typed. Trailing punctuation is trimmed afterwards ("see https://x.org/a." → no dot).
-  var URL_PATTERN = /\bhttps?:\/\/[^\s<>"'`\u0000-\u001f\u007f]+/gi;
-
-  // Append `text` to `parent` as text nodes, with http(s) URLs as links. Never parses HTML.
+  // Text with http(s) URLs as links (linkify.js). A page of the owner's made before linkify.js
+  // existed does not load it: its messages stay plain text.
   function appendLinkified(parent, text) {
-    text = text.replace(/\n{3,}/g, '\n\n');   // at most one empty line in a row
-    var last = 0;
-    var match;
-    URL_PATTERN.lastIndex = 0;
-    while ((match = URL_PATTERN.exec(text)) !== null) {
-      var url = trimUrl(match[0]);
-      var href = safeHref(url);
-      if (href === null) {
-        continue;
-      }
-      if (match.index > last) {
-        parent.appendChild(document.createTextNode(text.slice(last, match.index)));
-      }
-      var link = document.createElement('a');
-      link.href = href;
-      link.target = '_blank';
-      link.rel = 'noopener noreferrer nofollow';
-      link.textContent = url;
-      parent.appendChild(link);
-      last = match.index + url.length;
-      URL_PATTERN.lastIndex = last;
+    if (window.selfcastLinkify) {
+      window.selfcastLinkify.appendLinkified(parent, text, 'noopener noreferrer nofollow');
+    } else {
+      parent.appendChild(document.createTextNode(text));
     }
-    if (last < text.length) {
-      parent.appendChild(document.createTextNode(text.slice(last)));
-    }
-  }
-
-  function trimUrl(url) {
-    for (;;) {
-      var end = url.charAt(url.length - 1);
-      if ('.,;:!?*'.indexOf(end) >= 0
-        || (end === ')' && count(url, '(') < count(url, ')'))
-        || (end === ']' && count(url, '[') < count(url, ']'))
-        || (end === '}' && count(url, '{') < count(url, '}'))) {
-        url = url.slice(0, -1);
-      } else {
-        return url;
-      }
-    }
-  }
-
-  function count(text, char) {
-    return text.split(char).length - 1;
-  }
-
-  // The URL if it is a well-formed http(s) URL with a host, else null.
-  function safeHref(url) {
-    try {
-      var parsed = new URL(url);
-      if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.hostname !== '') {
-        return url;
-      }
-    } catch (e) {
-      // not a URL after all: stays text
-    }
-    return null;
   }
 
   function appendLine(line, id) {

@@ -10,13 +10,22 @@
  *   2. When the stream is online it plays it: with hls.js where the browser has Media Source
  *      Extensions (Chrome, Firefox, Edge), else natively (Safari, iOS). Playback starts muted,
  *      because browsers only autoplay muted video; the "Unmute" button turns the sound on.
- *   3. When the stream goes offline it stops playback and shows "Stream is offline".
+ *   3. When the stream goes offline it stops playback and shows "Stream is offline" (or the
+ *      owner's offline message).
+ *   4. Shows what the owner set in the admin console (/admin): the summary under the player (its
+ *      http(s) URLs as links, linkify.js), the tags, the social links, the offline message and the
+ *      custom CSS (<link id="custom-styles">). /api/status carries `pageRevision`, a number that
+ *      changes with every such change; when it does, the page fetches GET /api/config
+ *        { "streamTitle", "summary", "tags": [...], "offlineMessage",
+ *          "socialHandles": [{ "platform", "url" }], "customStylesUrl" (null: none), "pageRevision" }
+ *      and updates in place, without a reload. Everything is put on the page as text.
  *
  * Which stream: the <meta name="selfcast-stream"> tag in index.html, unless /api/status gives
  * a string `hlsUrl`, which wins.
  *
  * For tests and debugging, window.selfcast holds the current hls.js instance (`hls`, null when
- * not playing through hls.js) and every hls.js error event (`errors`, as {type, details, fatal}).
+ * not playing through hls.js), every hls.js error event (`errors`, as {type, details, fatal})
+ * and the page settings shown (`pageSettings`, the last /api/config answer).
  */
 (function () {
   'use strict';
@@ -29,11 +38,14 @@
   // ---- Settings ------------------------------------------------------------------------------
 
   var STATUS_URL = '/api/status';
+  var PAGE_SETTINGS_URL = '/api/config';   // fetched when /api/status has a new pageRevision
   var STATUS_INTERVAL_MS = 3000;     // how often to ask the server whether the stream is live
   var STATUS_TIMEOUT_MS = 5000;      // give up on one status request after this long
   var RETRY_MIN_MS = 1000;           // first delay before restarting playback after a failure...
   var RETRY_MAX_MS = 15000;          // ...doubling up to this
   var PLAYLIST_MIME = 'application/vnd.apple.mpegurl';
+  var SUMMARY_LINK_REL = 'noopener nofollow ugc';   // links in the summary and offline message
+  var SOCIAL_LINK_REL = 'me noopener';              // "me": Mastodon's profile verification
 
   // hls.js settings for a live stream with ~2 s segments. See the hls.js API docs for the rest.
   var HLS_CONFIG = {
@@ -86,6 +98,11 @@
     playButton: document.getElementById('play-button'),
     unmuteButton: document.getElementById('unmute-button'),
     version: document.getElementById('server-version'),
+    about: document.getElementById('about'),
+    summary: document.getElementById('stream-summary'),
+    tags: document.getElementById('stream-tags'),
+    socialLinks: document.getElementById('social-links'),
+    customStyles: document.getElementById('custom-styles'),
   };
   var video = els.video;
 
@@ -99,6 +116,7 @@
     status: null,      // the last /api/status answer
     state: 'loading',  // 'loading' | 'offline' | 'connecting' | 'playing' | 'unreachable'
     streamUrl: null,   // what is being played
+    pageSettings: null,  // the last /api/config answer shown
   };
   window.selfcast = selfcast;
 
@@ -110,6 +128,9 @@
   var retryDelay = RETRY_MIN_MS;
   var lastMediaErrorAt = 0;
   var cannotPlay = false;      // this browser has neither MSE nor native HLS
+  var pageRevision = null;     // the pageRevision whose settings are shown (or being fetched)
+  var settingsRequests = 0;    // counts /api/config requests: only the newest one's answer counts
+  var offlineMessage = '';     // the owner's, shown instead of "Stream is offline"
 
   // ---- Status polling -------------------------------------------------------------------------
 
@@ -141,14 +162,9 @@
     lastStatus = status;
     selfcast.status = status;
 
-    // The header elements are optional: a page of the owner's may leave them out.
-    if (typeof status.streamTitle === 'string' && status.streamTitle !== '') {
-      if (document.title !== status.streamTitle) {
-        document.title = status.streamTitle;
-      }
-      if (els.title && els.title.textContent !== status.streamTitle) {
-        els.title.textContent = status.streamTitle;   // textContent: the title is text, not HTML
-      }
+    showTitle(status.streamTitle);
+    if (typeof status.pageRevision === 'number' && status.pageRevision !== pageRevision) {
+      loadPageSettings(status.pageRevision);
     }
     if (els.version && typeof status.version === 'string' && status.version !== '') {
       els.version.textContent = 'selfcast ' + status.version;
@@ -203,6 +219,19 @@
     }
   }
 
+  // The header elements are optional: a page of the owner's may leave them out.
+  function showTitle(title) {
+    if (typeof title !== 'string' || title === '') {
+      return;
+    }
+    if (document.title !== title) {
+      document.title = title;
+    }
+    if (els.title && els.title.textContent !== title) {
+      els.title.textContent = title;   // textContent: the title is text, not HTML
+    }
+  }
+
   // The streamer stopped, but the last seconds of the broadcast are still buffered (the player
   // runs a few seconds behind live): let them play, then show the offline state.
   function playOutThenGoOffline() {
@@ -234,6 +263,112 @@
     return 0;
   }
 
+  // ---- Page settings: what the owner set in the admin console --------------------------------
+
+  function loadPageSettings(revision) {
+    pageRevision = revision;
+    var request = ++settingsRequests;
+    fetchJson(PAGE_SETTINGS_URL, STATUS_TIMEOUT_MS).then(function (settings) {
+      if (request === settingsRequests) {
+        applyPageSettings(settings);
+      }
+    }, function (err) {
+      console.warn('selfcast: page settings request failed:', err);
+      if (request === settingsRequests) {
+        pageRevision = null;   // the next status poll tries again
+      }
+    });
+  }
+
+  function applyPageSettings(settings) {
+    if (settings === null || typeof settings !== 'object') {
+      return;
+    }
+    selfcast.pageSettings = settings;
+    showTitle(settings.streamTitle);
+
+    // Every part is optional: a page of the owner's may leave it out.
+    var summary = typeof settings.summary === 'string' ? settings.summary.trim() : '';
+    if (els.summary) {
+      els.summary.textContent = '';
+      appendText(els.summary, summary);
+      els.summary.hidden = summary === '';
+    }
+    var tags = Array.isArray(settings.tags) ? settings.tags.filter(isText) : [];
+    if (els.tags) {
+      els.tags.textContent = '';
+      tags.forEach(function (tag) {
+        var item = document.createElement('li');
+        item.className = 'stream-tag';
+        item.textContent = tag;
+        els.tags.appendChild(item);
+      });
+      els.tags.hidden = tags.length === 0;
+    }
+    var links = Array.isArray(settings.socialHandles) ? settings.socialHandles.filter(isSafeLink) : [];
+    if (els.socialLinks) {
+      els.socialLinks.textContent = '';
+      links.forEach(function (handle) {
+        var link = document.createElement('a');
+        link.href = handle.url;
+        link.target = '_blank';
+        link.rel = SOCIAL_LINK_REL;
+        link.textContent = handle.platform;
+        var item = document.createElement('li');
+        item.appendChild(link);
+        els.socialLinks.appendChild(item);
+      });
+      els.socialLinks.hidden = links.length === 0;
+    }
+    if (els.about) {
+      els.about.hidden = summary === '' && tags.length === 0 && links.length === 0;
+    }
+
+    // A path on this server (the CSP allows no other style sheets anyway); null when the owner
+    // has no custom CSS: a <link> without href applies nothing.
+    var styles = settings.customStylesUrl;
+    if (els.customStyles) {
+      if (typeof styles === 'string' && /^\/(?!\/)/.test(styles)) {
+        if (els.customStyles.getAttribute('href') !== styles) {
+          els.customStyles.setAttribute('href', styles);
+        }
+      } else {
+        els.customStyles.removeAttribute('href');
+      }
+    }
+
+    var message = typeof settings.offlineMessage === 'string' ? settings.offlineMessage.trim() : '';
+    if (message !== offlineMessage) {
+      offlineMessage = message;
+      if (selfcast.state === 'offline') {
+        setState('offline');
+      }
+    }
+  }
+
+  function isText(value) {
+    return typeof value === 'string' && value !== '';
+  }
+
+  function isSafeLink(handle) {
+    return handle !== null && typeof handle === 'object' && isText(handle.platform)
+      && typeof handle.url === 'string' && safeHref(handle.url) !== null;
+  }
+
+  // Plain text with its http(s) URLs as links (linkify.js; a page of the owner's made before
+  // linkify.js existed may not load it: then the text stays plain).
+  function appendText(parent, text) {
+    if (window.selfcastLinkify) {
+      window.selfcastLinkify.appendLinkified(parent, text, SUMMARY_LINK_REL);
+    } else {
+      parent.appendChild(document.createTextNode(text));
+    }
+  }
+
+  function safeHref(url) {
+    return window.selfcastLinkify ? window.selfcastLinkify.safeHref(url) : null;
+  }
+
   // ---- Overlay: what the viewer sees while there is no video ---------------------------------
 
   function setState(state) {
@@ -248,7 +383,7 @@
         updateUnmuteButton();
         return;
       case 'offline':
-        text = 'Stream is offline';
+        text = offlineMessage === '' ? 'Stream is offline' : null;   // null: the owner's message
         detail = offlineDetail(lastStatus);
         break;
       case 'connecting':
@@ -264,7 +399,13 @@
         text = 'Connecting…';
         spinner = true;
     }
-    els.overlayText.textContent = text;
+    if (text === null) {
+      els.overlayText.textContent = '';
+      appendText(els.overlayText, offlineMessage);
+    } else {
+      els.overlayText.textContent = text;
+    }
+    els.overlayText.classList.toggle('overlay-message', text === null);
     els.overlayDetail.textContent = detail;
     els.spinner.hidden = !spinner;
     els.playButton.hidden = true;

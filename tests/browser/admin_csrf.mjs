@@ -24,12 +24,11 @@
 
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 
 import {
-  ARTIFACTS, CHROMIUM, Harness, diagnose as diagnoseAll, fail, fetchText, findBinary, freePort,
-  launchBrowser, startServer,
+  ARTIFACTS, CHROMIUM, Harness, diagnose as diagnoseAll, fail, fetchText, findBinary,
+  launchBrowser, startOtherOrigin, startServer,
   adminRequest,
 } from './harness.mjs';
 
@@ -47,21 +46,6 @@ const ctx = { base: null, artifacts: {}, exits: [], attacks: [] };
 
 /** The admin API with the test's password. */
 const admin = (method, p, body) => adminRequest(ctx.base, ADMIN_PASSWORD, method, p, body);
-
-/** The attacker's site: one page, on another port of 127.0.0.1 (another origin, same site). */
-async function startEvilServer() {
-  const port = await freePort();
-  const server = http.createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end('<!doctype html><title>a page on another site</title><iframe name="sink"></iframe>');
-  });
-  await new Promise((resolve, reject) => {
-    server.on('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
-  });
-  h.onCleanup(() => new Promise((resolve) => server.close(resolve)));
-  return `http://127.0.0.1:${port}`;
-}
 
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
@@ -81,7 +65,7 @@ async function main() {
   });
   ctx.base = base;
   ctx.exits = [server.exited];
-  const evilBase = await startEvilServer();
+  const evilBase = await startOtherOrigin(h);
   log(`selfcast at ${base}, the other site at ${evilBase}`);
 
   const browser = await launchBrowser(h, ctx.exits);

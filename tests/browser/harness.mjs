@@ -1,10 +1,11 @@
-// tests/browser/harness.mjs — what the browser tests (play.mjs, reconnect.mjs) share:
+// tests/browser/harness.mjs — what the browser tests (play.mjs, reconnect.mjs, ...) share:
 //
 //   - a Harness: the overall deadline, logging with the elapsed time, child processes in log
 //     files, cleanup (newest first, also on SIGINT/SIGTERM and when hung), and run(), which
 //     prints PASS/FAIL, diagnostics on failure, and exits with the right code;
 //   - setup helpers: the selfcast binary, free ports, the cached test clips, the server on a
-//     temp config, the ffmpeg publisher, Chromium, pages that log their console to a file;
+//     temp config (and restarting it on the same data), the ffmpeg publisher, Chromium, pages
+//     that log their console to a file, a page on another origin (for CSRF tests);
 //   - diagnose(): what the page, the server's playlists and the logs say, after a failure.
 //
 // Nothing here runs by itself; each test script creates one Harness and calls run(main).
@@ -12,6 +13,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -297,10 +299,12 @@ export function tail(file, lines = 40) {
 /**
  * Start `selfcast --config <temp config>` on free loopback ports (segment_seconds = 2,
  * playlist_segments = 6) and wait until /api/status answers. `extraToml` (optional) is appended
- * to the config, e.g. `[[video.variants]]` tables for a ladder of the test's own. Returns
- * { base, rtmpUrl, rtmpPort, server, initial (the first status), serverToStatus (ms) }.
+ * to the config, e.g. `[[video.variants]]` tables for a ladder of the test's own; `serverToml`
+ * (optional) is more lines of its `[server]` table, e.g. `title = "..."`. Returns
+ * { base, rtmpUrl, rtmpPort, server, initial (the first status), serverToStatus (ms), bin,
+ *   configPath, dataDir } (restartServer takes it).
  */
-export async function startServer(h, { bin, script, logFile, extraToml = '' }) {
+export async function startServer(h, { bin, script, logFile, extraToml = '', serverToml = '' }) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `selfcast-${path.basename(script, '.mjs')}-`));
   h.onCleanup(async () => fs.rmSync(tmp, { recursive: true, force: true }));
   const [rtmpPort, httpPort] = [await freePort(), await freePort()];
@@ -310,6 +314,7 @@ export async function startServer(h, { bin, script, logFile, extraToml = '' }) {
     `# written by tests/browser/${script}`,
     '[server]',
     `data_dir = ${JSON.stringify(path.join(tmp, 'data'))}`,
+    serverToml,
     '',
     '[rtmp]',
     `listen = "127.0.0.1:${rtmpPort}"`,
@@ -326,8 +331,27 @@ export async function startServer(h, { bin, script, logFile, extraToml = '' }) {
   const base = `http://127.0.0.1:${httpPort}`;
 
   h.log(`starting ${bin} --config ${configPath} (rtmp ${rtmpPort}, http ${httpPort})`);
+  const started = await runServer(h, { name: 'selfcast', bin, configPath, base, logFile });
+  const rtmpUrl = `rtmp://127.0.0.1:${rtmpPort}/live/${streamKey}`;
+  return { ...started, base, rtmpUrl, rtmpPort, bin, configPath, dataDir: path.join(tmp, 'data') };
+}
+
+/**
+ * Stop the server startServer (or an earlier restartServer) started, start it again on the same
+ * config, ports and data directory, and wait until /api/status answers. Returns what startServer
+ * returns, with the new process.
+ */
+export async function restartServer(h, started, logFile) {
+  h.log('stopping the server');
+  await started.server.stop();
+  h.log(`starting ${started.bin} again on the same config and data (${logFile})`);
+  const again = await runServer(h, { name: 'selfcast (restarted)', ...started, logFile });
+  return { ...started, ...again };
+}
+
+async function runServer(h, { name, bin, configPath, base, logFile }) {
   const serverStart = Date.now();
-  const server = h.startProcess('selfcast', bin, ['--config', configPath], logFile, 'SIGINT');
+  const server = h.startProcess(name, bin, ['--config', configPath], logFile, 'SIGINT');
   const initial = await h.raceWith((async () => {
     for (;;) {
       try {
@@ -337,9 +361,26 @@ export async function startServer(h, { bin, script, logFile, extraToml = '' }) {
       }
     }
   })(), 'waiting for GET /api/status to answer', [server.exited]);
-  const serverToStatus = Date.now() - serverStart;
-  const rtmpUrl = `rtmp://127.0.0.1:${rtmpPort}/live/${streamKey}`;
-  return { base, rtmpUrl, rtmpPort, server, initial, serverToStatus };
+  return { server, initial, serverToStatus: Date.now() - serverStart };
+}
+
+/**
+ * The attacker's site of the CSRF tests: one page on another port of 127.0.0.1 (another origin,
+ * but the same site, so a SameSite=Strict cookie of selfcast's is sent along). It has an
+ * <iframe name="sink"> for form posts. Stopped at cleanup; returns its base URL.
+ */
+export async function startOtherOrigin(h) {
+  const port = await freePort();
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<!doctype html><title>a page on another site</title><iframe name="sink"></iframe>');
+  });
+  await new Promise((resolve, reject) => {
+    server.on('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  h.onCleanup(() => new Promise((resolve) => server.close(resolve)));
+  return `http://127.0.0.1:${port}`;
 }
 
 /**
@@ -371,12 +412,14 @@ export async function launchBrowser(h, exits) {
 }
 
 /**
- * A new 1280x720 page (its own browser context) whose console, page errors, failed requests
- * and HTTP errors go to `logFile`, and which records when its <video> first plays
+ * A new page (1280x720 unless `viewport` says otherwise), in a browser context of its own (more
+ * pages can be opened in it: page.context().newPage()), whose console, page errors, failed
+ * requests and HTTP errors go to `logFile`, and which records when its <video> first plays
  * (window.__firstPlayingAt). Returns { page, note } (note(line) adds a line to the log).
  */
-export async function newPage(browser, logFile) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+export async function newPage(browser, logFile, { viewport = { width: 1280, height: 720 } } = {}) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
   const note = (line) => {
     fs.appendFileSync(logFile, `${new Date().toISOString()} ${line}\n`);
   };

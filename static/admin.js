@@ -1,0 +1,589 @@
+/*
+ * selfcast admin console (admin.html, served at /admin). Plain JavaScript, no build step,
+ * nothing loaded from the internet.
+ *
+ * What it does (the endpoints are described in docs/API.md):
+ *   1. On load it asks GET /api/admin/session whether this browser is signed in: 200 shows the
+ *      console, 401 the sign-in form.
+ *   2. Signing in is POST /api/admin/session {"password"}: the server sets an HttpOnly session
+ *      cookie and answers a CSRF token, which every later change sends back as X-CSRF-Token with
+ *      a JSON body. A wrong password, or too many of them (429: wait N seconds, or locked out),
+ *      is said under the password field.
+ *   3. The Page section: GET /api/admin/settings fills the fields and says beside each where its
+ *      value comes from ("from config.toml", "set here", "default"). "Save" sends the fields that
+ *      changed to POST /api/admin/settings/page; "Reset" sends null for one field, which puts it
+ *      back to config.toml's value or the default. A refusal (400 with `field`) is shown at that
+ *      field; the server then saved nothing. Problems the server found with the stored settings
+ *      (`problems`) are shown in a banner.
+ *   4. The Password section: POST /api/admin/password; disabled, with the reason, when
+ *      `[admin] password` in config.toml sets the password.
+ *   5. "Sign out": POST /api/admin/session/end.
+ * When the session ends elsewhere (it expired, the password was changed in another browser),
+ * the next request answers 401 and the sign-in form comes back.
+ *
+ * Everything from the server is put on the page as text (textContent, input values).
+ * For tests and debugging, window.selfcastAdmin holds `state` ('loading' | 'signed-out' |
+ * 'signed-in') and `page` (the page settings as the server last sent them: values, sources).
+ */
+(function () {
+  'use strict';
+
+  // ---- Settings ------------------------------------------------------------------------------
+
+  var SESSION_URL = '/api/admin/session';
+  var SIGN_OUT_URL = '/api/admin/session/end';
+  var SETTINGS_URL = '/api/admin/settings';
+  var PAGE_SETTINGS_URL = '/api/admin/settings/page';
+  var PASSWORD_URL = '/api/admin/password';
+  var REQUEST_TIMEOUT_MS = 15000;
+
+  // The Page section's fields, as the API names them (the form's ids are "page-" + key).
+  var PAGE_KEYS = ['streamTitle', 'summary', 'tags', 'offlineMessage', 'socialLinks', 'customCss'];
+  var SOURCE_WORDS = { config: 'from config.toml', console: 'set here', default: 'default' };
+
+  // ---- Page elements and state ---------------------------------------------------------------
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+  var els = {
+    loading: $('admin-loading'),
+    error: $('admin-error'),
+    signOut: $('sign-out'),
+    signIn: $('sign-in'),
+    signInNotice: $('sign-in-notice'),
+    signInForm: $('sign-in-form'),
+    signInPassword: $('sign-in-password'),
+    signInError: $('sign-in-error'),
+    signInButton: $('sign-in-button'),
+    console: $('console'),
+    problems: $('problems'),
+    problemsList: $('problems-list'),
+    pageForm: $('page-form'),
+    pageSave: $('page-save'),
+    pageStatus: $('page-status'),
+    socialRows: $('social-rows'),
+    socialAdd: $('social-add'),
+    socialTemplate: $('social-row-template'),
+    passwordFromConfig: $('password-from-config'),
+    passwordForm: $('password-form'),
+    passwordFields: $('password-fields'),
+    passwordOld: $('password-old'),
+    passwordNew: $('password-new'),
+    passwordRepeat: $('password-repeat'),
+    passwordStatus: $('password-status'),
+  };
+
+  var admin = {
+    state: 'loading',
+    page: null,          // { values, sources } from the server
+  };
+  window.selfcastAdmin = admin;
+
+  var csrfToken = null;      // from the session; sent with every change
+  var retryTimer = null;     // re-enables "Sign in" after a 429
+  var socialRowCount = 0;    // for unique ids of the social link rows
+
+  // ---- Requests ------------------------------------------------------------------------------
+
+  // Resolves with { status, data } (data: the JSON answer, {} if there is none); rejects only
+  // when the server cannot be reached. Changes carry the CSRF token and a JSON body.
+  function request(method, url, body) {
+    var init = { method: method, cache: 'no-store', credentials: 'same-origin', headers: {} };
+    if (method !== 'GET') {
+      init.headers['Content-Type'] = 'application/json';
+      if (csrfToken !== null) {
+        init.headers['X-CSRF-Token'] = csrfToken;
+      }
+      init.body = JSON.stringify(body || {});
+    }
+    var controller = new AbortController();
+    var timer = setTimeout(function () { controller.abort(); }, REQUEST_TIMEOUT_MS);
+    init.signal = controller.signal;
+    return fetch(url, init)
+      .then(function (response) {
+        return response.text().then(function (text) {
+          var data = {};
+          try {
+            data = text === '' ? {} : JSON.parse(text);
+          } catch (e) {
+            data = {};
+          }
+          hide(els.error);
+          return {
+            status: response.status,
+            data: data !== null && typeof data === 'object' ? data : {},
+            retryAfter: response.headers.get('Retry-After'),
+          };
+        });
+      }, function (err) {
+        var why = err && err.name === 'AbortError' ? 'no answer within '
+          + REQUEST_TIMEOUT_MS / 1000 + ' s' : (err && err.message) || 'network error';
+        showText(els.error, 'Cannot reach selfcast (' + why + '). Check that it is running, then try again.');
+        throw err;
+      })
+      .finally(function () { clearTimeout(timer); });
+  }
+
+  // The server's own words for a refusal (as a sentence), or what failed and its HTTP status.
+  function errorText(answer, what) {
+    var error = answer.data.error;
+    if (typeof error === 'string' && error !== '') {
+      return error.charAt(0).toUpperCase() + error.slice(1) + (/[.!?]$/.test(error) ? '' : '.');
+    }
+    return what + ' (HTTP ' + answer.status + ').';
+  }
+
+  // How long a 429 says to wait, in seconds.
+  function retrySeconds(answer) {
+    var seconds = Number(answer.data.retryAfterSeconds);
+    return seconds >= 0 ? seconds : Number(answer.retryAfter) || 0;
+  }
+
+  // A 429's "wait" in words: the server's reason and how long (unless its words say already).
+  function waitText(answer) {
+    var reason = errorText(answer, 'Too many wrong passwords');
+    if (/\d/.test(reason)) {
+      return reason;
+    }
+    var seconds = Math.ceil(retrySeconds(answer));
+    var wait = seconds >= 120 ? Math.ceil(seconds / 60) + ' minutes'
+      : seconds === 1 ? '1 second' : seconds + ' seconds';
+    return reason + (answer.data.lockedOut ? ' Locked out: try again in ' : ' Try again in ')
+      + wait + '.';
+  }
+
+  // ---- Showing and hiding --------------------------------------------------------------------
+
+  function hide(el) {
+    el.hidden = true;
+    el.textContent = '';
+  }
+
+  function showText(el, text) {
+    el.textContent = text;
+    el.hidden = false;
+  }
+
+  // Which view: 'signed-out' (the form) or 'signed-in' (the console).
+  function showView(state) {
+    admin.state = state;
+    els.loading.hidden = true;
+    els.signIn.hidden = state !== 'signed-out';
+    els.console.hidden = state !== 'signed-in';
+    els.signOut.hidden = state !== 'signed-in';
+  }
+
+  // ---- Signing in and out --------------------------------------------------------------------
+
+  // Ask the server whether this browser is signed in; show the console or the form.
+  function checkSession() {
+    return request('GET', SESSION_URL).then(function (answer) {
+      if (answer.status === 200 && typeof answer.data.csrfToken === 'string') {
+        enterConsole(answer.data);
+      } else if (answer.status === 401 || answer.status === 200) {
+        // 200 without a token: the browser sent Basic credentials it keeps from the admin API,
+        // which no "Sign out" can end. The form makes a session of its own.
+        showSignIn('');
+      } else {
+        showSignIn('');
+        showText(els.signInError, errorText(answer, 'Asking whether you are signed in failed'));
+      }
+    }, function () {
+      if (admin.state === 'loading') {
+        els.loading.hidden = true;
+      }
+    });
+  }
+
+  function showSignIn(notice) {
+    csrfToken = null;
+    admin.page = null;
+    els.pageForm.reset();
+    els.socialRows.textContent = '';
+    els.passwordForm.reset();
+    clearPageErrors();
+    els.pageStatus.textContent = '';
+    els.passwordStatus.textContent = '';
+    if (notice) {
+      showText(els.signInNotice, notice);
+    } else {
+      hide(els.signInNotice);
+    }
+    hide(els.signInError);
+    showView('signed-out');
+    els.signInPassword.focus();
+  }
+
+  // Any console request answered 401: the session is gone (expired, or ended elsewhere).
+  function sessionEnded() {
+    showSignIn('Your session has ended. Sign in again.');
+  }
+
+  els.signInForm.addEventListener('submit', function (event) {
+    event.preventDefault();
+    hide(els.signInError);
+    hide(els.signInNotice);
+    var password = els.signInPassword.value;
+    if (password === '') {
+      showText(els.signInError, 'Enter the password.');
+      els.signInPassword.focus();
+      return;
+    }
+    els.signInButton.disabled = true;
+    request('POST', SESSION_URL, { password: password }).then(function (answer) {
+      if (answer.status === 200 && typeof answer.data.csrfToken === 'string') {
+        els.signInPassword.value = '';
+        els.signInButton.disabled = false;
+        csrfToken = answer.data.csrfToken;
+        return checkSession();   // the session's details (passwordFromConfig) and the console
+      }
+      if (answer.status === 429) {
+        // Slowed down or locked out: "Sign in" comes back when the wait is over.
+        showText(els.signInError, waitText(answer));
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(function () {
+          els.signInButton.disabled = false;
+        }, retrySeconds(answer) * 1000);
+      } else {
+        showText(els.signInError, answer.status === 401 && !answer.data.error
+          ? 'Wrong password.' : errorText(answer, 'Signing in failed'));
+        els.signInButton.disabled = false;
+      }
+      els.signInPassword.select();
+    }, function () {
+      els.signInButton.disabled = false;
+    });
+  });
+
+  els.signOut.addEventListener('click', function () {
+    els.signOut.disabled = true;
+    request('POST', SIGN_OUT_URL, {}).then(function (answer) {
+      if (answer.status === 200 || answer.status === 401) {
+        showSignIn('You are signed out.');
+      } else {
+        showText(els.error, errorText(answer, 'Signing out failed'));
+      }
+    }, function () { /* the banner says why */ }).finally(function () {
+      els.signOut.disabled = false;
+    });
+  });
+
+  // ---- The console ---------------------------------------------------------------------------
+
+  function enterConsole(session) {
+    csrfToken = session.csrfToken;
+    var fromConfig = session.passwordFromConfig === true;
+    els.passwordFromConfig.hidden = !fromConfig;
+    els.passwordFields.disabled = fromConfig;
+    showView('signed-in');
+    loadSettings();
+  }
+
+  function loadSettings() {
+    els.pageSave.disabled = true;
+    return request('GET', SETTINGS_URL).then(function (answer) {
+      if (answer.status === 401) {
+        sessionEnded();
+        return;
+      }
+      if (answer.status !== 200 || !isPage(answer.data.page)) {
+        els.pageStatus.textContent = errorText(answer, 'Loading the settings failed');
+        return;
+      }
+      showProblems(answer.data.problems);
+      showPage(answer.data.page, PAGE_KEYS);
+      els.pageSave.disabled = false;
+    }, function () { /* the banner says why */ });
+  }
+
+  function isPage(page) {
+    return page !== null && typeof page === 'object' && page.values && page.sources;
+  }
+
+  function showProblems(problems) {
+    var list = Array.isArray(problems) ? problems.filter(function (p) {
+      return typeof p === 'string' && p !== '';
+    }) : [];
+    els.problemsList.textContent = '';
+    list.forEach(function (problem) {
+      var item = document.createElement('li');
+      item.textContent = problem;
+      els.problemsList.appendChild(item);
+    });
+    els.problems.hidden = list.length === 0;
+  }
+
+  // ---- The Page section ----------------------------------------------------------------------
+
+  function control(key) {
+    return $('page-' + key);
+  }
+
+  // What the form holds for `key`, in the API's shape.
+  function readField(key) {
+    switch (key) {
+      case 'tags':
+        return control(key).value.split(',').map(function (tag) { return tag.trim(); })
+          .filter(function (tag) { return tag !== ''; });
+      case 'socialLinks':
+        return Array.prototype.map.call(els.socialRows.children, function (row) {
+          return {
+            platform: row.querySelector('.social-platform').value.trim(),
+            url: row.querySelector('.social-url').value.trim(),
+          };
+        }).filter(function (link) { return link.platform !== '' || link.url !== ''; });
+      default:
+        return control(key).value;
+    }
+  }
+
+  function writeField(key, value) {
+    switch (key) {
+      case 'tags':
+        control(key).value = Array.isArray(value) ? value.join(', ') : '';
+        break;
+      case 'socialLinks':
+        els.socialRows.textContent = '';
+        (Array.isArray(value) ? value : []).forEach(addSocialRow);
+        break;
+      default:
+        control(key).value = typeof value === 'string' ? value : '';
+    }
+  }
+
+  // Whether the form's value of `key` differs from the server's.
+  function changed(key) {
+    return JSON.stringify(readField(key)) !== JSON.stringify(normalised(key, admin.page.values[key]));
+  }
+
+  // The server's value as readField would give it back (tags and links without empty ones).
+  function normalised(key, value) {
+    if (key === 'tags') {
+      return Array.isArray(value) ? value : [];
+    }
+    if (key === 'socialLinks') {
+      return (Array.isArray(value) ? value : []).map(function (link) {
+        return { platform: String(link.platform || ''), url: String(link.url || '') };
+      });
+    }
+    return typeof value === 'string' ? value : '';
+  }
+
+  // Show the server's settings: the values of `keys` (the others keep what is being edited),
+  // every field's source and Reset button.
+  function showPage(page, keys) {
+    admin.page = page;
+    keys.forEach(function (key) {
+      writeField(key, page.values[key]);
+    });
+    PAGE_KEYS.forEach(function (key) {
+      var source = page.sources[key];
+      $('page-' + key + '-source').textContent = SOURCE_WORDS[source] || '';
+      els.pageForm.querySelector('[data-reset="' + key + '"]').hidden = source !== 'console';
+    });
+  }
+
+  function fieldError(key) {
+    return $('page-' + key + '-error');
+  }
+
+  function clearPageErrors() {
+    PAGE_KEYS.forEach(function (key) {
+      hide(fieldError(key));
+      if (control(key)) {
+        control(key).removeAttribute('aria-invalid');
+      }
+    });
+  }
+
+  // A 400's `field` ("streamTitle", or e.g. "socialLinks[2].url") → the field that shows it.
+  function showRefusal(answer) {
+    var match = /^[A-Za-z]+/.exec(typeof answer.data.field === 'string' ? answer.data.field : '');
+    var key = match && PAGE_KEYS.indexOf(match[0]) >= 0 ? match[0] : null;
+    var text = errorText(answer, 'The server refused the change');
+    if (key === null) {
+      els.pageStatus.textContent = 'Not saved: ' + text;
+      return;
+    }
+    showText(fieldError(key), text);
+    els.pageStatus.textContent = 'Not saved: see ' + fieldName(key) + '.';
+    var input = key === 'socialLinks' ? els.socialRows.querySelector('input') || els.socialAdd
+      : control(key);
+    if (key !== 'socialLinks') {
+      input.setAttribute('aria-invalid', 'true');
+    }
+    input.focus();
+  }
+
+  function fieldName(key) {
+    return $('page-' + key) ? document.querySelector('label[for="page-' + key + '"]').textContent
+      : $('page-' + key + '-label').textContent;
+  }
+
+  // Send `changes` (API keys → values, null: back to config.toml / default). On success the
+  // fields in `show` take the server's values and the status says done(the new settings).
+  function savePage(changes, show, done) {
+    els.pageSave.disabled = true;
+    clearPageErrors();
+    els.pageStatus.textContent = 'Saving…';
+    return request('POST', PAGE_SETTINGS_URL, changes).then(function (answer) {
+      if (answer.status === 401) {
+        sessionEnded();
+      } else if (answer.status === 200 && isPage(answer.data.page)) {
+        showPage(answer.data.page, show);
+        els.pageStatus.textContent = done(answer.data.page);
+      } else if (answer.status === 400) {
+        showRefusal(answer);
+      } else {
+        els.pageStatus.textContent = 'Not saved: ' + errorText(answer, 'Saving failed');
+      }
+    }, function () {
+      els.pageStatus.textContent = 'Not saved: selfcast cannot be reached.';
+    }).finally(function () {
+      els.pageSave.disabled = admin.page === null;
+    });
+  }
+
+  els.pageForm.addEventListener('submit', function (event) {
+    event.preventDefault();
+    if (admin.page === null) {
+      return;
+    }
+    var changes = {};
+    var keys = PAGE_KEYS.filter(changed);
+    keys.forEach(function (key) {
+      changes[key] = readField(key);
+    });
+    if (keys.length === 0) {
+      clearPageErrors();
+      els.pageStatus.textContent = 'Nothing to save: no field was changed.';
+      return;
+    }
+    // Every field shows the server's value afterwards: those not sent were not changed.
+    savePage(changes, PAGE_KEYS, function () {
+      return 'Saved. Open viewer pages follow within a few seconds.';
+    });
+  });
+
+  els.pageForm.addEventListener('click', function (event) {
+    var button = event.target.closest('[data-reset]');
+    if (!button || admin.page === null) {
+      return;
+    }
+    var key = button.getAttribute('data-reset');
+    var changes = {};
+    changes[key] = null;
+    savePage(changes, [key], function (page) {
+      return fieldName(key) + (page.sources[key] === 'config' ? ' is back to its value in config.toml.'
+        : ' is back to the default.');
+    });
+  });
+
+  // Editing a field clears its error.
+  els.pageForm.addEventListener('input', function (event) {
+    var field = event.target.closest('[data-key]');
+    if (field) {
+      hide(fieldError(field.getAttribute('data-key')));
+      event.target.removeAttribute('aria-invalid');
+    }
+  });
+
+  // ---- Social links: rows of platform + URL --------------------------------------------------
+
+  function addSocialRow(link) {
+    var row = els.socialTemplate.content.firstElementChild.cloneNode(true);
+    var n = ++socialRowCount;
+    var labels = row.querySelectorAll('.social-label');
+    var platform = row.querySelector('.social-platform');
+    var url = row.querySelector('.social-url');
+    platform.id = 'social-platform-' + n;
+    url.id = 'social-url-' + n;
+    labels[0].htmlFor = platform.id;
+    labels[1].htmlFor = url.id;
+    platform.value = link && typeof link.platform === 'string' ? link.platform : '';
+    url.value = link && typeof link.url === 'string' ? link.url : '';
+    row.querySelector('.social-remove').addEventListener('click', function () {
+      row.remove();
+      numberSocialRows();
+      hide(fieldError('socialLinks'));
+      els.socialAdd.focus();
+    });
+    els.socialRows.appendChild(row);
+    numberSocialRows();
+    return row;
+  }
+
+  // "Platform of link 2", ...: each row's controls say which row they are in.
+  function numberSocialRows() {
+    Array.prototype.forEach.call(els.socialRows.children, function (row, i) {
+      var which = ' of link ' + (i + 1);
+      row.querySelector('.social-platform').setAttribute('aria-label', 'Platform' + which);
+      row.querySelector('.social-url').setAttribute('aria-label', 'URL' + which);
+      row.querySelector('.social-remove').setAttribute('aria-label', 'Remove link ' + (i + 1));
+    });
+  }
+
+  els.socialAdd.addEventListener('click', function () {
+    addSocialRow(null).querySelector('.social-platform').focus();
+  });
+
+  // ---- The Password section ------------------------------------------------------------------
+
+  function passwordError(which) {
+    return $('password-' + which + '-error');
+  }
+
+  function showPasswordError(which, text) {
+    showText(passwordError(which), text);
+    $('password-' + which).setAttribute('aria-invalid', 'true');
+    $('password-' + which).focus();
+  }
+
+  els.passwordForm.addEventListener('submit', function (event) {
+    event.preventDefault();
+    ['old', 'new', 'repeat'].forEach(function (which) {
+      hide(passwordError(which));
+      $('password-' + which).removeAttribute('aria-invalid');
+    });
+    els.passwordStatus.textContent = '';
+    if (els.passwordOld.value === '') {
+      showPasswordError('old', 'Enter your current password.');
+      return;
+    }
+    if (els.passwordNew.value !== els.passwordRepeat.value) {
+      showPasswordError('repeat', 'The two new passwords differ.');
+      return;
+    }
+    var save = $('password-save');
+    save.disabled = true;
+    request('POST', PASSWORD_URL, {
+      oldPassword: els.passwordOld.value,
+      newPassword: els.passwordNew.value,
+    }).then(function (answer) {
+      if (answer.status === 200) {
+        els.passwordForm.reset();
+        els.passwordStatus.textContent = 'Password changed. Other browsers signed in with the old one are signed out.';
+      } else if (answer.status === 401) {
+        sessionEnded();
+      } else if (answer.status === 400) {
+        showPasswordError(answer.data.field === 'newPassword' ? 'new' : 'old',
+          errorText(answer, 'The server refused the new password'));
+      } else if (answer.status === 429) {
+        showPasswordError('old', waitText(answer));
+      } else if (answer.status === 409) {
+        els.passwordFromConfig.hidden = false;
+        els.passwordFields.disabled = true;
+        els.passwordStatus.textContent = errorText(answer, 'The password is set in config.toml');
+      } else {
+        els.passwordStatus.textContent = errorText(answer, 'Changing the password failed');
+      }
+    }, function () { /* the banner says why */ }).finally(function () {
+      save.disabled = false;
+    });
+  });
+
+  // ---- Go -------------------------------------------------------------------------------------
+
+  checkSession();
+})();
