@@ -11,6 +11,7 @@
 //! |                               | the segments by their IPFS gateway URLs                  |
 //! | `/api/status`                 | stream status JSON                                       |
 //! | `/api/config`, `/customstyles.css` | the page settings the console changes (title, summary...) |
+//! | `/thumbnail.jpg`              | the stream's preview image                               |
 //! | `/api/chat/register`, `/api/chat`, `/ws` | chat: register, recent messages, the websocket |
 //! | `/api/admin/...`              | moderation, the console's sign-in and live settings      |
 //! | `/admin`                      | the admin console (a page file, `static/admin.html`)     |
