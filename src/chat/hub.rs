@@ -485,9 +485,9 @@ impl Hub {
         ids: &[String],
         visible: bool,
     ) -> Result<usize, Denied> {
-        moderation::check_ids(ids)?;
         let mut state = self.lock();
         let by = self.authorize(&state, actor)?;
+        moderation::check_ids(ids)?;
         if visible {
             moderation::check_owner(&by, "only the owner can show hidden messages again")?;
         }
@@ -566,9 +566,9 @@ impl Hub {
     /// `timedOutUntil`, and an `ERROR_TIMED_OUT` saying until when).
     pub fn time_out(&self, actor: Actor<'_>, user_id: &str, minutes: u32) -> Result<User, Denied> {
         let at = SystemTime::now();
-        let until = moderation::timeout_end(minutes, at)?;
         let mut state = self.lock();
         let by = self.authorize(&state, actor)?;
+        let until = moderation::timeout_end(minutes, at)?;
         let target = moderation::check_restrict(&by, user_id, state.users.get(user_id))?;
         let running = target.timed_out_at(at);
         let until = match until {
@@ -891,6 +891,66 @@ mod tests {
             rate_burst: 1000,
             ..ChatConfig::default()
         })
+    }
+
+    #[test]
+    fn a_timeout_refuses_messages_and_names_until_it_ends() {
+        let hub = streamer_hub();
+        let ana = hub.connect(None, ip(1)).unwrap();
+        let bob = hub.connect(None, ip(2)).unwrap();
+        let mut events = hub.lock().fanout.subscribe();
+        hub.time_out(Actor::Owner, &ana.user.id, 5).unwrap();
+        let refused = hub.chat(ana.connection, "hi").unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::TimedOut);
+        assert!(refused.until.is_some() && refused.message.contains("until"));
+        let refused = hub.rename(ana.connection, "Other").unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::TimedOut);
+        assert!(hub.chat(bob.connection, "bob may").is_ok());
+        // Her connections were told: who she is now, and until when.
+        hub.lock().fanout.flush();
+        let mut told = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Outbound::ToUser(id, json) = event {
+                assert_eq!(id, ana.user.id);
+                told.push(json);
+            }
+        }
+        assert_eq!(told.len(), 2, "{told:?}");
+        assert!(told[0].contains("CONNECTED_USER_INFO") && told[0].contains("timedOutUntil"));
+        assert!(told[1].contains("ERROR_TIMED_OUT") && told[1].contains("\"until\""));
+        // It ends by itself (here: as if its end had come).
+        let past = SystemTime::now() - std::time::Duration::from_secs(1);
+        hub.lock().users.set_timeout(&ana.user.id, Some(past));
+        assert!(hub.chat(ana.connection, "back").is_ok());
+        assert!(hub.rename(ana.connection, "Other").is_ok());
+    }
+
+    #[test]
+    fn a_moderator_loses_their_powers_the_moment_they_are_demoted() {
+        let hub = streamer_hub();
+        let mo = hub.connect(None, ip(1)).unwrap();
+        let token = mo.new_token.clone().unwrap();
+        let bob = hub.connect(None, ip(2)).unwrap();
+        hub.chat(bob.connection, "rude").unwrap();
+        let id = hub.kept_messages()[0].id.clone();
+        let as_mo = Actor::Moderator(&token);
+        let forbidden = |r: Result<usize, Denied>| matches!(r, Err(Denied::Forbidden(_)));
+        assert!(forbidden(hub.set_visibility(as_mo, &[id.clone()], false)));
+        hub.set_moderator(&mo.user.id, true).unwrap();
+        assert_eq!(hub.set_visibility(as_mo, &[id.clone()], false), Ok(1));
+        assert_eq!(
+            hub.kept_messages()[0].hidden.as_ref().map(|h| h.by.clone()),
+            Some(mo.user.id.clone())
+        );
+        assert!(forbidden(hub.set_visibility(as_mo, &[id.clone()], true)));
+        hub.set_moderator(&mo.user.id, false).unwrap();
+        hub.set_visibility(Actor::Owner, &[id.clone()], true).unwrap();
+        assert!(forbidden(hub.set_visibility(as_mo, &[id], false)));
+        assert_eq!(hub.history().len(), 1, "shown again by the owner, not hidden again");
+        assert_eq!(
+            hub.set_visibility(Actor::Moderator("nobody's"), &[], false),
+            Err(Denied::NotSignedIn)
+        );
     }
 
     #[test]
