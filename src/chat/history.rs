@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Journal, JournalError};
+use super::journal::{Journal, JournalError, Journaled};
 
 /// Appended records after which the file is compacted, at the least (a message is up to a few
 /// KiB: this keeps a rewrite small and rare).
@@ -42,7 +42,7 @@ pub struct Hidden {
 /// One line of the file.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-enum Record {
+pub(crate) enum Record {
     Chat {
         id: String,
         user: String,
@@ -72,14 +72,8 @@ impl History {
     pub fn open(dir: &Path, limit: usize) -> Result<Self, JournalError> {
         let path = dir.join("history.jsonl");
         let mut history = History::in_memory(limit);
-        Journal::replay(WHAT, &path, |record| history.apply(record))?;
-        let records = history.snapshot();
-        history.log = Some(Journal::create(
-            WHAT,
-            &path,
-            MIN_APPENDS_BEFORE_COMPACTING,
-            &records,
-        )?);
+        let log = Journal::open(WHAT, &path, MIN_APPENDS_BEFORE_COMPACTING, &mut history)?;
+        history.log = Some(log);
         Ok(history)
     }
 
@@ -166,16 +160,13 @@ impl History {
             .map(|m| m.id.clone())
             .collect()
     }
+}
 
-    fn record(&mut self, record: Record) {
-        let due = self.log.as_mut().is_some_and(|log| log.append(&record));
-        self.apply(record);
-        if due {
-            let records = self.snapshot();
-            if let Some(log) = &mut self.log {
-                log.compact(&records);
-            }
-        }
+impl Journaled for History {
+    type Record = Record;
+
+    fn journal(&mut self) -> Option<&mut Journal> {
+        self.log.as_mut()
     }
 
     fn apply(&mut self, record: Record) {

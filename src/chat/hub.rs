@@ -944,9 +944,14 @@ mod tests {
         );
         assert!(forbidden(hub.set_visibility(as_mo, &[id.clone()], true)));
         hub.set_moderator(&mo.user.id, false).unwrap();
-        hub.set_visibility(Actor::Owner, &[id.clone()], true).unwrap();
+        hub.set_visibility(Actor::Owner, &[id.clone()], true)
+            .unwrap();
         assert!(forbidden(hub.set_visibility(as_mo, &[id], false)));
-        assert_eq!(hub.history().len(), 1, "shown again by the owner, not hidden again");
+        assert_eq!(
+            hub.history().len(),
+            1,
+            "shown again by the owner, not hidden again"
+        );
         assert_eq!(
             hub.set_visibility(Actor::Moderator("nobody's"), &[], false),
             Err(Denied::NotSignedIn)

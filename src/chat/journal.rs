@@ -28,6 +28,32 @@ pub struct JournalError {
     source: std::io::Error,
 }
 
+/// State kept in memory and persisted in a [`Journal`] as records of its changes.
+pub(crate) trait Journaled {
+    type Record: Serialize + DeserializeOwned;
+
+    /// Applies one change in memory.
+    fn apply(&mut self, record: Self::Record);
+
+    /// The whole state as records (what a compacted file holds).
+    fn snapshot(&self) -> Vec<Self::Record>;
+
+    /// Where the changes go (`None`: nowhere, for tests).
+    fn journal(&mut self) -> Option<&mut Journal>;
+
+    /// Applies `record` and appends it to the journal, compacting the journal when it is due.
+    fn record(&mut self, record: Self::Record) {
+        let due = self.journal().is_some_and(|log| log.append(&record));
+        self.apply(record);
+        if due {
+            let records = self.snapshot();
+            if let Some(log) = self.journal() {
+                log.compact(&records);
+            }
+        }
+    }
+}
+
 /// The open file, for appending.
 pub struct Journal {
     /// What it holds, for messages ("chat user store").
@@ -41,8 +67,19 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Replays `path` (absent: nothing) into `apply`; the directory is created if needed. Then
-    /// [`Journal::create`] with the state it gave.
+    /// Replays `path` into `state` and compacts it to what `state` then is: [`Journal::replay`],
+    /// then [`Journal::create`].
+    pub(crate) fn open<S: Journaled>(
+        what: &'static str,
+        path: &Path,
+        min_appends: usize,
+        state: &mut S,
+    ) -> Result<Journal, JournalError> {
+        Journal::replay(what, path, |record| state.apply(record))?;
+        Journal::create(what, path, min_appends, &state.snapshot())
+    }
+
+    /// Replays `path` (absent: nothing) into `apply`; the directory is created if needed.
     pub fn replay<R: DeserializeOwned>(
         what: &'static str,
         path: &Path,

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Journal, JournalError};
+use super::journal::{Journal, JournalError, Journaled};
 
 /// One chat user as the hub and the admin API see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub const MIN_APPENDS_BEFORE_COMPACTING: usize = 1024;
 /// One line of the log.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-enum Record {
+pub(crate) enum Record {
     Register {
         id: String,
         token: String,
@@ -106,14 +106,8 @@ impl UserStore {
     pub fn open(dir: &Path) -> Result<Self, JournalError> {
         let path = dir.join("users.jsonl");
         let mut store = UserStore::in_memory();
-        Journal::replay(WHAT, &path, |record| store.apply(record))?;
-        let records = store.snapshot();
-        store.log = Some(Journal::create(
-            WHAT,
-            &path,
-            MIN_APPENDS_BEFORE_COMPACTING,
-            &records,
-        )?);
+        let log = Journal::open(WHAT, &path, MIN_APPENDS_BEFORE_COMPACTING, &mut store)?;
+        store.log = Some(log);
         Ok(store)
     }
 
@@ -246,17 +240,13 @@ impl UserStore {
         users.sort_by_key(|u| u.created_at);
         users
     }
+}
 
-    /// Apply a change in memory and append it to the log; compact the log when it is due.
-    fn record(&mut self, record: Record) {
-        let due = self.log.as_mut().is_some_and(|log| log.append(&record));
-        self.apply(record);
-        if due {
-            let records = self.snapshot();
-            if let Some(log) = &mut self.log {
-                log.compact(&records);
-            }
-        }
+impl Journaled for UserStore {
+    type Record = Record;
+
+    fn journal(&mut self) -> Option<&mut Journal> {
+        self.log.as_mut()
     }
 
     fn apply(&mut self, record: Record) {
