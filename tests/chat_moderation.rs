@@ -105,7 +105,10 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
     }
 
     // Not a moderator yet: refused, nothing hidden, nobody told.
-    for (token, want) in [(Some(ann.token.as_str()), 403), (Some(mo.token.as_str()), 403)] {
+    for (token, want) in [
+        (Some(ann.token.as_str()), 403),
+        (Some(mo.token.as_str()), 403),
+    ] {
         let r = moderate(&server, "/messagevisibility", token, &hide_body(&[&b1]));
         assert_eq!(r.status, want, "{}", r.text());
         assert!(r.json()["error"].is_string(), "{}", r.text());
@@ -131,7 +134,10 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
     // The same over the websocket: not an event the server takes.
     a.send_text(&json!({ "type": "VISIBILITY-UPDATE", "ids": [b1], "visible": false }).to_string())
         .unwrap();
-    assert_eq!(a.expect_type("ERROR_INVALID_MESSAGE")["type"], "ERROR_INVALID_MESSAGE");
+    assert_eq!(
+        a.expect_type("ERROR_INVALID_MESSAGE")["type"],
+        "ERROR_INVALID_MESSAGE"
+    );
     let seen = until_marker(&server, &mut [&mut w, &mut b], "marker 1");
     no_visibility_update(&seen, "a normal user's requests");
     assert!(history_ids(&server).contains(&b1));
@@ -140,7 +146,11 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
 
     // Promoted: Mo's pages learn it (a new CONNECTED_USER_INFO), nobody else gets one.
     let promoted = promote(&server, &mo, true);
-    assert_eq!(promoted["user"]["scopes"], json!(["MODERATOR"]), "{promoted}");
+    assert_eq!(
+        promoted["user"]["scopes"],
+        json!(["MODERATOR"]),
+        "{promoted}"
+    );
     let info = m.expect_type("CONNECTED_USER_INFO");
     assert_eq!(info["user"]["id"], mo.id.as_str(), "{info}");
     assert_eq!(info["user"]["scopes"], json!(["MODERATOR"]), "{info}");
@@ -156,11 +166,19 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
     assert_eq!(moderators[0]["id"], mo.id.as_str());
     // Their messages carry the scope.
     say(&mut m, "mod here");
-    assert_eq!(w.expect_chat("mod here")["user"]["scopes"], json!(["MODERATOR"]));
+    assert_eq!(
+        w.expect_chat("mod here")["user"]["scopes"],
+        json!(["MODERATOR"])
+    );
 
     // The moderator hides Bob's message: everyone is told, the history drops it, the
     // moderation view keeps it with when and by whom.
-    let r = moderate(&server, "/messagevisibility", Some(&mo.token), &hide_body(&[&b1]));
+    let r = moderate(
+        &server,
+        "/messagevisibility",
+        Some(&mo.token),
+        &hide_body(&[&b1]),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["known"], 1);
     for c in [&mut m, &mut a, &mut b, &mut w] {
@@ -189,7 +207,11 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
     let show = json!({ "idArray": [b1], "visible": true }).to_string();
     let r = moderate(&server, "/messagevisibility", Some(&mo.token), &show);
     assert_eq!(r.status, 403, "{}", r.text());
-    let streamer_id = admin_ok(&server, "/chat/send", json!({ "body": "from the streamer" }))["id"]
+    let streamer_id = admin_ok(
+        &server,
+        "/chat/send",
+        json!({ "body": "from the streamer" }),
+    )["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -249,7 +271,12 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
         Some(&mo.token),
         &json!({ "userId": ann.id, "minutes": 1 }).to_string(),
     );
-    assert_eq!(r.json()["user"]["timedOutUntil"], until.as_str(), "{}", r.text());
+    assert_eq!(
+        r.json()["user"]["timedOutUntil"],
+        until.as_str(),
+        "{}",
+        r.text()
+    );
     let r = moderate(
         &server,
         "/users/timeout",
@@ -263,7 +290,10 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
     promote(&server, &cy, true);
     for target in ["streamer", mo.id.as_str(), cy.id.as_str()] {
         for (path, body) in [
-            ("/users/setenabled", json!({ "userId": target, "enabled": false })),
+            (
+                "/users/setenabled",
+                json!({ "userId": target, "enabled": false }),
+            ),
             ("/users/timeout", json!({ "userId": target, "minutes": 5 })),
         ] {
             let r = moderate(&server, path, Some(&mo.token), &body.to_string());
@@ -276,7 +306,12 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
         c.close();
         id
     };
-    let r = moderate(&server, "/messagevisibility", Some(&mo.token), &hide_body(&[&say_cy]));
+    let r = moderate(
+        &server,
+        "/messagevisibility",
+        Some(&mo.token),
+        &hide_body(&[&say_cy]),
+    );
     assert_eq!(r.status, 403, "another moderator's message: {}", r.text());
 
     // The moderator bans Bob: his page is closed, his messages go; enabling is the owner's.
@@ -288,7 +323,10 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let (events, closed) = b.expect_closed();
-    assert!(events.iter().any(|v| v["type"] == "ERROR_USER_DISABLED"), "{events:?}");
+    assert!(
+        events.iter().any(|v| v["type"] == "ERROR_USER_DISABLED"),
+        "{events:?}"
+    );
     assert_eq!(closed.code(), Some(1008), "{closed:?}");
     let r = moderate(
         &server,
@@ -304,14 +342,24 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
     promote(&server, &mo, false);
     let info = m.expect_type("CONNECTED_USER_INFO");
     assert!(info["user"].get("scopes").is_none(), "{info}");
-    let r = moderate(&server, "/messagevisibility", Some(&mo.token), &hide_body(&[&a1]));
+    let r = moderate(
+        &server,
+        "/messagevisibility",
+        Some(&mo.token),
+        &hide_body(&[&a1]),
+    );
     assert_eq!(r.status, 403, "{}", r.text());
     admin_ok(
         &server,
         "/chat/users/setenabled",
         json!({ "userId": cy.id, "enabled": false }),
     );
-    let r = moderate(&server, "/messagevisibility", Some(&cy.token), &hide_body(&[&a1]));
+    let r = moderate(
+        &server,
+        "/messagevisibility",
+        Some(&cy.token),
+        &hide_body(&[&a1]),
+    );
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(history_ids(&server).contains(&a1));
 
@@ -324,7 +372,10 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
 #[test]
 fn a_timeout_ends_by_itself_and_the_owner_can_lift_one() {
     let mut server = start("rate_burst = 100\nrate_per_second = 10.0\n");
-    let (tim, ted) = (register(&server, Some("Tim")), register(&server, Some("Ted")));
+    let (tim, ted) = (
+        register(&server, Some("Tim")),
+        register(&server, Some("Ted")),
+    );
     let mut t = join_as(&server, &tim, "Tim");
     let mut d = join_as(&server, &ted, "Ted");
     let until = admin_ok(
@@ -410,7 +461,12 @@ fn history_moderators_timeouts_and_bans_survive_a_restart_and_a_torn_history_fil
         .map(|body| say(&mut m, body))
         .collect();
     let bobs = say(&mut b, "bob's words");
-    let r = moderate(&server, "/messagevisibility", Some(&mo.token), &hide_body(&[&ids[1]]));
+    let r = moderate(
+        &server,
+        "/messagevisibility",
+        Some(&mo.token),
+        &hide_body(&[&ids[1]]),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     admin_ok(
         &server,
@@ -464,7 +520,12 @@ fn history_moderators_timeouts_and_bans_survive_a_restart_and_a_torn_history_fil
     t.chat("am I back?");
     t.expect_type("ERROR_TIMED_OUT");
     refused(&server, Some(&bob.token), "ERROR_USER_DISABLED", "Bob");
-    let r = moderate(&server, "/messagevisibility", Some(&mo.token), &hide_body(&[&ids[2]]));
+    let r = moderate(
+        &server,
+        "/messagevisibility",
+        Some(&mo.token),
+        &hide_body(&[&ids[2]]),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     w.expect_type("VISIBILITY-UPDATE");
     let before = history(&server);
@@ -495,7 +556,10 @@ fn history_moderators_timeouts_and_bans_survive_a_restart_and_a_torn_history_fil
 #[test]
 fn garbage_to_the_moderator_endpoints_harms_nothing() {
     let mut server = start("rate_burst = 100\n");
-    let (mo, ann) = (register(&server, Some("Mo")), register(&server, Some("Ann")));
+    let (mo, ann) = (
+        register(&server, Some("Mo")),
+        register(&server, Some("Ann")),
+    );
     promote(&server, &mo, true);
     let mut a = join_as(&server, &ann, "Ann");
     let (mut w, _) = join(&server, None, "watcher");
@@ -507,26 +571,81 @@ fn garbage_to_the_moderator_endpoints_harms_nothing() {
     let cases: Vec<(&str, String, u16)> = vec![
         ("/messagevisibility", "not json".into(), 400),
         ("/messagevisibility", "{}".into(), 400),
-        ("/messagevisibility", json!({ "idArray": a1, "visible": false }).to_string(), 400),
-        ("/messagevisibility", json!({ "idArray": [1, 2], "visible": false }).to_string(), 400),
-        ("/messagevisibility", json!({ "idArray": too_many, "visible": false }).to_string(), 400),
-        ("/messagevisibility", json!({ "idArray": [long_id], "visible": false }).to_string(), 400),
-        ("/users/setenabled", json!({ "userId": 7, "enabled": false }).to_string(), 400),
-        ("/users/setenabled", json!({ "userId": "nobody", "enabled": false }).to_string(), 404),
-        ("/users/timeout", json!({ "userId": ann.id, "minutes": -1 }).to_string(), 400),
-        ("/users/timeout", json!({ "userId": ann.id, "minutes": 1441 }).to_string(), 400),
-        ("/users/timeout", json!({ "userId": ann.id, "minutes": 1e9 }).to_string(), 400),
-        ("/users/timeout", json!({ "userId": ann.id, "minutes": "5" }).to_string(), 400),
-        ("/users/timeout", json!({ "userId": "nobody", "minutes": 5 }).to_string(), 404),
+        (
+            "/messagevisibility",
+            json!({ "idArray": a1, "visible": false }).to_string(),
+            400,
+        ),
+        (
+            "/messagevisibility",
+            json!({ "idArray": [1, 2], "visible": false }).to_string(),
+            400,
+        ),
+        (
+            "/messagevisibility",
+            json!({ "idArray": too_many, "visible": false }).to_string(),
+            400,
+        ),
+        (
+            "/messagevisibility",
+            json!({ "idArray": [long_id], "visible": false }).to_string(),
+            400,
+        ),
+        (
+            "/users/setenabled",
+            json!({ "userId": 7, "enabled": false }).to_string(),
+            400,
+        ),
+        (
+            "/users/setenabled",
+            json!({ "userId": "nobody", "enabled": false }).to_string(),
+            404,
+        ),
+        (
+            "/users/timeout",
+            json!({ "userId": ann.id, "minutes": -1 }).to_string(),
+            400,
+        ),
+        (
+            "/users/timeout",
+            json!({ "userId": ann.id, "minutes": 1441 }).to_string(),
+            400,
+        ),
+        (
+            "/users/timeout",
+            json!({ "userId": ann.id, "minutes": 1e9 }).to_string(),
+            400,
+        ),
+        (
+            "/users/timeout",
+            json!({ "userId": ann.id, "minutes": "5" }).to_string(),
+            400,
+        ),
+        (
+            "/users/timeout",
+            json!({ "userId": "nobody", "minutes": 5 }).to_string(),
+            404,
+        ),
         ("/users/timeout", "[".repeat(10_000), 400),
     ];
     for (path, body, want) in &cases {
         let r = moderate(&server, path, Some(&mo.token), body);
-        assert_eq!(r.status, *want, "{path} {}: {}", &body[..body.len().min(80)], r.text());
+        assert_eq!(
+            r.status,
+            *want,
+            "{path} {}: {}",
+            &body[..body.len().min(80)],
+            r.text()
+        );
     }
     // Over 16 KiB: refused before it is read.
     let huge = json!({ "idArray": [a1], "visible": false, "pad": "x".repeat(17 * 1024) });
-    let r = moderate(&server, "/messagevisibility", Some(&mo.token), &huge.to_string());
+    let r = moderate(
+        &server,
+        "/messagevisibility",
+        Some(&mo.token),
+        &huge.to_string(),
+    );
     assert_eq!(r.status, 413, "{}", r.text());
     // The admin's own endpoint is bounded the same way.
     let r = admin_post(
@@ -542,7 +661,12 @@ fn garbage_to_the_moderator_endpoints_harms_nothing() {
         Some(&mo.token),
         &hide_body(&["1-999999", "made-up"]),
     );
-    assert_eq!((r.status, r.json()["known"].clone()), (200, json!(0)), "{}", r.text());
+    assert_eq!(
+        (r.status, r.json()["known"].clone()),
+        (200, json!(0)),
+        "{}",
+        r.text()
+    );
     let seen = until_marker(&server, &mut [&mut w], "marker");
     no_visibility_update(&seen, "garbage and unknown ids");
     let mut after = admin_get(&server, "/chat/messages");

@@ -234,7 +234,6 @@ pub fn check_timestamp(event: &Value) {
     );
 }
 
-
 /// Joins and returns the CHAT events sent as history: everything between CONNECTED_USER_INFO
 /// and the joiner's own USER_JOINED (the first live event it gets).
 pub fn join_with_history(server: &Server, label: &str) -> (WsClient, Vec<Value>) {
