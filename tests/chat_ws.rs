@@ -16,13 +16,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 use tungstenite::Message;
 
 use common::chat::*;
 use common::ws::{Closed, Next, WsClient, WAIT};
-use common::{agent, poll_until, Resp, Server, ServerOptions};
+use common::{agent, poll_until, Server, ServerOptions};
 
 // ---------------------------------------------------------------------------------------------
 // 1. Register and connect
