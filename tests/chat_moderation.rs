@@ -37,6 +37,18 @@ fn moderate(server: &Server, path: &str, token: Option<&str>, body: &str) -> Res
     )
 }
 
+/// `POST /api/chat/users/setenabled` as the user with `token`.
+fn set_enabled_as(server: &Server, token: &str, user_id: &str, enabled: bool) -> Resp {
+    let body = json!({ "userId": user_id, "enabled": enabled }).to_string();
+    moderate(server, "/users/setenabled", Some(token), &body)
+}
+
+/// `POST /api/chat/users/timeout` as the user with `token`.
+fn time_out_as(server: &Server, token: &str, user_id: &str, minutes: u32) -> Resp {
+    let body = json!({ "userId": user_id, "minutes": minutes }).to_string();
+    moderate(server, "/users/timeout", Some(token), &body)
+}
+
 fn hide_body<S: AsRef<str>>(ids: &[S]) -> String {
     let ids: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
     json!({ "idArray": ids, "visible": false }).to_string()
@@ -117,19 +129,9 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
         let r = moderate(&server, "/messagevisibility", token, &hide_body(&[&b1]));
         assert_eq!(r.status, 401, "token {token:?}: {}", r.text());
     }
-    let r = moderate(
-        &server,
-        "/users/setenabled",
-        Some(&ann.token),
-        &json!({ "userId": bob.id, "enabled": false }).to_string(),
-    );
+    let r = set_enabled_as(&server, &ann.token, &bob.id, false);
     assert_eq!(r.status, 403, "{}", r.text());
-    let r = moderate(
-        &server,
-        "/users/timeout",
-        Some(&ann.token),
-        &json!({ "userId": bob.id, "minutes": 5 }).to_string(),
-    );
+    let r = time_out_as(&server, &ann.token, &bob.id, 5);
     assert_eq!(r.status, 403, "{}", r.text());
     // The same over the websocket: not an event the server takes.
     a.send_text(&json!({ "type": "VISIBILITY-UPDATE", "ids": [b1], "visible": false }).to_string())
@@ -228,12 +230,7 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
     assert!(ids.contains(&a1) && ids.contains(&streamer_id) && !ids.contains(&b1));
 
     // A timeout: Ann's pages are told until when; her messages and names are refused.
-    let r = moderate(
-        &server,
-        "/users/timeout",
-        Some(&mo.token),
-        &json!({ "userId": ann.id, "minutes": 5 }).to_string(),
-    );
+    let r = time_out_as(&server, &mo.token, &ann.id, 5);
     assert_eq!(r.status, 200, "{}", r.text());
     let until = r.json()["user"]["timedOutUntil"]
         .as_str()
@@ -265,24 +262,14 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
         seen[0]
     );
     // A moderator never shortens a timeout, and lifting one is the owner's.
-    let r = moderate(
-        &server,
-        "/users/timeout",
-        Some(&mo.token),
-        &json!({ "userId": ann.id, "minutes": 1 }).to_string(),
-    );
+    let r = time_out_as(&server, &mo.token, &ann.id, 1);
     assert_eq!(
         r.json()["user"]["timedOutUntil"],
         until.as_str(),
         "{}",
         r.text()
     );
-    let r = moderate(
-        &server,
-        "/users/timeout",
-        Some(&mo.token),
-        &json!({ "userId": ann.id, "minutes": 0 }).to_string(),
-    );
+    let r = time_out_as(&server, &mo.token, &ann.id, 0);
     assert_eq!(r.status, 403, "{}", r.text());
 
     // Who may be restricted: not the streamer, not oneself, not another moderator.
@@ -315,12 +302,7 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
     assert_eq!(r.status, 403, "another moderator's message: {}", r.text());
 
     // The moderator bans Bob: his page is closed, his messages go; enabling is the owner's.
-    let r = moderate(
-        &server,
-        "/users/setenabled",
-        Some(&mo.token),
-        &json!({ "userId": bob.id, "enabled": false }).to_string(),
-    );
+    let r = set_enabled_as(&server, &mo.token, &bob.id, false);
     assert_eq!(r.status, 200, "{}", r.text());
     let (events, closed) = b.expect_closed();
     assert!(
@@ -328,12 +310,7 @@ fn a_moderator_moderates_from_the_chat_and_a_normal_users_same_request_is_refuse
         "{events:?}"
     );
     assert_eq!(closed.code(), Some(1008), "{closed:?}");
-    let r = moderate(
-        &server,
-        "/users/setenabled",
-        Some(&mo.token),
-        &json!({ "userId": bob.id, "enabled": true }).to_string(),
-    );
+    let r = set_enabled_as(&server, &mo.token, &bob.id, true);
     assert_eq!(r.status, 403, "{}", r.text());
     let disabled = admin_get(&server, "/chat/users/disabled");
     assert_eq!(disabled[0]["id"], bob.id.as_str(), "{disabled}");
