@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use selfcast::brute_force::{self, BruteForceGuard};
+use selfcast::chat::history::History;
 use selfcast::chat::users::UserStore;
 use selfcast::chat::Hub;
 use selfcast::config::{AdminConfig, Config};
@@ -201,7 +202,9 @@ async fn serve(config: Config, keys: Keys, file_limit: Option<u64>) -> anyhow::R
     } = keys;
     let chat_dir = config.server.data_dir.join("chat");
     let chat_users = UserStore::open(&chat_dir).context("cannot set up the chat's user store")?;
-    let chat = Arc::new(Hub::new(config.chat.clone(), chat_users)?);
+    let chat_history = History::open(&chat_dir, config.chat.history_messages)
+        .context("cannot set up the chat's history")?;
+    let chat = Arc::new(Hub::new(config.chat.clone(), chat_users, chat_history)?);
     let fanout_hub = Arc::clone(&chat);
     tokio::spawn(async move { fanout_hub.run_fanout().await });
     let sink = sink::start(&config.storage).await;

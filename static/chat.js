@@ -11,7 +11,12 @@
  *      (VISIBILITY-UPDATE); shows refusals (ERROR_..., CHAT_DISABLED) next to the input box.
  *   4. Sends what you type: Enter sends, Shift+Enter starts a new line. Click your name to change
  *      it.
- *   5. When the connection drops it says so and reconnects by itself: after 1 s, then 2, 4, 8 ...
+ *   5. For a moderator (user.scopes has MODERATOR: the owner promoted them), each message gets
+ *      "Hide" and, on a normal user's, "Time out" (10 minutes) and "Ban" (click twice), which call
+ *      the moderator endpoints with this page's token (docs/CHAT.md §7.1). Nothing is assumed
+ *      to work: a hidden message goes when the server's VISIBILITY-UPDATE says so, and a refusal
+ *      is shown under the input box. A timed-out user's input is off until the timeout ends.
+ *   6. When the connection drops it says so and reconnects by itself: after 1 s, then 2, 4, 8 ...
  *      at most 30 s, a little randomised so that a restarted server is not hit by every page at
  *      once. A stale token (the server's data was wiped) is dropped and the page registers again.
  *
@@ -40,6 +45,8 @@
   var MAX_LINES = 300;               // older lines are removed from the page
   var ERROR_SHOWN_MS = 10000;        // how long a refusal stays under the input box
   var STUCK_SLACK_PX = 40;           // "at the bottom" if within this many pixels of it
+  var TIMEOUT_MINUTES = 10;          // what the moderator's "Time out" button gives
+  var CONFIRM_MS = 4000;             // how long "Ban" waits for its second click
 
   // ---- Page elements -------------------------------------------------------------------------
 
@@ -101,6 +108,8 @@
   var stuck = true;           // the list is scrolled to the bottom: follow new messages
   var errorTimer = null;
   var memoryToken = null;     // when localStorage is unavailable (private mode, sandboxed iframe)
+  var timedOutUntil = null;   // a Date while this user is timed out
+  var timeoutTimer = null;
 
   // ---- The access token ----------------------------------------------------------------------
 
@@ -368,10 +377,15 @@
       case 'ERROR_USER_DISABLED':
         showError(text, true);
         return;
+      case 'ERROR_TIMED_OUT':
+        applyTimeout(event.until);
+        break;
       default:
         break;
     }
-    showError(text, false);
+    if (!timedOut()) {
+      showError(text, false);
+    }
     // The message was refused: give its text back if the box is still empty.
     if (pending !== null && els.input.value === '') {
       els.input.value = pending;
@@ -439,6 +453,9 @@
     appendLinkified(body, typeof event.body === 'string' ? event.body : '');
     line.appendChild(body);
 
+    line.setAttribute('data-user-id', typeof user.id === 'string' ? user.id : '');
+    line.setAttribute('data-role', user.id === 'streamer' ? 'streamer' : (streamer ? 'moderator' : ''));
+    addModControls(line);
     appendLine(line, id);
     if (isMe) {
       if (pending !== null && event.body === pending) {
@@ -601,10 +618,12 @@
   }
 
   function setConnected(connected) {
-    els.input.disabled = !connected;
-    els.send.disabled = !connected || !canSend();
-    els.meName.disabled = !connected;
-    els.input.placeholder = connected ? 'Send a message' : 'Waiting for the chat…';
+    var quiet = connected && timedOut();
+    els.input.disabled = !connected || quiet;
+    els.send.disabled = !connected || quiet || !canSend();
+    els.meName.disabled = !connected || quiet;
+    els.input.placeholder = quiet ? 'Timed out until ' + hhmm(timedOutUntil)
+      : (connected ? 'Send a message' : 'Waiting for the chat…');
     if (!connected) {
       closeRename();
     }
@@ -614,8 +633,19 @@
     if (!user || typeof user !== 'object') {
       return;
     }
+    var wasModerator = isModerator();
+    var known = chat.me !== null;
     chat.me = user;
     showMyName();
+    applyTimeout(user.timedOutUntil);
+    if (isModerator() !== wasModerator) {
+      if (known) {
+        addNotice(null, null, isModerator()
+          ? 'You are now a moderator: you can hide messages, and time out or ban users.'
+          : 'You are no longer a moderator.', 'chat-notice-system');
+      }
+      refreshModControls();
+    }
   }
 
   function showMyName() {
@@ -640,6 +670,138 @@
       connect();
     }
   });
+
+  // ---- Timeouts ------------------------------------------------------------------------------
+
+  function timedOut() {
+    return timedOutUntil !== null && timedOutUntil.getTime() > Date.now();
+  }
+
+  // The server says this user may not write until `until` (RFC 3339; absent: they may).
+  function applyTimeout(until) {
+    var when = typeof until === 'string' ? new Date(until) : null;
+    if (timeoutTimer !== null) {
+      clearTimeout(timeoutTimer);
+      timeoutTimer = null;
+    }
+    var was = timedOut();
+    timedOutUntil = when && !isNaN(when.getTime()) && when.getTime() > Date.now() ? when : null;
+    if (timedOutUntil !== null) {
+      showError('You are timed out until ' + hhmm(timedOutUntil)
+        + ': you can read the chat but not write.', true);
+      // setTimeout takes at most about 24 days; a timeout is at most one.
+      timeoutTimer = setTimeout(function () { applyTimeout(null); },
+        timedOutUntil.getTime() - Date.now() + 500);
+    } else if (was) {
+      hideError();
+    }
+    setConnected(conn !== null && conn.welcomed);
+  }
+
+  function hhmm(date) {
+    return pad2(date.getHours()) + ':' + pad2(date.getMinutes());
+  }
+
+  // ---- Moderation (moderators only; the server checks every action) --------------------------
+
+  function isModerator() {
+    var scopes = chat.me && Array.isArray(chat.me.scopes) ? chat.me.scopes : [];
+    return scopes.indexOf('MODERATOR') >= 0 && !chat.me.disabledAt;
+  }
+
+  // The moderator's buttons on one message line: "Hide" unless it is the streamer's or another
+  // moderator's, and "Time out" and "Ban" on a normal user's message other than your own.
+  function addModControls(line) {
+    var old = line.querySelector('.chat-mod');
+    if (old) {
+      old.remove();
+    }
+    var author = line.getAttribute('data-user-id');
+    var role = line.getAttribute('data-role');
+    var mine = chat.me && author === chat.me.id;
+    if (!isModerator() || role === 'streamer' || (role === 'moderator' && !mine)) {
+      return;
+    }
+    var tools = document.createElement('span');
+    tools.className = 'chat-mod';
+    var name = line.querySelector('.chat-author').textContent;
+    tools.appendChild(modButton('Hide', 'Hide this message for everyone', function (button) {
+      moderate('/api/chat/messagevisibility', { idArray: [line.getAttribute('data-id')], visible: false },
+        button, null);
+    }));
+    if (!mine && role === '') {
+      tools.appendChild(modButton('Time out', 'No messages from ' + name + ' for '
+        + TIMEOUT_MINUTES + ' minutes', function (button) {
+        moderate('/api/chat/users/timeout', { userId: author, minutes: TIMEOUT_MINUTES }, button,
+          function (answer) {
+            var until = answer.user && answer.user.timedOutUntil ? new Date(answer.user.timedOutUntil) : null;
+            return name + ' is timed out' + (until && !isNaN(until.getTime()) ? ' until ' + hhmm(until) : '') + '.';
+          });
+      }));
+      tools.appendChild(modButton('Ban', 'Remove ' + name + ' from the chat (their messages go too)',
+        function (button) {
+          if (button.getAttribute('data-confirm') !== 'yes') {
+            button.setAttribute('data-confirm', 'yes');
+            button.textContent = 'Confirm ban';
+            setTimeout(function () {
+              button.removeAttribute('data-confirm');
+              button.textContent = 'Ban';
+            }, CONFIRM_MS);
+            return;
+          }
+          moderate('/api/chat/users/setenabled', { userId: author, enabled: false }, button,
+            function () { return name + ' is banned from the chat.'; });
+        }));
+    }
+    line.appendChild(tools);
+  }
+
+  function modButton(label, title, onClick) {
+    var button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'chat-mod-button';
+    button.textContent = label;
+    button.title = title;
+    button.addEventListener('click', function () { onClick(button); });
+    return button;
+  }
+
+  function refreshModControls() {
+    Object.keys(lines).forEach(function (id) {
+      if (lines[id].classList.contains('chat-msg')) {
+        addModControls(lines[id]);
+      }
+    });
+  }
+
+  // One moderator action: `done(answer)` gives the notice to show when the server agreed. What
+  // changes for everyone (a message hidden) comes from the server's events, not from here.
+  function moderate(path, body, button, done) {
+    var token = loadToken();
+    if (!token) {
+      return;
+    }
+    button.disabled = true;
+    fetch(path + '?accessToken=' + encodeURIComponent(token), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+      cache: 'no-store',
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (answer) {
+        if (!response.ok) {
+          throw new Error(answer && answer.error ? answer.error : 'refused (HTTP ' + response.status + ')');
+        }
+        if (done) {
+          addNotice(null, null, done(answer), 'chat-notice-system');
+        }
+      });
+    }).catch(function (err) {
+      showError('Not done: ' + err.message, false);
+    }).then(function () {
+      button.disabled = false;
+    });
+  }
 
   // ---- Errors under the input box ------------------------------------------------------------
 

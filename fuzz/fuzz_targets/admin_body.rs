@@ -13,7 +13,6 @@ use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use selfcast::brute_force::{BruteForceGuard, Policy};
 use selfcast::chat::hub::Hub;
-use selfcast::chat::users::UserStore;
 use selfcast::config::ChatConfig;
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::settings::page::PageValues;
@@ -65,7 +64,7 @@ fn server() -> &'static Server {
             pipeline,
             viewers: Default::default(),
             chat: Arc::new(
-                Hub::new(ChatConfig::default(), UserStore::in_memory())
+                Hub::in_memory(ChatConfig::default())
                     .expect("the default streamer name is valid"),
             ),
             sink: None,

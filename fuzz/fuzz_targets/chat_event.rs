@@ -10,13 +10,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use libfuzzer_sys::fuzz_target;
 use selfcast::chat::events::ClientEvent;
 use selfcast::chat::hub::Hub;
-use selfcast::chat::users::UserStore;
 use selfcast::config::ChatConfig;
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fuzz_target!(|data: &[u8]| {
-    let hub = Hub::new(ChatConfig::default(), UserStore::in_memory())
+    let hub = Hub::in_memory(ChatConfig::default())
         .expect("the default streamer name is valid");
     let Ok(joined) = hub.connect(None, CLIENT) else {
         panic!("a fresh hub refused its first client");

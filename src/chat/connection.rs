@@ -162,6 +162,7 @@ fn take_batch(
             Ok(Outbound::DisconnectIp(banned)) if banned == ip => {
                 batch.ending = Some(Ending::AddressBanned)
             }
+            Ok(Outbound::ToUser(id, json)) if id == user_id => batch.events.push(json),
             Ok(_) => {}
             Err(RecvError::Lagged(missed)) => batch.ending = Some(Ending::Lagged(missed)),
             Err(RecvError::Closed) => batch.ending = Some(Ending::ServerStopping),
@@ -208,10 +209,7 @@ async fn end(
         Ending::ServerStopping => return "the server is stopping",
     };
     if let Some(message) = notice {
-        let refused = Refused {
-            kind: ErrorKind::UserDisabled,
-            message: message.into(),
-        };
+        let refused = Refused::new(ErrorKind::UserDisabled, message);
         let _ = send(tx, hub.error_json(&refused)).await;
     }
     let _ = tx.send(close).await;
@@ -240,28 +238,27 @@ fn handle(
     match limits.check(counted, Instant::now()) {
         Verdict::Allow => {}
         Verdict::Refuse => {
-            return Err(Reply::Refused(Refused {
-                kind: ErrorKind::RateLimited,
-                message: "you are sending messages too fast: wait a moment".into(),
-            }))
+            return Err(Reply::Refused(Refused::new(
+                ErrorKind::RateLimited,
+                "you are sending messages too fast: wait a moment",
+            )))
         }
         Verdict::Disconnect => {
-            return Err(Reply::Close(Refused {
-                kind: ErrorKind::RateLimited,
-                message: "too many messages: disconnected".into(),
-            }))
+            return Err(Reply::Close(Refused::new(
+                ErrorKind::RateLimited,
+                "too many messages: disconnected",
+            )))
         }
     }
     match event {
         Some(ClientEvent::Chat { body }) => hub.chat(connection, &body),
         Some(ClientEvent::NameChange { new_name }) => hub.rename(connection, &new_name),
         Some(ClientEvent::Ping | ClientEvent::Pong) => Ok(()),
-        None => Err(Refused {
-            kind: ErrorKind::InvalidMessage,
-            message: "not an event this server takes: send a text frame like \
-                      {\"type\":\"CHAT\",\"body\":\"...\"}"
-                .into(),
-        }),
+        None => Err(Refused::new(
+            ErrorKind::InvalidMessage,
+            "not an event this server takes: send a text frame like \
+             {\"type\":\"CHAT\",\"body\":\"...\"}",
+        )),
     }
     .map_err(Reply::Refused)
 }

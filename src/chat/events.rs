@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::users::User;
 
-/// Scopes on the streamer's user object: Owncast clients show a moderator badge for the first,
-/// the selfcast page marks the streamer by the second.
+/// Scopes on a user object: moderators (and the streamer) have the first, which Owncast clients
+/// show as a moderator badge; the selfcast page marks the streamer by the second.
 pub const MODERATOR_SCOPE: &str = "MODERATOR";
 pub const STREAMER_SCOPE: &str = "STREAMER";
 
@@ -31,6 +31,9 @@ pub struct UserJson {
     pub disabled_at: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<&'static str>,
+    /// (selfcast) While the user is timed out: until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timed_out_until: Option<String>,
     pub is_bot: bool,
     pub authenticated: bool,
 }
@@ -45,7 +48,12 @@ impl UserJson {
             previous_names: user.previous_names.clone(),
             name_changed_at: user.name_changed_at.map(rfc3339),
             disabled_at: user.disabled_at.map(rfc3339),
-            scopes: Vec::new(),
+            scopes: if user.moderator {
+                vec![MODERATOR_SCOPE]
+            } else {
+                Vec::new()
+            },
+            timed_out_until: user.timed_out_at(SystemTime::now()).map(rfc3339),
             is_bot: false,
             authenticated: false,
         }
@@ -62,6 +70,7 @@ impl UserJson {
             name_changed_at: None,
             disabled_at: None,
             scopes: vec![MODERATOR_SCOPE, STREAMER_SCOPE],
+            timed_out_until: None,
             is_bot: false,
             authenticated: true,
         }
@@ -147,6 +156,9 @@ pub struct ErrorEvent {
     pub timestamp: String,
     /// For people: what happened and what to do.
     pub message: String,
+    /// (selfcast) `ERROR_TIMED_OUT`: when the timeout ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 /// The error events' types.
@@ -176,6 +188,9 @@ pub enum ErrorKind {
     /// Not JSON, or no event the server takes.
     #[serde(rename = "ERROR_INVALID_MESSAGE")]
     InvalidMessage,
+    /// (selfcast) A moderator timed this user out: no messages or name changes until `until`.
+    #[serde(rename = "ERROR_TIMED_OUT")]
+    TimedOut,
 }
 
 impl ServerEvent {
@@ -224,6 +239,8 @@ mod tests {
             previous_names: vec!["CalmOtter42".into()],
             name_changed_at: None,
             disabled_at: None,
+            moderator: false,
+            timed_out_until: None,
         }
     }
 
@@ -252,6 +269,7 @@ mod tests {
             id: "e1".into(),
             timestamp: "t".into(),
             message: "slow down".into(),
+            until: None,
         });
         assert_eq!(
             error.to_json(),

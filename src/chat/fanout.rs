@@ -29,6 +29,8 @@ pub enum Outbound {
     DisconnectUser(String),
     /// Close the connections from this address (banned).
     DisconnectIp(IpAddr),
+    /// Events for this user's connections only (who they are now, a timeout), as JSON.
+    ToUser(String, Arc<str>),
 }
 
 /// A broadcast channel whose sends are gathered into rounds: the channel and the events waiting

@@ -1,12 +1,12 @@
 //! The one place chat state lives: who is connected, the recent messages, the users, and the
-//! fan-out of every event to every connection.
+//! fan-out of every event to every connection; and moderation, by the owner or by moderators
+//! (the rules: [`super::moderation`]).
 //!
 //! Events are serialized once and handed to the fan-out ([`super::fanout`]), which sends them
 //! out in short rounds; [`Hub::run_fanout`] ends each round. Everything is behind one mutex held
-//! for microseconds (no I/O under it except the user log's short appends, and its compacting
-//! rewrite after every thousand or so changes).
+//! for microseconds (no I/O under it except the user and history logs' short appends, and their
+//! compacting rewrites after every so many changes).
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
@@ -17,7 +17,9 @@ use tracing::info;
 
 use super::events::{rfc3339, ErrorKind, ServerEvent, SystemUser, UserJson};
 use super::fanout::{Outbound, RoundBroadcast};
+use super::history::{Hidden, History, Kept};
 use super::limits::{PerMinute, NAME_CHANGES_PER_MINUTE};
+use super::moderation::{self, Actor, By, Denied};
 use super::names::{check_name, random_name, NameError, Skeletons};
 use super::presence::Presence;
 use super::users::{User, UserStore};
@@ -43,13 +45,28 @@ pub struct InvalidStreamerName {
 pub struct Refused {
     pub kind: ErrorKind,
     pub message: String,
+    /// For a timed-out user: when it ends.
+    pub until: Option<SystemTime>,
 }
 
 impl Refused {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Refused {
             kind,
             message: message.into(),
+            until: None,
+        }
+    }
+
+    /// A timed-out user's message or name change.
+    fn timed_out(until: SystemTime) -> Self {
+        Refused {
+            kind: ErrorKind::TimedOut,
+            message: format!(
+                "a moderator timed you out until {} (UTC): you can read the chat but not write",
+                humantime::format_rfc3339_seconds(until)
+            ),
+            until: Some(until),
         }
     }
 }
@@ -75,20 +92,12 @@ pub struct Client {
     pub messages: u64,
 }
 
-struct Message {
-    id: String,
-    /// Who wrote it (the streamer's id for the streamer's messages).
-    user_id: String,
-    json: Arc<str>,
-    visible: bool,
-}
-
 struct State {
     users: UserStore,
     fanout: RoundBroadcast,
     presence: Presence,
     /// The newest messages, hidden ones included (they are never sent).
-    history: VecDeque<Message>,
+    history: History,
     enabled: bool,
     next_event: u64,
     /// Registrations per address, name changes per user.
@@ -107,7 +116,12 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(config: ChatConfig, users: UserStore) -> Result<Self, InvalidStreamerName> {
+    /// A hub over `users` and `history` (opened with `config.history_messages` as its limit).
+    pub fn new(
+        config: ChatConfig,
+        users: UserStore,
+        history: History,
+    ) -> Result<Self, InvalidStreamerName> {
         let streamer_name =
             check_name(&config.streamer_name).map_err(|reason| InvalidStreamerName {
                 name: config.streamer_name.clone(),
@@ -124,7 +138,7 @@ impl Hub {
                 users,
                 fanout: RoundBroadcast::default(),
                 presence: Presence::default(),
-                history: VecDeque::new(),
+                history,
                 enabled: config.enabled,
                 next_event: 0,
                 registrations: PerMinute::new(config.registrations_per_minute, now),
@@ -135,6 +149,12 @@ impl Hub {
             run,
             started,
         })
+    }
+
+    /// A hub that persists nothing (tests, fuzzing).
+    pub fn in_memory(config: ChatConfig) -> Result<Self, InvalidStreamerName> {
+        let history = History::in_memory(config.history_messages);
+        Hub::new(config, UserStore::in_memory(), history)
     }
 
     pub fn config(&self) -> &ChatConfig {
@@ -217,7 +237,7 @@ impl Hub {
             .add(user.id.clone(), ip, Skeletons::of(&user.display_name));
         // Subscribe under the lock: the joiner gets every event after its history.
         let events = state.fanout.subscribe();
-        let history = visible_history(&state);
+        let history = state.history.visible();
         if added.first_of_user {
             let event = ServerEvent::UserJoined {
                 id: next_id(&mut state, &self.run),
@@ -350,6 +370,9 @@ impl Hub {
         let Some(user) = state.users.get(&user_id).cloned() else {
             return Err(Refused::new(ErrorKind::NeedsRegistration, "unknown user"));
         };
+        if let Some(until) = user.timed_out_at(SystemTime::now()) {
+            return Err(Refused::timed_out(until));
+        }
         self.post(&mut state, UserJson::of(&user), body);
         Ok(())
     }
@@ -396,15 +419,7 @@ impl Hub {
             visible: true,
         };
         let json: Arc<str> = event.to_json().into();
-        state.history.push_back(Message {
-            id: id.clone(),
-            user_id,
-            json: Arc::clone(&json),
-            visible: true,
-        });
-        while state.history.len() > self.config.history_messages {
-            state.history.pop_front();
-        }
+        state.history.push(id.clone(), user_id, Arc::clone(&json));
         state.fanout.push(Outbound::Events(json));
         id
     }
@@ -418,13 +433,15 @@ impl Hub {
         let Some(user_id) = state.presence.get(connection).map(|c| c.user_id.clone()) else {
             return Err(Refused::new(ErrorKind::NeedsRegistration, "not connected"));
         };
-        let old_name = state
-            .users
-            .get(&user_id)
-            .map(|u| u.display_name.clone())
-            .unwrap_or_default();
+        let Some(user) = state.users.get(&user_id) else {
+            return Err(Refused::new(ErrorKind::NeedsRegistration, "unknown user"));
+        };
+        let old_name = user.display_name.clone();
         if old_name == name {
             return Ok(());
+        }
+        if let Some(until) = user.timed_out_at(SystemTime::now()) {
+            return Err(Refused::timed_out(until));
         }
         self.check_look_alike(&state, &looks, Some(&user_id))?;
         let at = Instant::now();
@@ -457,41 +474,80 @@ impl Hub {
 
     /// Hide (or show again) messages: every page removes (or restores) them; hidden ones are never
     /// sent to a joiner. Returns how many of `ids` were known.
-    pub fn set_visibility(&self, ids: &[String], visible: bool) -> usize {
+    ///
+    /// For the owner, everyone gets all of `ids`, known or not (Owncast: a page may hold older
+    /// messages than the server keeps). A moderator may only hide, and only kept messages they
+    /// may hide ([`moderation::check_hide`]; one they may not refuses the whole request); pages
+    /// get the ids that were visible, if any.
+    pub fn set_visibility(
+        &self,
+        actor: Actor<'_>,
+        ids: &[String],
+        visible: bool,
+    ) -> Result<usize, Denied> {
         let mut state = self.lock();
-        let mut known = 0;
-        for message in state.history.iter_mut().filter(|m| ids.contains(&m.id)) {
-            message.visible = visible;
-            known += 1;
+        let by = self.authorize(&state, actor)?;
+        moderation::check_ids(ids)?;
+        if visible {
+            moderation::check_owner(&by, "only the owner can show hidden messages again")?;
         }
-        let event = ServerEvent::VisibilityUpdate {
-            id: next_id(&mut state, &self.run),
-            timestamp: now(),
-            ids: ids.to_vec(),
-            visible,
+        for message in state.history.kept(ids) {
+            moderation::check_hide(&by, &message.user_id, state.users.get(&message.user_id))?;
+        }
+        let known = state.history.kept(ids).count();
+        let changed = if visible {
+            state.history.show(ids)
+        } else {
+            let hidden = Hidden {
+                at: SystemTime::now(),
+                by: by.user_id().to_owned(),
+            };
+            state.history.hide(ids, hidden)
         };
-        broadcast(&mut state, &event);
-        known
+        if let By::Moderator(moderator) = &by {
+            info!(moderator = %moderator.id, messages = changed.len(), "chat messages hidden by a moderator");
+        }
+        let told = if by.is_owner() { ids.to_vec() } else { changed };
+        if !told.is_empty() {
+            let event = ServerEvent::VisibilityUpdate {
+                id: next_id(&mut state, &self.run),
+                timestamp: now(),
+                ids: told,
+                visible,
+            };
+            broadcast(&mut state, &event);
+        }
+        Ok(known)
     }
 
-    /// Disable (ban) or enable a user; a disabled user's connections close and their token is
-    /// refused. `None`: no such user.
-    pub fn set_user_enabled(&self, user_id: &str, enabled: bool) -> Option<User> {
+    /// Disable (ban) or enable a user; a disabled user's connections close, their token is
+    /// refused and their visible messages are hidden. Enabling is the owner's.
+    pub fn set_user_enabled(
+        &self,
+        actor: Actor<'_>,
+        user_id: &str,
+        enabled: bool,
+    ) -> Result<User, Denied> {
         let mut state = self.lock();
-        let user = state.users.set_enabled(user_id, enabled)?;
+        let by = self.authorize(&state, actor)?;
+        if enabled {
+            moderation::check_owner(&by, "only the owner can enable a user again")?;
+        }
+        moderation::check_restrict(&by, user_id, state.users.get(user_id))?;
+        let user = state
+            .users
+            .set_enabled(user_id, enabled)
+            .ok_or(Denied::NoSuchUser)?;
         if !enabled {
-            info!(user = %user.id, name = %user.display_name, "chat user disabled by a moderator");
+            info!(user = %user.id, name = %user.display_name, by = %by.user_id(), "chat user disabled");
             state.fanout.push(Outbound::DisconnectUser(user.id.clone()));
             // Their messages go too, as in Owncast.
-            let mut ids = Vec::new();
-            for message in state
-                .history
-                .iter_mut()
-                .filter(|m| m.user_id == user.id && m.visible)
-            {
-                message.visible = false;
-                ids.push(message.id.clone());
-            }
+            let ids = state.history.visible_of(&user.id);
+            let hidden = Hidden {
+                at: SystemTime::now(),
+                by: by.user_id().to_owned(),
+            };
+            let ids = state.history.hide(&ids, hidden);
             if !ids.is_empty() {
                 let event = ServerEvent::VisibilityUpdate {
                     id: next_id(&mut state, &self.run),
@@ -502,7 +558,88 @@ impl Hub {
                 broadcast(&mut state, &event);
             }
         }
+        Ok(user)
+    }
+
+    /// Time a user out for `minutes` (0: lift their timeout, the owner's): they read but cannot
+    /// write or rename. Their connections are told (a new CONNECTED_USER_INFO with
+    /// `timedOutUntil`, and an `ERROR_TIMED_OUT` saying until when).
+    pub fn time_out(&self, actor: Actor<'_>, user_id: &str, minutes: u32) -> Result<User, Denied> {
+        let at = SystemTime::now();
+        let mut state = self.lock();
+        let by = self.authorize(&state, actor)?;
+        let until = moderation::timeout_end(minutes, at)?;
+        let target = moderation::check_restrict(&by, user_id, state.users.get(user_id))?;
+        let running = target.timed_out_at(at);
+        let until = match until {
+            None => {
+                moderation::check_owner(&by, "only the owner can lift a timeout")?;
+                None
+            }
+            // A moderator's timeout never shortens one that runs.
+            Some(until) if !by.is_owner() => Some(running.map_or(until, |r| r.max(until))),
+            Some(until) => Some(until),
+        };
+        let user = state
+            .users
+            .set_timeout(user_id, until)
+            .ok_or(Denied::NoSuchUser)?;
+        info!(user = %user.id, name = %user.display_name, by = %by.user_id(), minutes, "chat user timed out");
+        self.tell_user(&mut state, &user);
+        if let Some(until) = until {
+            let refused = Refused::timed_out(until);
+            let notice = error_event(&mut state, &self.run, &refused).to_json();
+            state
+                .fanout
+                .push(Outbound::ToUser(user.id.clone(), notice.into()));
+        }
+        Ok(user)
+    }
+
+    /// Make a user a moderator or a normal user again (the owner's, from the admin API). Their
+    /// connections get a new CONNECTED_USER_INFO with the scopes (as in Owncast). `None`: no such
+    /// user.
+    pub fn set_moderator(&self, user_id: &str, moderator: bool) -> Option<User> {
+        let mut state = self.lock();
+        let user = state.users.set_moderator(user_id, moderator)?;
+        info!(user = %user.id, name = %user.display_name, moderator, "chat moderator changed");
+        self.tell_user(&mut state, &user);
         Some(user)
+    }
+
+    pub fn moderators(&self) -> Vec<User> {
+        self.lock().users.moderators()
+    }
+
+    /// Every kept message, hidden ones included, oldest first (the console's moderation view).
+    pub fn kept_messages(&self) -> Vec<Kept> {
+        self.lock().history.all()
+    }
+
+    /// Who `actor` is, if they may moderate now.
+    fn authorize(&self, state: &State, actor: Actor<'_>) -> Result<By, Denied> {
+        match actor {
+            Actor::Owner => Ok(By::Owner),
+            Actor::Moderator(token) => {
+                let user = Some(token)
+                    .filter(|t| !t.is_empty())
+                    .and_then(|t| state.users.by_token(t));
+                moderation::check_moderator(user, SystemTime::now())
+            }
+        }
+    }
+
+    /// A new CONNECTED_USER_INFO to each of `user`'s connections: who they are now.
+    fn tell_user(&self, state: &mut State, user: &User) {
+        let info = ServerEvent::ConnectedUserInfo {
+            id: next_id(state, &self.run),
+            timestamp: now(),
+            user: UserJson::of(user),
+            access_token: None,
+        };
+        state
+            .fanout
+            .push(Outbound::ToUser(user.id.clone(), info.to_json().into()));
     }
 
     pub fn ban_ip(&self, ip: IpAddr) {
@@ -576,7 +713,7 @@ impl Hub {
 
     /// The newest visible messages, oldest first (`GET /api/chat`).
     pub fn history(&self) -> Vec<Arc<str>> {
-        visible_history(&self.lock())
+        self.lock().history.visible()
     }
 
     /// Reads who is connected (for the viewer count) under the hub's lock.
@@ -586,14 +723,7 @@ impl Hub {
 
     /// An event for one client only (its task sends it), as JSON.
     pub fn error_json(&self, refused: &Refused) -> String {
-        let id = next_id(&mut self.lock(), &self.run);
-        ServerEvent::Error(super::events::ErrorEvent {
-            kind: refused.kind,
-            id,
-            timestamp: now(),
-            message: refused.message.clone(),
-        })
-        .to_json()
+        error_event(&mut self.lock(), &self.run, refused).to_json()
     }
 
     /// The CONNECTED_USER_INFO for a joiner, as JSON.
@@ -631,13 +761,14 @@ fn broadcast(state: &mut State, event: &ServerEvent) {
     state.fanout.push(Outbound::Events(event.to_json().into()));
 }
 
-fn visible_history(state: &State) -> Vec<Arc<str>> {
-    state
-        .history
-        .iter()
-        .filter(|m| m.visible)
-        .map(|m| Arc::clone(&m.json))
-        .collect()
+fn error_event(state: &mut State, run: &str, refused: &Refused) -> ServerEvent {
+    ServerEvent::Error(super::events::ErrorEvent {
+        kind: refused.kind,
+        id: next_id(state, run),
+        timestamp: now(),
+        message: refused.message.clone(),
+        until: refused.until.map(rfc3339),
+    })
 }
 
 fn next_id(state: &mut State, run: &str) -> String {
@@ -654,7 +785,7 @@ mod tests {
     use super::*;
 
     fn hub(config: ChatConfig) -> Hub {
-        Hub::new(config, UserStore::in_memory()).expect("a valid streamer name")
+        Hub::in_memory(config).expect("a valid streamer name")
     }
 
     fn ip(last: u8) -> IpAddr {
@@ -708,7 +839,8 @@ mod tests {
         };
         assert_eq!(bodies(&hub), ["b1", "a2", "b2"]);
         let mut events = hub.lock().fanout.subscribe();
-        hub.set_user_enabled(&bob.user.id, false).unwrap();
+        hub.set_user_enabled(Actor::Owner, &bob.user.id, false)
+            .unwrap();
         assert_eq!(bodies(&hub), ["a2"]);
         hub.lock().fanout.flush();
         // Bob's connections are told to close, and everyone to remove his messages.
@@ -762,6 +894,71 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_refuses_messages_and_names_until_it_ends() {
+        let hub = streamer_hub();
+        let ana = hub.connect(None, ip(1)).unwrap();
+        let bob = hub.connect(None, ip(2)).unwrap();
+        let mut events = hub.lock().fanout.subscribe();
+        hub.time_out(Actor::Owner, &ana.user.id, 5).unwrap();
+        let refused = hub.chat(ana.connection, "hi").unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::TimedOut);
+        assert!(refused.until.is_some() && refused.message.contains("until"));
+        let refused = hub.rename(ana.connection, "Other").unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::TimedOut);
+        assert!(hub.chat(bob.connection, "bob may").is_ok());
+        // Her connections were told: who she is now, and until when.
+        hub.lock().fanout.flush();
+        let mut told = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Outbound::ToUser(id, json) = event {
+                assert_eq!(id, ana.user.id);
+                told.push(json);
+            }
+        }
+        assert_eq!(told.len(), 2, "{told:?}");
+        assert!(told[0].contains("CONNECTED_USER_INFO") && told[0].contains("timedOutUntil"));
+        assert!(told[1].contains("ERROR_TIMED_OUT") && told[1].contains("\"until\""));
+        // It ends by itself (here: as if its end had come).
+        let past = SystemTime::now() - std::time::Duration::from_secs(1);
+        hub.lock().users.set_timeout(&ana.user.id, Some(past));
+        assert!(hub.chat(ana.connection, "back").is_ok());
+        assert!(hub.rename(ana.connection, "Other").is_ok());
+    }
+
+    #[test]
+    fn a_moderator_loses_their_powers_the_moment_they_are_demoted() {
+        let hub = streamer_hub();
+        let mo = hub.connect(None, ip(1)).unwrap();
+        let token = mo.new_token.clone().unwrap();
+        let bob = hub.connect(None, ip(2)).unwrap();
+        hub.chat(bob.connection, "rude").unwrap();
+        let id = hub.kept_messages()[0].id.clone();
+        let as_mo = Actor::Moderator(&token);
+        let forbidden = |r: Result<usize, Denied>| matches!(r, Err(Denied::Forbidden(_)));
+        assert!(forbidden(hub.set_visibility(as_mo, &[id.clone()], false)));
+        hub.set_moderator(&mo.user.id, true).unwrap();
+        assert_eq!(hub.set_visibility(as_mo, &[id.clone()], false), Ok(1));
+        assert_eq!(
+            hub.kept_messages()[0].hidden.as_ref().map(|h| h.by.clone()),
+            Some(mo.user.id.clone())
+        );
+        assert!(forbidden(hub.set_visibility(as_mo, &[id.clone()], true)));
+        hub.set_moderator(&mo.user.id, false).unwrap();
+        hub.set_visibility(Actor::Owner, &[id.clone()], true)
+            .unwrap();
+        assert!(forbidden(hub.set_visibility(as_mo, &[id], false)));
+        assert_eq!(
+            hub.history().len(),
+            1,
+            "shown again by the owner, not hidden again"
+        );
+        assert_eq!(
+            hub.set_visibility(Actor::Moderator("nobody's"), &[], false),
+            Err(Denied::NotSignedIn)
+        );
+    }
+
+    #[test]
     fn the_streamer_name_must_be_a_name() {
         for (name, reason) in [
             ("", NameError::Empty),
@@ -771,7 +968,7 @@ mod tests {
                 streamer_name: name.into(),
                 ..ChatConfig::default()
             };
-            let error = Hub::new(config, UserStore::in_memory()).err().unwrap();
+            let error = Hub::in_memory(config).err().unwrap();
             assert_eq!(error.reason, reason, "{name:?}");
             assert!(error.to_string().contains("streamer_name"), "{error}");
         }

@@ -1,27 +1,23 @@
-//! Chat users without accounts: an id, an opaque access token, a display name, and whether the
-//! moderator disabled them; plus the banned IP addresses. Kept in memory and persisted in
-//! `data_dir/chat/users.jsonl` so names and bans survive a restart.
+//! Chat users without accounts: an id, an opaque access token, a display name, whether the
+//! owner made them a moderator, and whether a moderator disabled them or timed them out; plus the
+//! banned IP addresses. Kept in memory and persisted in `data_dir/chat/users.jsonl` so names,
+//! moderators, timeouts and bans survive a restart.
 //!
-//! The file is an append-only log, one JSON record per change (a registration, a name change, a
-//! ban...), replayed at start-up and rewritten compactly then, and again whenever as many changes
-//! were appended as the compact file holds (at least [`MIN_APPENDS_BEFORE_COMPACTING`]): a change
-//! costs one short append, however many users there are, and the file stays within about twice
-//! what the users and bans need, however often they change (a user keeps only their last
-//! [`MAX_PREVIOUS_NAMES`] names, so renaming cannot grow it either). A torn last line (a crash
-//! mid-write) is skipped with a warning. The file holds access tokens: it is created owner-only
-//! (0600), like the stream key.
+//! The file is a [`Journal`]: one JSON record per change (a registration, a name change, a
+//! ban...), compacted once as many changes were appended as the compact file holds (at least
+//! [`MIN_APPENDS_BEFORE_COMPACTING`]), so it stays within about twice what the users and bans need
+//! (a user keeps only their last [`MAX_PREVIOUS_NAMES`] names, and a timeout that ended is
+//! dropped, so neither renaming nor timeouts grow it). The file holds access tokens: it is
+//! owner-only (0600), like the stream key.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use tracing::warn;
 
-use crate::owner_file::{self, Open};
+use super::journal::{Journal, JournalError, Journaled};
 
 /// One chat user as the hub and the admin API see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +31,17 @@ pub struct User {
     pub name_changed_at: Option<SystemTime>,
     /// Set when a moderator disabled (banned) the user: their token is refused.
     pub disabled_at: Option<SystemTime>,
+    /// The owner made them a moderator (scope `MODERATOR`).
+    pub moderator: bool,
+    /// Until when they may not write (a timeout); ignore it once past ([`User::timed_out_at`]).
+    pub timed_out_until: Option<SystemTime>,
+}
+
+impl User {
+    /// When the user's timeout ends, if it has not yet at `now`.
+    pub fn timed_out_at(&self, now: SystemTime) -> Option<SystemTime> {
+        self.timed_out_until.filter(|until| *until > now)
+    }
 }
 
 /// Earlier names kept per user (and sent in every event that shows the user).
@@ -46,7 +53,7 @@ pub const MIN_APPENDS_BEFORE_COMPACTING: usize = 1024;
 /// One line of the log.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-enum Record {
+pub(crate) enum Record {
     Register {
         id: String,
         token: String,
@@ -72,58 +79,35 @@ enum Record {
     UnbanIp {
         ip: IpAddr,
     },
+    SetModerator {
+        id: String,
+        moderator: bool,
+    },
+    TimeOut {
+        id: String,
+        until: SystemTime,
+    },
+    EndTimeOut {
+        id: String,
+    },
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("chat user store {file}: {source}")]
-pub struct StoreError {
-    file: PathBuf,
-    source: std::io::Error,
-}
+const WHAT: &str = "chat user store";
 
 pub struct UserStore {
     users: HashMap<String, User>,
     by_token: HashMap<String, String>,
     banned_ips: HashMap<IpAddr, SystemTime>,
-    log: Option<Log>,
-}
-
-/// The open log file.
-struct Log {
-    path: PathBuf,
-    file: File,
-    /// Records written by the last compaction, and appended since.
-    compacted: usize,
-    appended: usize,
+    log: Option<Journal>,
 }
 
 impl UserStore {
     /// Users and bans from `dir/users.jsonl` (created if absent); changes are appended to it.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path) -> Result<Self, JournalError> {
         let path = dir.join("users.jsonl");
-        let err = |source| StoreError {
-            file: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(err)?;
         let mut store = UserStore::in_memory();
-        match File::open(&path) {
-            Ok(file) => {
-                for (number, line) in BufReader::new(file).lines().enumerate() {
-                    let line = line.map_err(err)?;
-                    match serde_json::from_str::<Record>(&line) {
-                        Ok(record) => store.apply(record),
-                        Err(e) if !line.trim().is_empty() => {
-                            warn!(file = %path.display(), line = number + 1, "skipping an unreadable record: {e}")
-                        }
-                        Err(_) => {}
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(e)),
-        }
-        store.compact(&path).map_err(err)?;
+        let log = Journal::open(WHAT, &path, MIN_APPENDS_BEFORE_COMPACTING, &mut store)?;
+        store.log = Some(log);
         Ok(store)
     }
 
@@ -221,31 +205,48 @@ impl UserStore {
         users
     }
 
-    /// Apply a change in memory and append it to the log; compact the log when it is due.
-    fn record(&mut self, record: Record) {
-        let mut compact = None;
-        if let Some(log) = &mut self.log {
-            let written = serde_json::to_string(&record)
-                .map_err(std::io::Error::other)
-                .and_then(|line| writeln!(log.file, "{line}"));
-            if let Err(e) = written {
-                warn!(file = %log.path.display(), "cannot save a chat user change (kept until restart): {e}");
-            }
-            log.appended += 1;
-            if log.appended >= log.compacted.max(MIN_APPENDS_BEFORE_COMPACTING) {
-                compact = Some(log.path.clone());
-            }
-        }
-        self.apply(record);
-        if let Some(path) = compact {
-            if let Err(e) = self.compact(&path) {
-                // Tried again after as many changes (so at most one line per batch of them).
-                warn!(file = %path.display(), "cannot compact the chat user store: {e}");
-                if let Some(log) = &mut self.log {
-                    log.appended = 0;
-                }
-            }
-        }
+    /// Make a user a moderator, or a normal user again; `None` when there is no such user.
+    pub fn set_moderator(&mut self, id: &str, moderator: bool) -> Option<User> {
+        self.users.get(id)?;
+        self.record(Record::SetModerator {
+            id: id.to_owned(),
+            moderator,
+        });
+        self.users.get(id).cloned()
+    }
+
+    /// The user may not write until `until` (`None`: from now on they may).
+    pub fn set_timeout(&mut self, id: &str, until: Option<SystemTime>) -> Option<User> {
+        self.users.get(id)?;
+        let id = id.to_owned();
+        self.record(match until {
+            Some(until) => Record::TimeOut {
+                id: id.clone(),
+                until,
+            },
+            None => Record::EndTimeOut { id: id.clone() },
+        });
+        self.users.get(&id).cloned()
+    }
+
+    /// The moderators, oldest user first.
+    pub fn moderators(&self) -> Vec<User> {
+        let mut users: Vec<User> = self
+            .users
+            .values()
+            .filter(|u| u.moderator)
+            .cloned()
+            .collect();
+        users.sort_by_key(|u| u.created_at);
+        users
+    }
+}
+
+impl Journaled for UserStore {
+    type Record = Record;
+
+    fn journal(&mut self) -> Option<&mut Journal> {
+        self.log.as_mut()
     }
 
     fn apply(&mut self, record: Record) {
@@ -266,6 +267,8 @@ impl UserStore {
                         previous_names: Vec::new(),
                         name_changed_at: None,
                         disabled_at: None,
+                        moderator: false,
+                        timed_out_until: None,
                     },
                 );
             }
@@ -296,12 +299,28 @@ impl UserStore {
             Record::UnbanIp { ip } => {
                 self.banned_ips.remove(&ip);
             }
+            Record::SetModerator { id, moderator } => {
+                if let Some(user) = self.users.get_mut(&id) {
+                    user.moderator = moderator;
+                }
+            }
+            Record::TimeOut { id, until } => {
+                if let Some(user) = self.users.get_mut(&id) {
+                    user.timed_out_until = Some(until);
+                }
+            }
+            Record::EndTimeOut { id } => {
+                if let Some(user) = self.users.get_mut(&id) {
+                    user.timed_out_until = None;
+                }
+            }
         }
     }
 
-    /// Rewrite the log as one record per user and ban (current state only), then keep it open
-    /// for appending.
-    fn compact(&mut self, path: &Path) -> std::io::Result<()> {
+    /// The current state as records: each user's registration and what changed since, each
+    /// ban. A timeout that ended is left out.
+    fn snapshot(&self) -> Vec<Record> {
+        let now = SystemTime::now();
         let tokens: HashMap<&String, &String> =
             self.by_token.iter().map(|(t, id)| (id, t)).collect();
         let mut records = Vec::new();
@@ -336,27 +355,23 @@ impl UserStore {
                     at,
                 });
             }
+            if user.moderator {
+                records.push(Record::SetModerator {
+                    id: user.id.clone(),
+                    moderator: true,
+                });
+            }
+            if let Some(until) = user.timed_out_at(now) {
+                records.push(Record::TimeOut {
+                    id: user.id.clone(),
+                    until,
+                });
+            }
         }
         for (ip, at) in self.banned_ips() {
             records.push(Record::BanIp { ip, at });
         }
-        let tmp = path.with_extension("jsonl.tmp");
-        {
-            let mut file = owner_file::open(&tmp, Open::Truncate)?;
-            for record in &records {
-                let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
-                writeln!(file, "{line}")?;
-            }
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        self.log = Some(Log {
-            path: path.to_owned(),
-            file: owner_file::open(path, Open::Append)?,
-            compacted: records.len(),
-            appended: 0,
-        });
-        Ok(())
+        records
     }
 }
 
@@ -364,6 +379,8 @@ impl UserStore {
 mod tests {
     use std::collections::HashSet;
     use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::time::Duration;
 
     use super::*;
 
@@ -381,6 +398,12 @@ mod tests {
             store.rename("u1", "Ana".into());
             store.rename("u1", "Ana B.".into());
             store.set_enabled("u2", false);
+            store.set_moderator("u1", true);
+            store.register("u3".into(), "token-3".into(), "Cy".into());
+            let hour = Duration::from_secs(3600);
+            store.set_timeout("u3", Some(SystemTime::now() + hour));
+            // An ended timeout is not kept.
+            store.set_timeout("u2", Some(SystemTime::now() - hour));
             store.ban_ip("192.0.2.7".parse().unwrap());
             store.ban_ip("2001:db8::1".parse().unwrap());
             assert!(store.unban_ip("2001:db8::1".parse().unwrap()));
@@ -394,8 +417,13 @@ mod tests {
         let store = UserStore::open(dir.path()).unwrap();
         assert_eq!(
             ids(&store),
-            HashSet::from(["u1".to_string(), "u2".to_string()])
+            HashSet::from(["u1".to_string(), "u2".to_string(), "u3".to_string()])
         );
+        assert_eq!(store.moderators().len(), 1);
+        assert!(store.get("u1").unwrap().moderator);
+        let now = SystemTime::now();
+        assert!(store.get("u3").unwrap().timed_out_at(now).is_some());
+        assert!(store.get("u2").unwrap().timed_out_at(now).is_none());
         let ana = store.by_token("token-1").unwrap();
         assert_eq!(ana.display_name, "Ana B.");
         assert_eq!(ana.previous_names, ["CalmOtter42", "Ana"]);
@@ -403,9 +431,10 @@ mod tests {
         assert!(store.by_token("nope").is_none());
         assert!(store.is_banned("192.0.2.7".parse().unwrap()));
         assert!(!store.is_banned("2001:db8::1".parse().unwrap()));
-        // Compacted: one register per user, the renames, the ban.
+        // Compacted: one register per user, the renames, the disabled user, the moderator, the
+        // timeout still running, the ban.
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 2 + 2 + 1 + 1, "{text}");
+        assert_eq!(text.lines().count(), 3 + 2 + 1 + 1 + 1 + 1, "{text}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

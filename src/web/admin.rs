@@ -1,5 +1,6 @@
 //! The admin API under `/api/admin/` (docs/API.md): moderation (paths and bodies follow
-//! Owncast's admin API where it has one), the console's account ([`account`]) and the live
+//! Owncast's admin API where it has one; moderators, timeouts and the moderation view of the
+//! messages are in [`moderators`]), the console's account ([`account`]) and the live
 //! settings ([`settings`]). Before routing, every request passes:
 //!
 //! 1. unless it is a `GET`, the cross-site check ([`cross_site`]): 403 for a request a page on
@@ -15,6 +16,7 @@
 
 mod account;
 mod cross_site;
+mod moderators;
 mod password;
 mod session;
 mod settings;
@@ -34,27 +36,15 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::{Filter, Reply};
 
 use super::chat::{error, ip};
+use super::chat_moderation::{self as answer, UserEnabled, Visibility};
 use super::WebState;
 use crate::chat::events::{rfc3339, UserJson};
+use crate::chat::moderation::Actor;
 use cross_site::CrossSite;
 use sign_in::SignInError;
 
 /// Request bodies are small JSON objects.
 const MAX_BODY: u64 = 16 * 1024;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Visibility {
-    id_array: Vec<String>,
-    visible: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserEnabled {
-    user_id: String,
-    enabled: bool,
-}
 
 #[derive(Deserialize)]
 struct Value<T> {
@@ -125,19 +115,13 @@ pub fn routes(
         .and(with_state.clone())
         .and(action())
         .map(|state: Arc<WebState>, v: Visibility| {
-            let known = state.chat.set_visibility(&v.id_array, v.visible);
-            ok(serde_json::json!({ "success": true, "known": known }))
+            answer::visibility(&state.chat, Actor::Owner, v)
         });
     let set_enabled = warp::path!("chat" / "users" / "setenabled")
         .and(with_state.clone())
         .and(action())
         .map(|state: Arc<WebState>, u: UserEnabled| {
-            match state.chat.set_user_enabled(&u.user_id, u.enabled) {
-                Some(user) => {
-                    ok(serde_json::json!({ "success": true, "user": UserJson::of(&user) }))
-                }
-                None => error(StatusCode::NOT_FOUND, "no such user"),
-            }
+            answer::set_enabled(&state.chat, Actor::Owner, u)
         });
     let disabled = warp::path!("chat" / "users" / "disabled")
         .and(warp::get())
@@ -257,6 +241,8 @@ pub fn routes(
             .and(
                 account::sign_in(Arc::clone(&state)).or(admitted.and(
                     moderation
+                        .or(moderators::routes(Arc::clone(&state)))
+                        .unify()
                         .or(account::routes(Arc::clone(&state)))
                         .unify()
                         .or(settings::routes(Arc::clone(&state)))

@@ -13,6 +13,7 @@
 //! | `/api/config`, `/customstyles.css` | the page settings the console changes (title, summary...) |
 //! | `/thumbnail.jpg`              | the stream's preview image                               |
 //! | `/api/chat/register`, `/api/chat`, `/ws` | chat: register, recent messages, the websocket |
+//! | `/api/chat/messagevisibility`, `/api/chat/users/...` | the moderators' actions (their chat token) |
 //! | `/api/admin/...`              | moderation, the console's sign-in and live settings      |
 //! | `/admin`                      | the admin console (a page file, `static/admin.html`)     |
 //! | `/vendor/...`                 | vendored player libraries (hls.js)                       |
@@ -21,6 +22,7 @@
 pub mod admin;
 mod assets;
 mod chat;
+mod chat_moderation;
 mod headers;
 mod hls;
 mod listener;
@@ -92,6 +94,7 @@ pub async fn serve(
         .or(status::routes(Arc::clone(&state)))
         .or(page::routes(Arc::clone(&state)))
         .or(chat::routes(Arc::clone(&state)))
+        .or(chat_moderation::routes(Arc::clone(&state)))
         .or(admin::routes(Arc::clone(&state)))
         .or(assets::routes(state))
         .with(warp::trace::request());

@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod chat;
 pub mod flv;
 pub mod hls;
 pub mod ipfs;
