@@ -7,9 +7,10 @@
 //! who only talks. A peer that sends nothing for [`IDLE_TIMEOUT`] is dropped, and so is one
 //! that does not read what we send within [`WRITE_TIMEOUT`].
 //!
-//! Progress: the connection tells its slot ([`ProgressCell`]) when the handshake is done and
-//! while it publishes, so that when room must be made the accept loop closes strangers that
-//! got less far first, and never the publisher (see `slots.rs`).
+//! Progress: the connection tells its slot ([`ProgressCell`]) when the first handshake packet is
+//! in, when the handshake is done and while it publishes, so that when room must be made the
+//! accept loop closes strangers that got less far first, and never the publisher (see
+//! `slots.rs`).
 //!
 //! Memory: rml_rtmp assembles messages of up to 16 MiB before we see them. Before a publish is
 //! accepted (so before the stream key is checked) a peer may send at most
@@ -173,6 +174,10 @@ impl Connection {
             }
             match handshake.process_bytes(&self.buf[..n]) {
                 Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                    if !response_bytes.is_empty() {
+                        // rml_rtmp answers once C0 and C1 are in and well-formed.
+                        self.progress.set(Progress::Greeted);
+                    }
                     self.write(&response_bytes).await?;
                 }
                 Ok(HandshakeProcessResult::Completed {

@@ -12,11 +12,13 @@
 //!   its own weakest one goes.
 //! - In all there are at most [`ConnectionLimits::max_connections`]: over that, the weakest
 //!   stranger of the address holding the most strangers goes.
-//! - "Weakest" is the one that got least far ([`Progress`]: a socket that never completed the
-//!   RTMP handshake before one that did), then the oldest.
+//! - "Weakest" is the one that got least far ([`Progress`]: a socket that has sent nothing
+//!   before one that sent the handshake's first packet, before one that completed the
+//!   handshake), then the oldest.
 //!
-//! So idle sockets, from one address or many, only ever push each other out: an encoder that
-//! completes its handshake and publishes promptly gets in, even from the attacker's own address.
+//! So idle sockets, from one address or many, only ever push each other out: an encoder sends
+//! its first handshake packet as soon as it connects, and from then on silent sockets, however
+//! fast they are reopened, close each other and not it, even from the attacker's own address.
 //! To close it before it publishes, an attacker must open, faster than the encoder's few round
 //! trips, more handshaken connections than `max_connections` from as many addresses (or
 //! `max_per_address` from the encoder's own address). The deadlines in `connection.rs` end
@@ -44,9 +46,11 @@ pub struct ConnectionLimits {
 #[repr(u8)]
 pub(super) enum Progress {
     Connected = 0,
-    Handshaken = 1,
+    /// Sent a well-formed first handshake packet (C0 and C1).
+    Greeted = 1,
+    Handshaken = 2,
     /// Publishing with the right stream key: never closed to make room.
-    Publishing = 2,
+    Publishing = 3,
 }
 
 /// A connection's [`Progress`], set by its task and read by the accept loop.
@@ -61,7 +65,8 @@ impl ProgressCell {
     fn get(&self) -> Progress {
         match self.0.load(Ordering::Relaxed) {
             0 => Progress::Connected,
-            1 => Progress::Handshaken,
+            1 => Progress::Greeted,
+            2 => Progress::Handshaken,
             _ => Progress::Publishing,
         }
     }
@@ -297,6 +302,27 @@ mod tests {
             let (_, closed) = h.connect(&format!("198.51.100.{i}"));
             assert!(!closed.contains(&streamer));
         }
+    }
+
+    /// The encoder's own address, its cap reached again and again by silent sockets reopened
+    /// faster than its handshake completes: once it has sent C0 and C1, they close each other.
+    #[test]
+    fn a_greeting_outranks_silent_sockets_from_the_same_address() {
+        let mut h = Harness::new(32, 4);
+        let mut silent: Vec<u32> = (0..3).map(|_| h.connect("127.0.0.1").0).collect();
+        let (streamer, _) = h.connect("127.0.0.1");
+        h.set(streamer, Progress::Greeted);
+        for _ in 0..50 {
+            let (new, closed) = h.connect("127.0.0.1");
+            assert_eq!(closed, [silent.remove(0)]);
+            silent.push(new);
+        }
+        // Among greeted ones, the oldest goes first, as among silent ones.
+        for &id in &silent {
+            h.set(id, Progress::Greeted);
+        }
+        let (_, closed) = h.connect("127.0.0.1");
+        assert_eq!(closed, [streamer]);
     }
 
     #[test]
