@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use warp::http::header::{AUTHORIZATION, COOKIE};
+use warp::http::header::AUTHORIZATION;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::{Filter, Reply};
 
@@ -308,11 +308,7 @@ fn admit(
             sign_in::basic_credentials(header.as_bytes()).ok_or(denied(SignInError::Missing))?;
         return sign_in::sign_in(state, peer, &user, &password, Instant::now()).map_err(denied);
     }
-    let session = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|header| header.to_str().ok())
-        .find_map(session::token_in)
+    let session = session::token_of(headers)
         .and_then(|token| state.sessions.find(token, Instant::now()))
         .ok_or(denied(SignInError::Missing))?;
     if method != Method::GET {
@@ -333,12 +329,7 @@ fn admit(
 /// that has the Basic credentials cached sends them (it sends them unasked only under the path
 /// where it first signed in).
 fn wants_challenge(path: &str, headers: &HeaderMap) -> bool {
-    let has_session_cookie = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|header| header.to_str().ok())
-        .any(|cookie| session::token_in(cookie).is_some());
-    path != "/api/admin/session" && !has_session_cookie
+    path != "/api/admin/session" && session::token_of(headers).is_none()
 }
 
 /// 403, 401 and 429 for a request not let in, 415 for a body that is not JSON, 400 for one

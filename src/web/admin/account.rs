@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use tracing::{error as log_error, info};
-use warp::http::{HeaderValue, StatusCode};
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::{Filter, Reply};
 
 use super::password::ChangeError;
@@ -79,12 +79,8 @@ pub fn routes(
     state: Arc<WebState>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     let with_state = warp::any().map(move || Arc::clone(&state));
-    let token = warp::header::optional::<String>("cookie").map(|cookie: Option<String>| {
-        cookie
-            .as_deref()
-            .and_then(session::token_in)
-            .map(str::to_owned)
-    });
+    let token = warp::header::headers_cloned()
+        .map(|headers: HeaderMap| session::token_of(&headers).map(str::to_owned));
 
     let info = warp::path!("session")
         .and(warp::get())

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use warp::http::header::COOKIE as COOKIE_HEADER;
+use warp::http::HeaderMap;
+
 use crate::secrets::{constant_time_eq, random_token, SecretError};
 
 /// The cookie's name.
@@ -116,8 +119,17 @@ impl Session {
     }
 }
 
-/// The session cookie of an `HTTP_COOKIE` header value, if there is one.
-pub fn token_in(cookie_header: &str) -> Option<&str> {
+/// The session cookie among a request's `Cookie` headers, if there is one.
+pub fn token_of(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE_HEADER)
+        .iter()
+        .filter_map(|header| header.to_str().ok())
+        .find_map(token_in)
+}
+
+/// The session cookie of one `Cookie` header value, if there is one.
+fn token_in(cookie_header: &str) -> Option<&str> {
     cookie_header.split(';').find_map(|pair| {
         let (name, value) = pair.split_once('=')?;
         (name.trim() == COOKIE).then(|| value.trim())
@@ -202,5 +214,15 @@ mod tests {
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
         assert!(cookie.ends_with("; Secure"));
         assert!(!set_cookie("tok", false).contains("Secure"));
+    }
+
+    /// HTTP/2 clients may split cookies over several `Cookie` headers.
+    #[test]
+    fn the_cookie_is_found_in_any_cookie_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(token_of(&headers), None);
+        headers.append(COOKIE_HEADER, "theme=dark".parse().unwrap());
+        headers.append(COOKIE_HEADER, "selfcast_admin=tok".parse().unwrap());
+        assert_eq!(token_of(&headers), Some("tok"));
     }
 }
