@@ -53,6 +53,17 @@ pub fn replace(path: &Path, contents: &[u8], backup: Option<&Path>) -> std::io::
     File::open(dir)?.sync_all()
 }
 
+/// [`replace`] with `value` as pretty JSON (and a newline, for the owner's editor).
+pub fn replace_json<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+    backup: Option<&Path>,
+) -> std::io::Result<()> {
+    let mut json = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    json.push(b'\n');
+    replace(path, &json, backup)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -236,12 +236,7 @@ impl StreamKeys {
         let saved = Saved {
             keys: keys.to_vec(),
         };
-        let mut json = serde_json::to_vec_pretty(&saved).map_err(|e| KeyError::Save {
-            file: self.file.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        json.push(b'\n');
-        owner_file::replace(&self.file, &json, None).map_err(|source| KeyError::Save {
+        owner_file::replace_json(&self.file, &saved, None).map_err(|source| KeyError::Save {
             file: self.file.clone(),
             source,
         })

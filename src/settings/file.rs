@@ -120,9 +120,7 @@ impl SettingsFile {
     }
 
     fn write<T: Serialize>(&self, contents: &T) -> std::io::Result<()> {
-        let mut json = serde_json::to_vec_pretty(contents).map_err(std::io::Error::other)?;
-        json.push(b'\n');
-        owner_file::replace(&self.path, &json, Some(&self.backup()))
+        owner_file::replace_json(&self.path, contents, Some(&self.backup()))
     }
 }
 
