@@ -70,15 +70,20 @@ struct Signed {
     csrf: String,
 }
 
-fn sign_in(server: &Server, password: &str) -> Signed {
-    let reply = console(
+/// The console's sign-in form: `POST /api/admin/session` with `password`.
+fn try_sign_in(server: &Server, password: &str) -> Reply {
+    console(
         server,
         "POST",
         "/api/admin/session",
         None,
         None,
         &json!({ "password": password }),
-    );
+    )
+}
+
+fn sign_in(server: &Server, password: &str) -> Signed {
+    let reply = try_sign_in(server, password);
     assert_eq!(reply.status, 200, "sign in: {reply:?}");
     let cookie = reply
         .header("set-cookie")
@@ -118,14 +123,7 @@ impl Signed {
 fn the_console_signs_in_with_a_cookie_and_every_change_needs_its_csrf_token() {
     let server = start();
 
-    let wrong = console(
-        &server,
-        "POST",
-        "/api/admin/session",
-        None,
-        None,
-        &json!({ "password": "not-the-password" }),
-    );
+    let wrong = try_sign_in(&server, "not-the-password");
     assert_eq!(wrong.status, 401, "{wrong:?}");
     assert_eq!(
         wrong.header("www-authenticate"),
@@ -135,14 +133,7 @@ fn the_console_signs_in_with_a_cookie_and_every_change_needs_its_csrf_token() {
     assert_eq!(wrong.header("set-cookie"), None);
     assert_eq!(wrong.json()["error"], "wrong password");
 
-    let reply = console(
-        &server,
-        "POST",
-        "/api/admin/session",
-        None,
-        None,
-        &json!({ "password": PASSWORD }),
-    );
+    let reply = try_sign_in(&server, PASSWORD);
     assert_eq!(reply.status, 200, "{reply:?}");
     let cookie = reply.header("set-cookie").unwrap();
     for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=604800"] {
@@ -248,23 +239,13 @@ fn wrong_console_passwords_count_with_basic_auth_ones() {
             "\n[admin]\npassword = \"{PASSWORD}\"\nfree_failures = 2\nfirst_delay_seconds = 600\nmax_delay_seconds = 600\n"
         ),
     );
-    let try_console = |password: &str| {
-        console(
-            &server,
-            "POST",
-            "/api/admin/session",
-            None,
-            None,
-            &json!({ "password": password }),
-        )
-    };
     // Two free failures and a third, checked, that starts the wait: one through Basic auth.
-    assert_eq!(try_console("guess-1").status, 401);
+    assert_eq!(try_sign_in(&server, "guess-1").status, 401);
     assert_eq!(basic_sign_in(&server, HERE, "guess-2").status, 401);
-    assert_eq!(try_console("guess-3").status, 401);
+    assert_eq!(try_sign_in(&server, "guess-3").status, 401);
     // From now on the address waits: the console's form, with the right password, is refused
     // unchecked, and so is Basic auth.
-    let refused = try_console(PASSWORD);
+    let refused = try_sign_in(&server, PASSWORD);
     assert_eq!(refused.status, 429, "{refused:?}");
     assert!(refused.header("retry-after").is_some());
     assert!(refused.json()["error"]
@@ -331,14 +312,7 @@ fn a_password_change_ends_the_other_sessions_and_outlives_a_restart() {
 
     let server = start_with(Some(data.path()), "");
     sign_in(&server, "the-new-password-14");
-    let reply = console(
-        &server,
-        "POST",
-        "/api/admin/session",
-        None,
-        None,
-        &json!({ "password": first }),
-    );
+    let reply = try_sign_in(&server, first);
     assert_eq!(reply.status, 401, "the old password is gone");
     drop(server);
 
