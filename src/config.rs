@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::settings::page::{PageValues, SocialLink};
+use crate::settings;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -227,6 +228,8 @@ pub struct ChatConfig {
     /// Messages a connection may send at once, then `rate_per_second` on average.
     pub rate_burst: u32,
     pub rate_per_second: f64,
+    /// Seconds a user waits between two messages ("slow mode"; 0: off).
+    pub slow_mode_seconds: u32,
     /// Open chat connections, in all and from one address.
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
@@ -243,6 +246,7 @@ impl Default for ChatConfig {
             max_message_chars: 500,
             rate_burst: 5,
             rate_per_second: 1.0,
+            slow_mode_seconds: 0,
             max_connections: 10_000,
             max_connections_per_ip: 20,
             registrations_per_minute: 30,
@@ -734,7 +738,7 @@ impl Config {
         // `streamer_name` follows the chat's rules for names: the chat checks it when it starts.
         let chat = &self.chat;
         let admin = &self.admin;
-        let ranges: [(&str, f64, f64, f64); 10] = [
+        let ranges: [(&str, f64, f64, f64); 11] = [
             (
                 "chat.history_messages",
                 chat.history_messages as f64,
@@ -745,7 +749,13 @@ impl Config {
                 "chat.max_message_chars",
                 chat.max_message_chars as f64,
                 1.0,
-                10_000.0,
+                settings::chat::MAX_MESSAGE_CHARS as f64,
+            ),
+            (
+                "chat.slow_mode_seconds",
+                f64::from(chat.slow_mode_seconds),
+                0.0,
+                f64::from(settings::chat::MAX_SLOW_MODE_SECONDS),
             ),
             ("chat.rate_burst", f64::from(chat.rate_burst), 1.0, 1000.0),
             ("chat.rate_per_second", chat.rate_per_second, 0.01, 1000.0),
@@ -753,7 +763,7 @@ impl Config {
                 "chat.max_connections",
                 chat.max_connections as f64,
                 1.0,
-                1_000_000.0,
+                settings::chat::MAX_CONNECTIONS as f64,
             ),
             (
                 "chat.max_connections_per_ip",

@@ -12,6 +12,7 @@ pub mod open_files;
 pub mod owner_file;
 pub mod panics;
 pub mod pipeline;
+pub mod process_usage;
 pub mod queue;
 pub mod secrets;
 pub mod settings;

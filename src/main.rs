@@ -19,6 +19,7 @@ use selfcast::ingest::{self, ConnectionLimits, IngestSettings};
 use selfcast::open_files;
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::secrets::{self, Secret};
+use selfcast::settings::chat::ChatValues;
 use selfcast::settings::LiveSettings;
 use selfcast::sink::{self, SinkStatus};
 use selfcast::store::HlsStore;
@@ -204,7 +205,13 @@ async fn serve(config: Config, keys: Keys, file_limit: Option<u64>) -> anyhow::R
     let chat_users = UserStore::open(&chat_dir).context("cannot set up the chat's user store")?;
     let chat_history = History::open(&chat_dir, config.chat.history_messages)
         .context("cannot set up the chat's history")?;
-    let chat = Arc::new(Hub::new(config.chat.clone(), chat_users, chat_history)?);
+    let settings = Arc::new(LiveSettings::load(
+        &config.server.data_dir,
+        config.page_values(),
+        ChatValues::of_config(&config.chat),
+    ));
+    let chat_config = settings.chat().applied_to(&config.chat);
+    let chat = Arc::new(Hub::new(chat_config, chat_users, chat_history)?);
     let fanout_hub = Arc::clone(&chat);
     tokio::spawn(async move { fanout_hub.run_fanout().await });
     let sink = sink::start(&config.storage).await;
@@ -261,10 +268,8 @@ async fn serve(config: Config, keys: Keys, file_limit: Option<u64>) -> anyhow::R
         admin_guard: BruteForceGuard::new("admin password", admin_guessing(&config.admin)),
         sessions: Sessions::default(),
         stream_keys: Arc::clone(&stream_keys),
-        settings: Arc::new(LiveSettings::load(
-            &config.server.data_dir,
-            config.page_values(),
-        )),
+        settings,
+        health: Default::default(),
         static_dir: config.http.static_dir.clone(),
     });
     let http_task = tokio::spawn(web::serve(

@@ -7,9 +7,10 @@
 //! for microseconds (no I/O under it except the user and history logs' short appends, and their
 //! compacting rewrites after every so many changes).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use tokio::sync::broadcast;
@@ -24,6 +25,7 @@ use super::names::{check_name, random_name, NameError, Skeletons};
 use super::presence::Presence;
 use super::users::{User, UserStore};
 use crate::config::ChatConfig;
+use crate::settings::chat::ChatValues;
 use crate::secrets::{random_token, SecretError};
 
 const TOKEN_LENGTH: usize = 32;
@@ -93,22 +95,24 @@ pub struct Client {
 }
 
 struct State {
+    /// `[chat]`, with the console's live settings applied ([`Hub::apply_settings`]).
+    config: ChatConfig,
+    /// What the streamer's name looks like: nobody else's may look the same.
+    streamer: Skeletons,
     users: UserStore,
     fanout: RoundBroadcast,
     presence: Presence,
     /// The newest messages, hidden ones included (they are never sent).
     history: History,
-    enabled: bool,
     next_event: u64,
     /// Registrations per address, name changes per user.
     registrations: PerMinute<IpAddr>,
     renames: PerMinute<String>,
+    /// Slow mode: when each user last sent a message (forgotten once the wait is over).
+    last_message: HashMap<String, Instant>,
 }
 
 pub struct Hub {
-    config: ChatConfig,
-    /// What the streamer's name looks like: nobody else's may look the same.
-    streamer: Skeletons,
     state: Mutex<State>,
     /// Message ids are `<run>-<n>`: unique across restarts.
     run: String,
@@ -135,17 +139,17 @@ impl Hub {
         let now = Instant::now();
         Ok(Hub {
             state: Mutex::new(State {
+                streamer: Skeletons::of(&streamer_name),
                 users,
                 fanout: RoundBroadcast::default(),
                 presence: Presence::default(),
                 history,
-                enabled: config.enabled,
                 next_event: 0,
                 registrations: PerMinute::new(config.registrations_per_minute, now),
                 renames: PerMinute::new(NAME_CHANGES_PER_MINUTE, now),
+                last_message: HashMap::new(),
+                config,
             }),
-            streamer: Skeletons::of(&streamer_name),
-            config,
             run,
             started,
         })
@@ -157,8 +161,28 @@ impl Hub {
         Hub::new(config, UserStore::in_memory(), history)
     }
 
-    pub fn config(&self) -> &ChatConfig {
-        &self.config
+    /// The configuration in force now.
+    pub fn config(&self) -> ChatConfig {
+        self.lock().config.clone()
+    }
+
+    /// The console's chat settings, applied at once: a new limit holds from the next message
+    /// or connection (nobody connected is sent away), a new streamer name from the next
+    /// message, and turning chat off or on is announced to everyone.
+    pub fn apply_settings(&self, values: &ChatValues) -> Result<(), InvalidStreamerName> {
+        let streamer_name =
+            check_name(&values.streamer_name).map_err(|reason| InvalidStreamerName {
+                name: values.streamer_name.clone(),
+                reason,
+            })?;
+        let mut state = self.lock();
+        let was_enabled = state.config.enabled;
+        state.config = values.applied_to(&state.config);
+        state.streamer = Skeletons::of(&streamer_name);
+        if was_enabled != values.enabled {
+            self.announce_enabled(&mut state);
+        }
+        Ok(())
     }
 
     /// A new user for a client at `ip` with a readable random name (or `name`, if it is
@@ -190,18 +214,18 @@ impl Hub {
                 "you are banned from this chat",
             ));
         }
-        if state.presence.total() >= self.config.max_connections {
+        if state.presence.total() >= state.config.max_connections {
             return Err(Refused::new(
                 ErrorKind::MaxConnectionsExceeded,
                 "the chat is full; try again later",
             ));
         }
-        if state.presence.from_ip(&ip) >= self.config.max_connections_per_ip {
+        if state.presence.from_ip(&ip) >= state.config.max_connections_per_ip {
             return Err(Refused::new(
                 ErrorKind::MaxConnectionsExceeded,
                 format!(
                     "too many chat connections from your address (at most {})",
-                    self.config.max_connections_per_ip
+                    state.config.max_connections_per_ip
                 ),
             ));
         }
@@ -275,7 +299,7 @@ impl Hub {
         name: &Skeletons,
         user_id: Option<&str>,
     ) -> Result<(), Refused> {
-        if name.look_alike(&self.streamer) {
+        if name.look_alike(&state.streamer) {
             return Err(invalid_name(NameError::Reserved));
         }
         if state
@@ -343,20 +367,20 @@ impl Hub {
     /// A message from a connection's user, checked and sent to everyone.
     pub fn chat(&self, connection: u64, body: &str) -> Result<(), Refused> {
         let chars = body.chars().count();
-        if chars > self.config.max_message_chars {
+        let mut state = self.lock();
+        if chars > state.config.max_message_chars {
             return Err(Refused::new(
                 ErrorKind::MessageTooLong,
                 format!(
                     "messages are at most {} characters (this one has {chars})",
-                    self.config.max_message_chars
+                    state.config.max_message_chars
                 ),
             ));
         }
         if body.trim().is_empty() {
             return Err(Refused::new(ErrorKind::InvalidMessage, "an empty message"));
         }
-        let mut state = self.lock();
-        if !state.enabled {
+        if !state.config.enabled {
             return Err(Refused::new(
                 ErrorKind::ChatDisabled,
                 "chat is turned off for now",
@@ -373,6 +397,9 @@ impl Hub {
         if let Some(until) = user.timed_out_at(SystemTime::now()) {
             return Err(Refused::timed_out(until));
         }
+        if !user.moderator {
+            slow_mode(&mut state, &user.id, Instant::now())?;
+        }
         self.post(&mut state, UserJson::of(&user), body);
         Ok(())
     }
@@ -383,7 +410,7 @@ impl Hub {
             return Err(Refused::new(ErrorKind::InvalidMessage, "an empty message"));
         }
         let mut state = self.lock();
-        let user = UserJson::streamer(&self.config.streamer_name, self.started);
+        let user = UserJson::streamer(&state.config.streamer_name, self.started);
         Ok(self.post(&mut state, user, body))
     }
 
@@ -400,7 +427,7 @@ impl Hub {
                 id: id.clone(),
                 timestamp: now(),
                 user: SystemUser {
-                    display_name: self.config.streamer_name.clone(),
+                    display_name: state.config.streamer_name.clone(),
                 },
                 body: body.to_owned(),
             },
@@ -684,31 +711,26 @@ impl Hub {
         clients
     }
 
-    /// Turn chat on or off; everyone is told.
-    pub fn set_chat_enabled(&self, enabled: bool) {
-        let mut state = self.lock();
-        if state.enabled == enabled {
-            return;
-        }
-        state.enabled = enabled;
+    /// Tells everyone that chat is on, or off.
+    fn announce_enabled(&self, state: &mut State) {
         let event = ServerEvent::System {
-            id: next_id(&mut state, &self.run),
+            id: next_id(state, &self.run),
             timestamp: now(),
             user: SystemUser {
-                display_name: self.config.streamer_name.clone(),
+                display_name: state.config.streamer_name.clone(),
             },
-            body: if enabled {
+            body: if state.config.enabled {
                 "Chat is on again."
             } else {
                 "Chat is turned off for now."
             }
             .into(),
         };
-        broadcast(&mut state, &event);
+        broadcast(state, &event);
     }
 
     pub fn chat_enabled(&self) -> bool {
-        self.lock().enabled
+        self.lock().config.enabled
     }
 
     /// The newest visible messages, oldest first (`GET /api/chat`).
@@ -769,6 +791,31 @@ fn error_event(state: &mut State, run: &str, refused: &Refused) -> ServerEvent {
         message: refused.message.clone(),
         until: refused.until.map(rfc3339),
     })
+}
+
+/// Slow mode: a user's message within `slow_mode_seconds` of their last one is refused. Only
+/// users who posted within the wait are remembered.
+fn slow_mode(state: &mut State, user_id: &str, now: Instant) -> Result<(), Refused> {
+    let wait = Duration::from_secs(u64::from(state.config.slow_mode_seconds));
+    state
+        .last_message
+        .retain(|_, at| now.saturating_duration_since(*at) < wait);
+    if wait.is_zero() {
+        return Ok(());
+    }
+    if let Some(at) = state.last_message.get(user_id) {
+        let left = wait.saturating_sub(now.saturating_duration_since(*at));
+        return Err(Refused::new(
+            ErrorKind::RateLimited,
+            format!(
+                "slow mode: one message every {} s; wait {} s",
+                wait.as_secs(),
+                left.as_secs() + 1
+            ),
+        ));
+    }
+    state.last_message.insert(user_id.to_owned(), now);
+    Ok(())
 }
 
 fn next_id(state: &mut State, run: &str) -> String {
@@ -877,12 +924,82 @@ mod tests {
             hub.chat(ana.connection, "  ").unwrap_err().kind,
             ErrorKind::InvalidMessage
         );
-        hub.set_chat_enabled(false);
+        let off = ChatValues {
+            enabled: false,
+            ..ChatValues::of_config(&hub.config())
+        };
+        hub.apply_settings(&off).unwrap();
         assert_eq!(
             hub.chat(ana.connection, "hi").unwrap_err().kind,
             ErrorKind::ChatDisabled
         );
         assert!(hub.post_as_streamer("still here").is_ok());
+    }
+
+    #[test]
+    fn settings_apply_at_once_and_slow_mode_spares_moderators() {
+        let hub = hub(ChatConfig {
+            rate_burst: 1000,
+            ..ChatConfig::default()
+        });
+        let ana = hub.connect(None, ip(1)).unwrap();
+        let mo = hub.connect(None, ip(2)).unwrap();
+        hub.set_moderator(&mo.user.id, true).unwrap();
+        let values = ChatValues {
+            slow_mode_seconds: 30,
+            max_message_chars: 3,
+            streamer_name: "Host".into(),
+            ..ChatValues::of_config(&hub.config())
+        };
+        hub.apply_settings(&values).unwrap();
+        assert_eq!(
+            hub.chat(ana.connection, "long").unwrap_err().kind,
+            ErrorKind::MessageTooLong
+        );
+        hub.chat(ana.connection, "a1").unwrap();
+        let slowed = hub.chat(ana.connection, "a2").unwrap_err();
+        assert_eq!(slowed.kind, ErrorKind::RateLimited);
+        assert!(slowed.message.contains("slow mode"), "{}", slowed.message);
+        for body in ["m1", "m2", "m3"] {
+            hub.chat(mo.connection, body).expect("moderators do not wait");
+        }
+        // The new streamer name is reserved; the old one is free.
+        assert_eq!(
+            hub.register(Some("H0st"), ip(3)).unwrap_err().kind,
+            ErrorKind::InvalidName
+        );
+        assert!(hub.register(Some("Streamer"), ip(3)).is_ok());
+        // Slow mode off: Ana may post again at once.
+        let off = ChatValues {
+            slow_mode_seconds: 0,
+            ..values.clone()
+        };
+        hub.apply_settings(&off).unwrap();
+        hub.chat(ana.connection, "a3").unwrap();
+        hub.chat(ana.connection, "a4").unwrap();
+        let bad = ChatValues {
+            streamer_name: " ".into(),
+            ..values
+        };
+        assert!(hub.apply_settings(&bad).is_err());
+        assert_eq!(hub.config().streamer_name, "Host", "nothing applied");
+    }
+
+    #[test]
+    fn slow_mode_forgets_users_once_their_wait_is_over() {
+        let hub = hub(ChatConfig {
+            slow_mode_seconds: 10,
+            ..ChatConfig::default()
+        });
+        let mut state = hub.lock();
+        let start = Instant::now();
+        for n in 0..100 {
+            slow_mode(&mut state, &format!("user{n}"), start).unwrap();
+        }
+        assert_eq!(state.last_message.len(), 100);
+        assert!(slow_mode(&mut state, "user1", start + Duration::from_secs(9)).is_err());
+        slow_mode(&mut state, "user1", start + Duration::from_secs(10)).unwrap();
+        assert_eq!(state.last_message.len(), 1, "the others' waits are over");
     }
 
     fn streamer_hub() -> Hub {

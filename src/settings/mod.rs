@@ -7,18 +7,28 @@
 //! | section | what | changes apply |
 //! |---|---|---|
 //! | `page` ([`page`]) | title, summary, tags, offline message, social links, custom CSS | at once |
+//! | `chat` ([`chat`]) | on/off, message length, slow mode, max connections, streamer name | at once |
+//!
+//! Each section is a struct of values ([`section::Section`]: how they are cleaned and checked);
+//! [`section`] keeps the console's values over `config.toml`'s, for every section alike.
 
+pub mod chat;
 pub mod file;
 pub mod page;
+pub mod section;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tracing::{info, warn};
 
+use chat::ChatValues;
 use file::{SaveError, SettingsFile};
-use page::{FieldError, PageOverrides, PagePatch, PageSources, PageValues};
+use page::PageValues;
+use section::{FieldError, Overrides, Section, Source};
 
 /// What `settings.json` holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -27,14 +37,15 @@ struct Saved {
     /// Bumped by every change; kept across restarts so that a viewer page that was open across
     /// one still sees the next change as new.
     revision: u64,
-    page: PageOverrides,
+    page: Overrides,
+    chat: Overrides,
 }
 
-/// The page settings as the console shows them.
+/// A section's settings as the console shows them: the values and where each comes from.
 #[derive(Debug, Clone, Serialize)]
-pub struct PageView {
-    pub values: PageValues,
-    pub sources: PageSources,
+pub struct View<T> {
+    pub values: T,
+    pub sources: BTreeMap<String, Source>,
 }
 
 /// Why a change was not made (nothing changed).
@@ -46,8 +57,57 @@ pub enum ChangeError {
     Save(#[from] SaveError),
 }
 
+/// The sections, as the code names them: where each is in [`Saved`] and in [`State`].
+trait Kind: Section {
+    const NAME: &'static str;
+    fn config(settings: &LiveSettings) -> &Self;
+    fn saved(saved: &Saved) -> &Overrides;
+    fn saved_mut(saved: &mut Saved) -> &mut Overrides;
+    fn current(state: &State) -> &Arc<Self>;
+    fn current_mut(state: &mut State) -> &mut Arc<Self>;
+}
+
+impl Kind for PageValues {
+    const NAME: &'static str = "page";
+    fn config(settings: &LiveSettings) -> &Self {
+        &settings.config_page
+    }
+    fn saved(saved: &Saved) -> &Overrides {
+        &saved.page
+    }
+    fn saved_mut(saved: &mut Saved) -> &mut Overrides {
+        &mut saved.page
+    }
+    fn current(state: &State) -> &Arc<Self> {
+        &state.page
+    }
+    fn current_mut(state: &mut State) -> &mut Arc<Self> {
+        &mut state.page
+    }
+}
+
+impl Kind for ChatValues {
+    const NAME: &'static str = "chat";
+    fn config(settings: &LiveSettings) -> &Self {
+        &settings.config_chat
+    }
+    fn saved(saved: &Saved) -> &Overrides {
+        &saved.chat
+    }
+    fn saved_mut(saved: &mut Saved) -> &mut Overrides {
+        &mut saved.chat
+    }
+    fn current(state: &State) -> &Arc<Self> {
+        &state.chat
+    }
+    fn current_mut(state: &mut State) -> &mut Arc<Self> {
+        &mut state.chat
+    }
+}
+
 pub struct LiveSettings {
     config_page: PageValues,
+    config_chat: ChatValues,
     file: SettingsFile,
     /// What was wrong with the file at start-up, for the console.
     problems: Vec<String>,
@@ -56,34 +116,35 @@ pub struct LiveSettings {
 
 struct State {
     saved: Saved,
-    /// `saved.page` applied to `config_page`.
+    /// Each section's overrides applied to its `config_*` values.
     page: Arc<PageValues>,
+    chat: Arc<ChatValues>,
 }
 
 impl LiveSettings {
-    /// The settings in `data_dir` over `config_page`; problems with the file are logged (and
-    /// kept for the console), never fatal.
-    pub fn load(data_dir: &Path, config_page: PageValues) -> Self {
+    /// The settings in `data_dir` over `config.toml`'s; problems with the file are logged (and
+    /// kept for the console), never fatal: a section whose saved values do not fit is left
+    /// at `config.toml`'s until it is saved again.
+    pub fn load(data_dir: &Path, config_page: PageValues, config_chat: ChatValues) -> Self {
         let file = SettingsFile::in_dir(data_dir);
         let loaded = file.load::<Saved>();
         let mut problems = loaded.problems;
         let mut saved = loaded.contents.unwrap_or_default();
-        if let Err(e) = saved.page.check() {
-            problems.push(format!(
-                "{}: the page settings are not valid ({e}): using config.toml's until they are saved again",
-                file.path().display()
-            ));
-            saved.page = PageOverrides::default();
-        }
+        let page = in_force(&mut saved.page, &config_page, &mut problems, file.path());
+        let chat = in_force(&mut saved.chat, &config_chat, &mut problems, file.path());
         for problem in &problems {
             warn!("settings: {problem}");
         }
-        let page = Arc::new(saved.page.apply_to(&config_page));
         Self {
             config_page,
+            config_chat,
             file,
             problems,
-            state: RwLock::new(State { saved, page }),
+            state: RwLock::new(State {
+                saved,
+                page: Arc::new(page),
+                chat: Arc::new(chat),
+            }),
         }
     }
 
@@ -93,33 +154,81 @@ impl LiveSettings {
         (Arc::clone(&state.page), state.saved.revision)
     }
 
-    pub fn page_view(&self) -> PageView {
+    /// The chat values now.
+    pub fn chat(&self) -> Arc<ChatValues> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        PageView {
-            values: (*state.page).clone(),
-            sources: state.saved.page.sources(&self.config_page),
-        }
+        Arc::clone(&state.chat)
     }
 
-    /// Applies `patch` and saves it: all of it, or (on a bad value or a failed save) none.
-    pub fn change_page(&self, patch: PagePatch) -> Result<PageView, ChangeError> {
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        let next = Saved {
-            revision: state.saved.revision + 1,
-            page: state.saved.page.patched(patch)?,
-        };
-        self.file.save(&next)?;
-        info!(revision = next.revision, "settings: page settings changed");
-        state.page = Arc::new(next.page.apply_to(&self.config_page));
-        state.saved = next;
-        Ok(PageView {
-            values: (*state.page).clone(),
-            sources: state.saved.page.sources(&self.config_page),
-        })
+    pub fn page_view(&self) -> View<PageValues> {
+        self.view()
+    }
+
+    pub fn chat_view(&self) -> View<ChatValues> {
+        self.view()
+    }
+
+    /// Applies `patch` to the page and saves it: all of it, or (on a bad value or a failed
+    /// save) none.
+    pub fn change_page(&self, patch: Map<String, Value>) -> Result<View<PageValues>, ChangeError> {
+        self.change(patch)
+    }
+
+    /// The same for the chat's settings; the caller hands the new values to the chat.
+    pub fn change_chat(&self, patch: Map<String, Value>) -> Result<View<ChatValues>, ChangeError> {
+        self.change(patch)
     }
 
     pub fn problems(&self) -> &[String] {
         &self.problems
+    }
+
+    fn view<T: Kind>(&self) -> View<T> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        View {
+            values: (**T::current(&state)).clone(),
+            sources: T::saved(&state.saved).sources(T::config(self)),
+        }
+    }
+
+    fn change<T: Kind>(&self, patch: Map<String, Value>) -> Result<View<T>, ChangeError> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let config = T::config(self);
+        let (overrides, values) = T::saved(&state.saved).patched(config, patch)?;
+        let mut next = state.saved.clone();
+        next.revision += 1;
+        *T::saved_mut(&mut next) = overrides;
+        self.file.save(&next)?;
+        info!(revision = next.revision, "settings: {} settings changed", T::NAME);
+        let sources = T::saved(&next).sources(config);
+        state.saved = next;
+        *T::current_mut(&mut state) = Arc::new(values.clone());
+        Ok(View { values, sources })
+    }
+}
+
+/// The values `overrides` give over `config`; overrides that do not fit (a hand-edited file)
+/// are dropped, with a problem saying so.
+fn in_force<T: Kind>(
+    overrides: &mut Overrides,
+    config: &T,
+    problems: &mut Vec<String>,
+    file: &Path,
+) -> T {
+    match overrides.apply_to(config).and_then(|values| {
+        values.check()?;
+        Ok(values)
+    }) {
+        Ok(values) => values,
+        Err(e) => {
+            problems.push(format!(
+                "{}: the {} settings are not valid ({e}): using config.toml's until they are saved again",
+                file.display(),
+                T::NAME
+            ));
+            *overrides = Overrides::default();
+            config.clone()
+        }
     }
 }
 
@@ -127,24 +236,30 @@ impl LiveSettings {
 mod tests {
     use super::*;
 
-    fn config_page() -> PageValues {
-        PageValues {
+    fn load(dir: &Path) -> LiveSettings {
+        let page = PageValues {
             stream_title: "Config title".into(),
             ..PageValues::default()
-        }
+        };
+        LiveSettings::load(dir, page, ChatValues::default())
+    }
+
+    fn patch(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
     }
 
     #[test]
     fn changes_survive_a_restart_and_bump_the_revision() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = LiveSettings::load(dir.path(), config_page());
+        let settings = load(dir.path());
         assert_eq!(settings.page().0.stream_title, "Config title");
-        let patch = serde_json::from_str(r#"{"streamTitle": "Console title"}"#).unwrap();
-        settings.change_page(patch).unwrap();
+        settings
+            .change_page(patch(r#"{"streamTitle": "Console title"}"#))
+            .unwrap();
         let (page, revision) = settings.page();
         assert_eq!((page.stream_title.as_str(), revision), ("Console title", 1));
 
-        let again = LiveSettings::load(dir.path(), config_page());
+        let again = load(dir.path());
         assert_eq!(again.page(), (page, 1));
         assert!(again.problems().is_empty());
     }
@@ -152,10 +267,9 @@ mod tests {
     #[test]
     fn a_bad_change_saves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = LiveSettings::load(dir.path(), config_page());
-        let patch = serde_json::from_str(r#"{"summary": "ok", "streamTitle": ""}"#).unwrap();
+        let settings = load(dir.path());
         assert!(matches!(
-            settings.change_page(patch),
+            settings.change_page(patch(r#"{"summary": "ok", "streamTitle": ""}"#)),
             Err(ChangeError::Invalid(_))
         ));
         assert_eq!(settings.page().1, 0);
@@ -168,11 +282,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("settings.json"),
-            r#"{"revision": 4, "page": {"streamTitle": ""}}"#,
+            r#"{"revision": 4, "page": {"streamTitle": ""}, "chat": {"slowModeSeconds": 5}}"#,
         )
         .unwrap();
-        let settings = LiveSettings::load(dir.path(), config_page());
+        let settings = load(dir.path());
         assert_eq!(settings.page().0.stream_title, "Config title");
         assert_eq!(settings.problems().len(), 1, "{:?}", settings.problems());
+        assert_eq!(settings.chat().slow_mode_seconds, 5, "the other section is kept");
+    }
+
+    #[test]
+    fn sections_change_apart_and_share_the_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = load(dir.path());
+        settings
+            .change_chat(patch(r#"{"slowModeSeconds": 30}"#))
+            .unwrap();
+        settings.change_page(patch(r#"{"summary": "Hi"}"#)).unwrap();
+        let again = load(dir.path());
+        assert_eq!(again.chat().slow_mode_seconds, 30);
+        assert_eq!(again.page().0.summary, "Hi");
+        assert_eq!(again.page().1, 2);
+        assert_eq!(again.chat_view().sources["slowModeSeconds"], Source::Console);
+        assert_eq!(again.chat_view().sources["maxConnections"], Source::Default);
     }
 }

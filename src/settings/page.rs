@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::section::{field_error, FieldError, Section};
+
 pub const MAX_TITLE_CHARS: usize = 100;
 pub const MAX_SUMMARY_CHARS: usize = 2000;
 pub const MAX_TAGS: usize = 20;
@@ -46,182 +48,27 @@ impl Default for PageValues {
     }
 }
 
-/// The page settings the console has set; the others come from `config.toml`. What
-/// `settings.json` holds under `"page"`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct PageOverrides {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream_title: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offline_message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub social_links: Option<Vec<SocialLink>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub custom_css: Option<String>,
-}
-
-/// A change from the console: a field left out stays as it is, `null` drops the console's
-/// value, anything else sets it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PagePatch {
-    #[serde(default, deserialize_with = "present")]
-    pub stream_title: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    pub summary: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    pub tags: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
-    pub offline_message: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    pub social_links: Option<Option<Vec<SocialLink>>>,
-    #[serde(default, deserialize_with = "present")]
-    pub custom_css: Option<Option<String>>,
-}
-
-/// A field given, as `null` or a value (serde maps an absent one to the `default`, `None`).
-fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// Where a setting's value comes from, as the console shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Default,
-    Config,
-    Console,
-}
-
-/// Where each page value comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PageSources {
-    pub stream_title: Source,
-    pub summary: Source,
-    pub tags: Source,
-    pub offline_message: Source,
-    pub social_links: Source,
-    pub custom_css: Source,
-}
-
-/// A value that breaks a limit: which field (as the API names it), and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field,
-        message: message.into(),
-    }
-}
-
-impl PageOverrides {
-    /// The values shown: the console's where it set one, else `config`'s.
-    pub fn apply_to(&self, config: &PageValues) -> PageValues {
-        fn pick<T: Clone>(console: &Option<T>, config: &T) -> T {
-            console.as_ref().unwrap_or(config).clone()
-        }
-        PageValues {
-            stream_title: pick(&self.stream_title, &config.stream_title),
-            summary: pick(&self.summary, &config.summary),
-            tags: pick(&self.tags, &config.tags),
-            offline_message: pick(&self.offline_message, &config.offline_message),
-            social_links: pick(&self.social_links, &config.social_links),
-            custom_css: pick(&self.custom_css, &config.custom_css),
-        }
-    }
-
-    /// Where each value of [`Self::apply_to`] comes from: the console, `config.toml` where it
-    /// differs from the built-in default, else the default.
-    pub fn sources(&self, config: &PageValues) -> PageSources {
-        let default = PageValues::default();
-        fn source<T: PartialEq>(console: &Option<T>, config: &T, default: &T) -> Source {
-            match console {
-                Some(_) => Source::Console,
-                None if config != default => Source::Config,
-                None => Source::Default,
-            }
-        }
-        PageSources {
-            stream_title: source(
-                &self.stream_title,
-                &config.stream_title,
-                &default.stream_title,
-            ),
-            summary: source(&self.summary, &config.summary, &default.summary),
-            tags: source(&self.tags, &config.tags, &default.tags),
-            offline_message: source(
-                &self.offline_message,
-                &config.offline_message,
-                &default.offline_message,
-            ),
-            social_links: source(
-                &self.social_links,
-                &config.social_links,
-                &default.social_links,
-            ),
-            custom_css: source(&self.custom_css, &config.custom_css, &default.custom_css),
-        }
-    }
-
-    /// These overrides with `patch` applied, each new value cleaned up ([`clean`]) and
-    /// checked; the first value that breaks a limit is the error, and nothing changes.
-    pub fn patched(&self, patch: PagePatch) -> Result<PageOverrides, FieldError> {
-        fn set<T>(field: &mut Option<T>, change: Option<Option<T>>) {
-            if let Some(change) = change {
-                *field = change;
-            }
-        }
-        let mut next = self.clone();
-        set(&mut next.stream_title, patch.stream_title);
-        set(&mut next.summary, patch.summary);
-        set(&mut next.tags, patch.tags);
-        set(&mut next.offline_message, patch.offline_message);
-        set(&mut next.social_links, patch.social_links);
-        set(&mut next.custom_css, patch.custom_css);
-        let next = next.cleaned();
-        next.check()?;
-        Ok(next)
-    }
-
+impl Section for PageValues {
     fn cleaned(self) -> Self {
         Self {
-            stream_title: self.stream_title.map(|t| t.trim().to_owned()),
-            summary: self.summary.map(|s| s.trim_end().to_owned()),
-            tags: self.tags.map(clean_tags),
-            offline_message: self.offline_message.map(|m| m.trim().to_owned()),
-            social_links: self.social_links.map(|links| {
-                links
-                    .into_iter()
-                    .map(|link| SocialLink {
-                        platform: link.platform.trim().to_owned(),
-                        url: link.url.trim().to_owned(),
-                    })
-                    .collect()
-            }),
+            stream_title: self.stream_title.trim().to_owned(),
+            summary: self.summary.trim_end().to_owned(),
+            tags: clean_tags(self.tags),
+            offline_message: self.offline_message.trim().to_owned(),
+            social_links: self
+                .social_links
+                .into_iter()
+                .map(|link| SocialLink {
+                    platform: link.platform.trim().to_owned(),
+                    url: link.url.trim().to_owned(),
+                })
+                .collect(),
             custom_css: self.custom_css,
         }
     }
 
-    /// Checks the values set here against the limits.
-    pub fn check(&self) -> Result<(), FieldError> {
-        let default = PageValues::default();
-        let values = self.apply_to(&default);
-        check(&values)
+    fn check(&self) -> Result<(), FieldError> {
+        check(self)
     }
 }
 
@@ -294,7 +141,7 @@ pub fn check(values: &PageValues) -> Result<(), FieldError> {
 }
 
 /// One line of text: at most `max` characters, no control characters.
-fn line(field: &'static str, value: &str, max: usize) -> Result<(), FieldError> {
+fn line(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
     if value.contains(char::is_control) {
         return Err(field_error(
             field,
@@ -305,7 +152,7 @@ fn line(field: &'static str, value: &str, max: usize) -> Result<(), FieldError> 
 }
 
 /// Text that may have line breaks (and tabs), no other control characters.
-fn text(field: &'static str, value: &str, max: usize) -> Result<(), FieldError> {
+fn text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
     if value
         .chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
@@ -315,7 +162,7 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<(), FieldError> 
     length(field, value, max)
 }
 
-fn length(field: &'static str, value: &str, max: usize) -> Result<(), FieldError> {
+fn length(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
     let count = value.chars().count();
     if count > max {
         return Err(field_error(
@@ -347,39 +194,34 @@ fn check_url(url: &str) -> Result<(), FieldError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::section::{Overrides, Source};
     use super::*;
 
-    fn patch(json: &str) -> PagePatch {
-        serde_json::from_str(json).unwrap()
+    fn patched(overrides: &Overrides, json: &str) -> Result<(Overrides, PageValues), FieldError> {
+        let patch = serde_json::from_str(json).unwrap();
+        overrides.patched(&PageValues::default(), patch)
     }
 
     #[test]
-    fn a_patch_sets_resets_and_leaves_fields() {
+    fn a_title_from_the_console_wins_and_falls_back_to_the_config() {
         let config = PageValues {
             stream_title: "From config".into(),
             ..PageValues::default()
         };
-        let overrides = PageOverrides::default()
-            .patched(patch(r#"{"streamTitle": "  Live now ", "summary": "Hi"}"#))
-            .unwrap();
-        let values = overrides.apply_to(&config);
+        let patch = serde_json::from_str(r#"{"streamTitle": "  Live now "}"#).unwrap();
+        let (overrides, values) = Overrides::default().patched(&config, patch).unwrap();
         assert_eq!(values.stream_title, "Live now");
-        assert_eq!(values.summary, "Hi");
-        let sources = overrides.sources(&config);
-        assert_eq!(sources.stream_title, Source::Console);
-        assert_eq!(sources.tags, Source::Default);
-
-        let overrides = overrides
-            .patched(patch(r#"{"streamTitle": null}"#))
-            .unwrap();
-        assert_eq!(overrides.apply_to(&config).stream_title, "From config");
-        assert_eq!(overrides.sources(&config).stream_title, Source::Config);
-        assert_eq!(overrides.apply_to(&config).summary, "Hi", "left as it was");
+        assert_eq!(overrides.sources(&config)["streamTitle"], Source::Console);
+        assert_eq!(overrides.sources(&config)["tags"], Source::Default);
+        let reset = serde_json::from_str(r#"{"streamTitle": null}"#).unwrap();
+        let (overrides, values) = overrides.patched(&config, reset).unwrap();
+        assert_eq!(values.stream_title, "From config");
+        assert_eq!(overrides.sources(&config)["streamTitle"], Source::Config);
     }
 
     #[test]
     fn values_over_a_limit_are_refused_by_field() {
-        let overrides = PageOverrides::default();
+        let overrides = Overrides::default();
         let long_title = format!(r#"{{"streamTitle": "{}"}}"#, "x".repeat(101));
         for (json, field) in [
             (long_title.as_str(), "streamTitle"),
@@ -399,50 +241,34 @@ mod tests {
                 r#"{"socialLinks": [{"platform": "", "url": "https://a.example"}]}"#,
                 "socialLinks",
             ),
+            (r#"{"title": "x"}"#, "title"),
+            (r#"{"streamTitle": 7}"#, "streamTitle"),
+            (r#"{"tags": "a,b"}"#, "tags"),
         ] {
-            let error = overrides.patched(patch(json)).unwrap_err();
+            let error = patched(&overrides, json).unwrap_err();
             assert_eq!(error.field, field, "{json}: {error}");
         }
         let many_tags: Vec<String> = (0..21).map(|n| format!("t{n}")).collect();
         let json = serde_json::json!({ "tags": many_tags }).to_string();
-        assert_eq!(overrides.patched(patch(&json)).unwrap_err().field, "tags");
+        assert_eq!(patched(&overrides, &json).unwrap_err().field, "tags");
         let css = serde_json::json!({ "customCss": "a".repeat(MAX_CUSTOM_CSS_BYTES + 1) });
         assert_eq!(
-            overrides
-                .patched(patch(&css.to_string()))
-                .unwrap_err()
-                .field,
+            patched(&overrides, &css.to_string()).unwrap_err().field,
             "customCss"
         );
     }
 
     #[test]
     fn good_values_pass_cleaned() {
-        let overrides = PageOverrides::default()
-            .patched(patch(
-                r#"{"tags": [" music ", "", "live"], "summary": "Line one\nhttps://x.example\n\n",
-                    "socialLinks": [{"platform": " Mastodon ", "url": "https://social.example/@me"}],
-                    "offlineMessage": "Back on Friday", "customCss": "h1 { color: red }"}"#,
-            ))
-            .unwrap();
-        assert_eq!(
-            overrides.tags.as_deref(),
-            Some(&["music".to_owned(), "live".to_owned()][..])
-        );
-        assert_eq!(
-            overrides.summary.as_deref(),
-            Some("Line one\nhttps://x.example")
-        );
-        assert_eq!(
-            overrides.social_links.as_ref().unwrap()[0].platform,
-            "Mastodon"
-        );
-    }
-
-    #[test]
-    fn unknown_fields_and_wrong_types_are_not_a_patch() {
-        assert!(serde_json::from_str::<PagePatch>(r#"{"title": "x"}"#).is_err());
-        assert!(serde_json::from_str::<PagePatch>(r#"{"streamTitle": 7}"#).is_err());
-        assert!(serde_json::from_str::<PagePatch>(r#"{"tags": "a,b"}"#).is_err());
+        let (_, values) = patched(
+            &Overrides::default(),
+            r#"{"tags": [" music ", "", "live"], "summary": "Line one\nhttps://x.example\n\n",
+                "socialLinks": [{"platform": " Mastodon ", "url": "https://social.example/@me"}],
+                "offlineMessage": "Back on Friday", "customCss": "h1 { color: red }"}"#,
+        )
+        .unwrap();
+        assert_eq!(values.tags, ["music", "live"]);
+        assert_eq!(values.summary, "Line one\nhttps://x.example");
+        assert_eq!(values.social_links[0].platform, "Mastodon");
     }
 }

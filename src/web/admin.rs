@@ -1,7 +1,7 @@
 //! The admin API under `/api/admin/` (docs/API.md): moderation (paths and bodies follow
 //! Owncast's admin API where it has one; moderators, timeouts and the moderation view of the
-//! messages are in [`moderators`]), the console's account ([`account`]) and the live
-//! settings ([`settings`]). Before routing, every request passes:
+//! messages are in [`moderators`]), the console's account ([`account`]), the live
+//! settings ([`settings`]), stream keys ([`stream_keys`]) and the server's health ([`health`]). Before routing, every request passes:
 //!
 //! 1. unless it is a `GET`, the cross-site check ([`cross_site`]): 403 for a request a page on
 //!    another site made the owner's browser send;
@@ -16,6 +16,7 @@
 
 mod account;
 mod cross_site;
+mod health;
 mod moderators;
 mod password;
 mod session;
@@ -23,6 +24,7 @@ mod settings;
 mod sign_in;
 mod stream_keys;
 
+pub use health::{sample_until as sample_health_until, Health};
 pub use password::AdminPassword;
 pub use session::Sessions;
 
@@ -194,7 +196,12 @@ pub fn routes(
         .and(with_state.clone())
         .and(action())
         .map(|state: Arc<WebState>, v: Value<bool>| {
-            state.chat.set_chat_enabled(!v.value);
+            let mut patch = serde_json::Map::new();
+            patch.insert("enabled".into(), (!v.value).into());
+            let changed = settings::change_chat(&state, patch);
+            if !changed.status().is_success() {
+                return changed;
+            }
             ok(serde_json::json!({ "success": true, "chatEnabled": !v.value }))
         });
     let system = warp::path!("chat" / "system")
@@ -247,7 +254,9 @@ pub fn routes(
                         .unify()
                         .or(settings::routes(Arc::clone(&state)))
                         .unify()
-                        .or(stream_keys::routes(state))
+                        .or(stream_keys::routes(Arc::clone(&state)))
+                        .unify()
+                        .or(health::routes(state))
                         .unify(),
                 )),
             )

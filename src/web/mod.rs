@@ -78,6 +78,8 @@ pub struct WebState {
     pub stream_keys: Arc<StreamKeys>,
     /// What the console changes live: the page's title, summary...
     pub settings: Arc<LiveSettings>,
+    /// The server's CPU, memory and viewers over the broadcast, for the console.
+    pub health: admin::Health,
     pub static_dir: Option<PathBuf>,
 }
 
@@ -90,6 +92,10 @@ pub async fn serve(
     state: Arc<WebState>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let (stop_sampling, sampling_stopped) = tokio::sync::oneshot::channel::<()>();
+    let sampler = tokio::spawn(admin::sample_health_until(Arc::clone(&state), async {
+        let _ = sampling_stopped.await;
+    }));
     let routes = hls::routes(Arc::clone(&state))
         .or(status::routes(Arc::clone(&state)))
         .or(page::routes(Arc::clone(&state)))
@@ -111,4 +117,6 @@ pub async fn serve(
         }
     });
     listener::serve(listener, limits, service, shutdown).await;
+    let _ = stop_sampling.send(());
+    let _ = sampler.await;
 }

@@ -1,12 +1,12 @@
 //! `GET /api/status`: whether the stream is live, how many watch, and what is being served.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use serde::Serialize;
 use warp::Filter;
 
 use super::WebState;
+use crate::chat::events::rfc3339;
 use crate::pipeline::{StatusSnapshot, Variant};
 use crate::sink::SinkStatus;
 use crate::store::VariantSummary;
@@ -105,11 +105,7 @@ pub fn routes(
         let (page, page_revision) = state.settings.page();
         let status = Status {
             online: stream.online,
-            viewer_count: state.chat.with_presence(|pages| {
-                state
-                    .viewers
-                    .count(pages.total(), |ip| pages.from_ip(ip) > 0)
-            }),
+            viewer_count: viewer_count(&state),
             chat_enabled: state.chat.chat_enabled(),
             chat_max_message_chars: state.chat.config().max_message_chars,
             last_connect_time: stream.last_connect_time.map(rfc3339),
@@ -140,8 +136,13 @@ pub fn routes(
     })
 }
 
-fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
+/// Open pages plus HLS-only clients ([`super::viewers`]).
+pub fn viewer_count(state: &WebState) -> usize {
+    state.chat.with_presence(|pages| {
+        state
+            .viewers
+            .count(pages.total(), |ip| pages.from_ip(ip) > 0)
+    })
 }
 
 #[cfg(test)]

@@ -6,14 +6,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
+use serde_json::{Map, Value};
 use tracing::error as log_error;
 use warp::http::StatusCode;
 use warp::Filter;
 
 use super::account::field_error;
 use super::{json_body, ok};
-use crate::settings::page::PagePatch;
-use crate::settings::{ChangeError, PageView};
+use crate::settings::chat::ChatValues;
+use crate::settings::page::PageValues;
+use crate::settings::{ChangeError, View};
 use crate::web::chat::error;
 use crate::web::WebState;
 
@@ -22,7 +24,8 @@ const MAX_BODY: u64 = 256 * 1024;
 
 #[derive(Serialize)]
 struct SettingsJson<'a> {
-    page: PageView,
+    page: View<PageValues>,
+    chat: View<ChatValues>,
     problems: &'a [String],
 }
 
@@ -36,42 +39,58 @@ pub fn routes(
         .map(|state: Arc<WebState>| {
             ok(SettingsJson {
                 page: state.settings.page_view(),
+                chat: state.settings.chat_view(),
                 problems: state.settings.problems(),
             })
         });
     let page = warp::path!("settings" / "page")
+        .and(with_state.clone())
+        .and(json_body(MAX_BODY))
+        .map(|state: Arc<WebState>, body: Bytes| match object(&body) {
+            Ok(patch) => answer("page", state.settings.change_page(patch)),
+            Err(response) => response,
+        });
+    let chat = warp::path!("settings" / "chat")
         .and(with_state)
         .and(json_body(MAX_BODY))
-        .map(|state: Arc<WebState>, body: Bytes| {
-            let patch: PagePatch = match parse(&body) {
-                Ok(patch) => patch,
-                Err(response) => return response,
-            };
-            match state.settings.change_page(patch) {
-                Ok(page) => ok(serde_json::json!({ "success": true, "page": page })),
-                Err(ChangeError::Invalid(e)) => field_error(e.field, &e.message),
-                Err(ChangeError::Save(e)) => {
-                    log_error!("{e}");
-                    error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
-                }
-            }
+        .map(|state: Arc<WebState>, body: Bytes| match object(&body) {
+            Ok(patch) => change_chat(&state, patch),
+            Err(response) => response,
         });
-    all.or(page).unify()
+    all.or(page).unify().or(chat).unify()
 }
 
-/// The JSON of `body`, or a 400 naming the field whose value has the wrong type (or that is
-/// not a setting at all).
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, warp::reply::Response> {
-    let mut json = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let field = e.path().iter().next().map(|segment| segment.to_string());
-        let message = e.inner().to_string();
-        match field {
-            Some(field) if !field.is_empty() && field != "?" => field_error(&field, &message),
-            _ => error(
-                StatusCode::BAD_REQUEST,
-                &format!("bad request body: {message}"),
-            ),
+/// Changes the chat's settings and hands the new values to the chat (for the console's form
+/// and Owncast's on/off switch alike).
+pub fn change_chat(state: &WebState, patch: Map<String, Value>) -> warp::reply::Response {
+    let changed = state.settings.change_chat(patch);
+    if let Ok(view) = &changed {
+        if let Err(e) = state.chat.apply_settings(&view.values) {
+            // The settings checked the name with the chat's own rules: not expected.
+            log_error!("{e}");
         }
+    }
+    answer("chat", changed)
+}
+
+/// `{"success": true, "<section>": {values, sources}}`, or the field at fault.
+fn answer<T: Serialize>(section: &str, changed: Result<View<T>, ChangeError>) -> warp::reply::Response {
+    match changed {
+        Ok(view) => ok(serde_json::json!({ "success": true, section: view })),
+        Err(ChangeError::Invalid(e)) => field_error(&e.field, &e.message),
+        Err(ChangeError::Save(e)) => {
+            log_error!("{e}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+    }
+}
+
+/// The JSON object of `body` (which fields, and their types, the section checks), or a 400.
+fn object(body: &[u8]) -> Result<Map<String, Value>, warp::reply::Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("bad request body: a JSON object of settings is expected ({e})"),
+        )
     })
 }
