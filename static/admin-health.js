@@ -62,17 +62,14 @@
   });
 
   function load() {
-    return fetch(STATUS_URL, { cache: 'no-store' }).then(function (response) {
-      if (!response.ok) {
-        throw new Error('HTTP ' + response.status);
+    return C.request('GET', STATUS_URL).then(function (answer) {
+      if (answer.status !== 200) {
+        C.showText(els.error, C.errorText(answer, 'Reading the stream\'s status failed'));
+        return;
       }
-      return response.json();
-    }).then(function (status) {
       C.hide(els.error);
-      show(status);
-      document.dispatchEvent(new CustomEvent('selfcast:status', { detail: status }));
-    }, function (err) {
-      C.showText(els.error, 'Reading the stream\'s status failed (' + err.message + ').');
+      show(answer.data);
+      document.dispatchEvent(new CustomEvent('selfcast:status', { detail: answer.data }));
     });
   }
 
