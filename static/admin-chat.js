@@ -24,9 +24,7 @@
   var ADMIN = '/api/admin/';
   var POLL_MS = 2500;
 
-  function $(id) {
-    return document.getElementById(id);
-  }
+  var $ = C.byId;
   var els = {
     state: $('chat-state'),
     toggle: $('chat-toggle'),

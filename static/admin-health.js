@@ -21,9 +21,7 @@
   var POLL_MS = 2000;
   var PREVIEW_MS = 5000;
 
-  function $(id) {
-    return document.getElementById(id);
-  }
+  var $ = C.byId;
   var els = {
     state: $('health-state'),
     error: $('health-error'),

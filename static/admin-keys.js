@@ -20,9 +20,7 @@
   var POLL_MS = 3000;
   var CONFIRM_MS = 5000;     // a "Confirm ..." button goes back to its first label after this
 
-  function $(id) {
-    return document.getElementById(id);
-  }
+  var $ = C.byId;
   var els = {
     publisher: $('keys-publisher'),
     disconnect: $('keys-disconnect'),
@@ -107,7 +105,7 @@
       ].concat(fromConfig ? [] : [
         button('Edit comment', 'key-edit'), button('Regenerate', 'key-regenerate'), button('Revoke', 'key-revoke'),
       ])),
-      C.element('form', { className: 'admin-inline-form key-edit-form', hidden: true }, [
+      C.element('form', { className: 'admin-form admin-inline-form key-edit-form', hidden: true }, [
         C.element('div', { className: 'field' }, [
           C.element('label', { text: 'New comment', attrs: { for: commentInput.id } }), commentInput,
         ]),

@@ -676,6 +676,7 @@
   }
 
   window.selfcastConsole = {
+    byId: $,
     request: request,
     errorText: errorText,
     hide: hide,
