@@ -124,9 +124,14 @@
     cells[4].textContent = count(v.queueDepth);
     cells[5].textContent = (typeof v.bitrateKbps === 'number' ? v.bitrateKbps : '—') + ' / '
       + (typeof v.targetBitrateKbps === 'number' ? v.targetBitrateKbps + ' kbit/s' : 'source');
-    cells[6].textContent = v.skipped ? 'skipped: ' + v.skipped : v.passthrough ? 'copied' : 'encoded';
+    cells[6].textContent = v.skipped ? skippedText(String(v.skipped)) : v.passthrough ? 'copied' : 'encoded';
     row.classList.toggle('is-skipped', !!v.skipped);
     row.classList.toggle('is-dropping', v.framesDropped > 0);
+  }
+
+  // "skipped: <why>" (the server's reason may say "skipped" already).
+  function skippedText(why) {
+    return /^skipped\b/i.test(why) ? why : 'skipped: ' + why;
   }
 
   // ---- The preview image ----------------------------------------------------------------------

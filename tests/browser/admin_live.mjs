@@ -376,7 +376,9 @@ async function moderate(browser) {
   await viewerSends('a last word');   // for the screenshots
   await waitFor(owner, () => [...document.querySelectorAll('#chat-message-list .chat-message-body')]
     .some((b) => b.textContent === 'a last word'), null, 'waiting for the console to show the last message');
-  if (!(await viewerShowsMessage(message))) fail('the viewer page lost the message shown again');
+  // The ban hid the user's messages (docs/API.md), and Unban leaves them hidden.
+  await rowButton('chat-message-list', message, 'Show').waitFor();
+  if (await viewerShowsMessage(message)) fail('the viewer page shows a message the ban hid');
   const usersSay = await shown(`#chat-user-list > li[data-key="${userId}"] .chat-user-where`);
   if (!/127\.0\.0\.1/.test(usersSay)) fail(`the console's user row says "${usersSay}", expected the address`);
 }
