@@ -18,6 +18,11 @@
  *   4. The Password section: POST /api/admin/password; disabled, with the reason, when
  *      `[admin] password` in config.toml sets the password.
  *   5. "Sign out": POST /api/admin/session/end.
+ *   6. The other sections (stream health, stream keys, chat moderation) live in admin-health.js,
+ *      admin-keys.js and admin-chat.js. They use what this file shares as window.selfcastConsole
+ *      (requests, errors, list building, polling) and register with addSection: each section is
+ *      started when the console shows and stopped (its polling ends, its lists empty) when it
+ *      goes.
  * When the session ends elsewhere (it expired, the password was changed in another browser),
  * the next request answers 401 and the sign-in form comes back.
  *
@@ -80,6 +85,7 @@
   };
   window.selfcastAdmin = admin;
 
+  var sections = [];         // { start, stop } of the other sections' scripts
   var csrfToken = null;      // from the session; sent with every change
   var retryTimer = null;     // re-enables "Sign in" after a 429
   var socialRowCount = 0;    // for unique ids of the social link rows
@@ -197,6 +203,7 @@
   }
 
   function showSignIn(notice) {
+    sections.forEach(function (section) { section.stop(); });
     csrfToken = null;
     admin.page = null;
     els.pageForm.reset();
@@ -278,6 +285,7 @@
     els.passwordFields.disabled = fromConfig;
     showView('signed-in');
     loadSettings();
+    sections.forEach(function (section) { section.start(); });
   }
 
   function loadSettings() {
@@ -583,7 +591,106 @@
     });
   });
 
+  // ---- What the other sections share --------------------------------------------------------
+
+  // A new element: `props` may set className, text (its textContent), type, hidden and any
+  // attribute (attrs: { name: value }); `children` are appended. Never HTML.
+  function element(tag, props, children) {
+    var el = document.createElement(tag);
+    var p = props || {};
+    if (p.className) el.className = p.className;
+    if (p.text !== undefined) el.textContent = p.text;
+    if (p.type) el.type = p.type;
+    if (p.hidden) el.hidden = true;
+    Object.keys(p.attrs || {}).forEach(function (name) { el.setAttribute(name, p.attrs[name]); });
+    (children || []).forEach(function (child) { el.appendChild(child); });
+    return el;
+  }
+
+  // Make `list`'s children show `items`, in order, one child per keyOf(item) (its data-key):
+  // children of items still there are updated in place (so focus and open edits stay),
+  // create(item) makes the missing ones, children of items gone are removed.
+  function syncList(list, items, keyOf, create, update) {
+    var existing = new Map();
+    Array.prototype.forEach.call(list.children, function (child) {
+      existing.set(child.getAttribute('data-key'), child);
+    });
+    var wanted = new Set();
+    items.forEach(function (item, i) {
+      var key = String(keyOf(item));
+      wanted.add(key);
+      var child = existing.get(key);
+      if (!child) {
+        child = create(item);
+        child.setAttribute('data-key', key);
+      }
+      update(child, item);
+      if (list.children[i] !== child) {
+        list.insertBefore(child, list.children[i] || null);
+      }
+    });
+    existing.forEach(function (child, key) {
+      if (!wanted.has(key)) child.remove();
+    });
+  }
+
+  // Calls load() (which may return a promise) now and `ms` after each call has finished, until
+  // stop(); refresh() calls it again at once (after the one under way, if any).
+  function poller(ms, load) {
+    var running = false;
+    var busy = false;
+    var again = false;
+    var timer = null;
+    function tick() {
+      clearTimeout(timer);
+      timer = null;
+      if (!running) return;
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      Promise.resolve().then(load).catch(function () { /* the banner or the section says why */ })
+        .then(function () {
+          busy = false;
+          if (again) {
+            again = false;
+            tick();
+          } else if (running) {
+            timer = setTimeout(tick, ms);
+          }
+        });
+    }
+    return {
+      start: function () { running = true; tick(); },
+      stop: function () { running = false; again = false; clearTimeout(timer); timer = null; },
+      refresh: tick,
+    };
+  }
+
+  // "18:31:07" (local time) of an RFC 3339 time, or '' for none.
+  function clock(time) {
+    var date = new Date(time);
+    return time && !isNaN(date) ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })
+      : '';
+  }
+
+  window.selfcastConsole = {
+    byId: $,
+    request: request,
+    errorText: errorText,
+    hide: hide,
+    showText: showText,
+    sessionEnded: sessionEnded,
+    element: element,
+    syncList: syncList,
+    poller: poller,
+    clock: clock,
+    addSection: function (section) { sections.push(section); },
+  };
+
   // ---- Go -------------------------------------------------------------------------------------
 
-  checkSession();
+  // After the section scripts (loaded after this one) have registered.
+  document.addEventListener('DOMContentLoaded', checkSession);
 })();

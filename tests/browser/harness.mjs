@@ -26,6 +26,9 @@ export const REPO = path.resolve(HERE, '..', '..');
 export const ARTIFACTS = path.join(HERE, 'artifacts');
 export const CACHE = path.join(HERE, '.cache');      // generated clips, kept between runs (git-ignored)
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// SELFCAST_STATIC_DIR=static (for example): the server serves the page files from there
+// ([http] static_dir), so edits to static/ are tested without rebuilding the binary.
+const STATIC_DIR = process.env.SELFCAST_STATIC_DIR ? path.resolve(process.env.SELFCAST_STATIC_DIR) : null;
 
 export class TestFailure extends Error {}
 
@@ -298,9 +301,10 @@ export function tail(file, lines = 40) {
 
 /**
  * Start `selfcast --config <temp config>` on free loopback ports (segment_seconds = 2,
- * playlist_segments = 6) and wait until /api/status answers. `extraToml` (optional) is appended
- * to the config, e.g. `[[video.variants]]` tables for a ladder of the test's own; `serverToml`
- * (optional) is more lines of its `[server]` table, e.g. `title = "..."`. Returns
+ * playlist_segments = 6; [http] static_dir = $SELFCAST_STATIC_DIR when set) and wait until
+ * /api/status answers. `extraToml` (optional) is appended to the config, e.g.
+ * `[[video.variants]]` tables for a ladder of the test's own; `serverToml` (optional) is more
+ * lines of its `[server]` table, e.g. `title = "..."`. Returns
  * { base, rtmpUrl, rtmpPort, server, initial (the first status), serverToStatus (ms), bin,
  *   configPath, dataDir } (restartServer takes it).
  */
@@ -322,6 +326,7 @@ export async function startServer(h, { bin, script, logFile, extraToml = '', ser
     '',
     '[http]',
     `listen = "127.0.0.1:${httpPort}"`,
+    ...(STATIC_DIR ? [`static_dir = ${JSON.stringify(STATIC_DIR)}`] : []),
     '',
     '[hls]',
     'segment_seconds = 2',
