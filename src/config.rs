@@ -560,7 +560,7 @@ impl Config {
         invalid: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         crate::settings::page::check(&self.page_values()).map_err(|e| {
-            let key = match e.field {
+            let key = match e.field.as_str() {
                 "streamTitle" => "server.title".to_owned(),
                 "offlineMessage" => "page.offline_message".to_owned(),
                 "socialLinks" => "page.social_links".to_owned(),

@@ -421,17 +421,15 @@ impl Hub {
         }
         let mut state = self.lock();
         let id = next_id(&mut state, &self.run);
-        broadcast(
-            &mut state,
-            &ServerEvent::System {
-                id: id.clone(),
-                timestamp: now(),
-                user: SystemUser {
-                    display_name: state.config.streamer_name.clone(),
-                },
-                body: body.to_owned(),
+        let event = ServerEvent::System {
+            id: id.clone(),
+            timestamp: now(),
+            user: SystemUser {
+                display_name: state.config.streamer_name.clone(),
             },
-        );
+            body: body.to_owned(),
+        };
+        broadcast(&mut state, &event);
         Ok(id)
     }
 
@@ -965,7 +963,7 @@ mod tests {
         }
         // The new streamer name is reserved; the old one is free.
         assert_eq!(
-            hub.register(Some("H0st"), ip(3)).unwrap_err().kind,
+            hub.register(Some("Host"), ip(3)).unwrap_err().kind,
             ErrorKind::InvalidName
         );
         assert!(hub.register(Some("Streamer"), ip(3)).is_ok());
