@@ -39,7 +39,7 @@ use warp::{Filter, Reply};
 
 use super::chat::{error, ip};
 use super::chat_moderation::{self as answer, UserEnabled, Visibility};
-use super::WebState;
+use super::{Routes, WebState};
 use crate::chat::events::{rfc3339, UserJson};
 use crate::chat::moderation::Actor;
 use cross_site::CrossSite;
@@ -75,9 +75,7 @@ struct IpBan {
     created_at: String,
 }
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let not_cross_site = warp::method()
         .and(warp::header::headers_cloned())
         .and(warp::host::optional())
@@ -241,30 +239,34 @@ pub fn routes(
         .or(send)
         .unify()
         .or(system)
-        .unify();
+        .unify()
+        .boxed();
     // Only requests under /api/admin/ reach `recover`: everything else is another route's.
-    warp::path("api").and(warp::path("admin")).and(
-        not_cross_site
-            .and(
-                account::sign_in(Arc::clone(&state)).or(admitted.and(
-                    moderation
-                        .or(moderators::routes(Arc::clone(&state)))
-                        .unify()
-                        .or(account::routes(Arc::clone(&state)))
-                        .unify()
-                        .or(settings::routes(Arc::clone(&state)))
-                        .unify()
-                        .or(stream_keys::routes(Arc::clone(&state)))
-                        .unify()
-                        .or(health::routes(state))
-                        .unify(),
-                )),
-            )
-            .unify()
-            .recover(recover)
-            .unify()
-            .map(not_stored),
-    )
+    warp::path("api")
+        .and(warp::path("admin"))
+        .and(
+            not_cross_site
+                .and(
+                    account::sign_in(Arc::clone(&state)).or(admitted.and(
+                        moderation
+                            .or(moderators::routes(Arc::clone(&state)))
+                            .unify()
+                            .or(account::routes(Arc::clone(&state)))
+                            .unify()
+                            .or(settings::routes(Arc::clone(&state)))
+                            .unify()
+                            .or(stream_keys::routes(Arc::clone(&state)))
+                            .unify()
+                            .or(health::routes(state))
+                            .unify(),
+                    )),
+                )
+                .unify()
+                .recover(recover)
+                .unify()
+                .map(not_stored),
+        )
+        .boxed()
 }
 
 /// Admin answers hold what no cache may keep (the session's CSRF token, stream keys, users'

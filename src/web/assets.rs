@@ -21,6 +21,8 @@ use warp::Filter;
 
 use super::WebState;
 use crate::log_limit::{LogLimiter, LOG_EVERY};
+use crate::web::Routes;
+use warp::Reply;
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
@@ -30,9 +32,7 @@ struct Page;
 #[folder = "vendor/"]
 struct Vendor;
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (Response<Bytes>,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let vendor = warp::path("vendor")
         .and(warp::path::tail())
         .and(warp::get())
@@ -53,7 +53,7 @@ pub fn routes(
                 |(name, body)| respond(name, Some(body)),
             )
     });
-    vendor.or(page).unify()
+    vendor.or(page).unify().map(Reply::into_response).boxed()
 }
 
 /// A page file: the owner's copy if there is one, else the built-in one.

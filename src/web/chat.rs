@@ -39,9 +39,7 @@ pub(super) fn ip(addr: Option<SocketAddr>) -> IpAddr {
     addr.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical())
 }
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let register = {
         let state = Arc::clone(&state);
         warp::path!("api" / "chat" / "register")
@@ -125,8 +123,10 @@ pub fn routes(
         .unify()
         .or(websocket.map(warp::Reply::into_response))
         .unify()
+        .boxed()
 }
 
+use crate::web::Routes;
 use warp::Reply as _;
 
 fn json(status: StatusCode, value: &impl Serialize) -> warp::reply::Response {

@@ -18,6 +18,7 @@ use super::WebState;
 use crate::chat::events::UserJson;
 use crate::chat::moderation::{Actor, Denied};
 use crate::chat::Hub;
+use crate::web::Routes;
 
 /// Request bodies are small JSON objects (at most 100 message ids).
 const MAX_BODY: u64 = 16 * 1024;
@@ -74,9 +75,7 @@ pub fn time_out(hub: &Hub, actor: Actor<'_>, t: Timeout) -> warp::reply::Respons
 }
 
 /// The moderator's endpoints under `/api/chat/`.
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let request = move || {
         let state = Arc::clone(&state);
         warp::post()
@@ -105,6 +104,7 @@ pub fn routes(
         .unify()
         .or(timeout_route)
         .unify()
+        .boxed()
 }
 
 fn moderator(query: &TokenQuery) -> Actor<'_> {

@@ -13,10 +13,10 @@ use warp::Filter;
 use super::WebState;
 use crate::hls::files::{cache_control, content_type, MEDIA_PLAYLIST_NAME};
 use crate::sink::IPFS_PLAYLISTS_ROOT;
+use crate::web::Routes;
+use warp::Reply;
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (Response<Bytes>,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let master = {
         let state = Arc::clone(&state);
         warp::path!("hls" / "stream.m3u8")
@@ -67,7 +67,13 @@ pub fn routes(
             let playlist = state.ipfs_playlists.as_ref().and_then(|p| p.get(key));
             respond(playlist, content_type(key), cache_control(key))
         });
-    master.or(variant_file).unify().or(ipfs_playlist).unify()
+    master
+        .or(variant_file)
+        .unify()
+        .or(ipfs_playlist)
+        .unify()
+        .map(Reply::into_response)
+        .boxed()
 }
 
 /// A media playlist load marks a viewer (players reload it every few seconds).

@@ -58,6 +58,11 @@ use crate::sink::{IpfsPlaylists, SinkHealth};
 use crate::store::HlsStore;
 use crate::stream_keys::StreamKeys;
 
+/// One module's routes, boxed. Warp's filters are types: left unboxed, the whole tree is one
+/// nested type that takes rustc many minutes to compile; boxed at each module it stays small
+/// (one dynamic call per module per request).
+pub type Routes = warp::filters::BoxedFilter<(warp::reply::Response,)>;
+
 /// What the handlers read.
 pub struct WebState {
     pub store: Arc<HlsStore>,
@@ -98,11 +103,17 @@ pub async fn serve(
     }));
     let routes = hls::routes(Arc::clone(&state))
         .or(status::routes(Arc::clone(&state)))
+        .unify()
         .or(page::routes(Arc::clone(&state)))
+        .unify()
         .or(chat::routes(Arc::clone(&state)))
+        .unify()
         .or(chat_moderation::routes(Arc::clone(&state)))
+        .unify()
         .or(admin::routes(Arc::clone(&state)))
+        .unify()
         .or(assets::routes(state))
+        .unify()
         .with(warp::trace::request());
     let routes = warp::service(routes);
     let headers = Arc::new(headers);

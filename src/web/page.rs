@@ -14,6 +14,7 @@ use warp::{Filter, Reply};
 
 use super::WebState;
 use crate::settings::page::SocialLink;
+use crate::web::Routes;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -29,9 +30,7 @@ struct PageConfig<'a> {
     page_revision: u64,
 }
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let config = {
         let state = Arc::clone(&state);
         warp::path!("api" / "config").and(warp::get()).map(move || {
@@ -87,5 +86,5 @@ pub fn routes(
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
         });
-    config.or(styles).unify().or(thumbnail).unify()
+    config.or(styles).unify().or(thumbnail).unify().boxed()
 }

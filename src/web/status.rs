@@ -10,6 +10,8 @@ use crate::chat::events::rfc3339;
 use crate::pipeline::{StatusSnapshot, Variant};
 use crate::sink::SinkStatus;
 use crate::store::VariantSummary;
+use crate::web::Routes;
+use warp::Reply;
 
 /// The master playlist as selfcast serves it.
 const LOCAL_MASTER_URL: &str = "/hls/stream.m3u8";
@@ -95,45 +97,46 @@ fn input(stream: &StatusSnapshot) -> Input {
     }
 }
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::WithHeader<warp::reply::Json>,), Error = warp::Rejection> + Clone
-{
-    warp::path!("api" / "status").and(warp::get()).map(move || {
-        let stream = state.pipeline.status().snapshot();
-        let served = state.store.summaries();
-        let (page, page_revision) = state.settings.page();
-        let status = Status {
-            online: stream.online,
-            viewer_count: viewer_count(&state),
-            chat_enabled: state.chat.chat_enabled(),
-            chat_max_message_chars: state.chat.config().max_message_chars,
-            last_connect_time: stream.last_connect_time.map(rfc3339),
-            last_disconnect_time: stream.last_disconnect_time.map(rfc3339),
-            stream_title: page.stream_title.clone(),
-            page_revision,
-            version: env!("CARGO_PKG_VERSION"),
-            hls_url: state
-                .sink
-                .as_ref()
-                .and_then(|sink| sink.viewer_url())
-                .unwrap_or_else(|| LOCAL_MASTER_URL.to_owned()),
-            dropped_packets: stream.dropped_packets,
-            input: input(&stream),
-            variants: state
-                .pipeline
-                .variants()
-                .iter()
-                .map(|v| variant_status(v, &served))
-                .collect(),
-            storage: state.sink.as_ref().map(|sink| sink.status()),
-        };
-        warp::reply::with_header(
-            warp::reply::json(&status),
-            "access-control-allow-origin",
-            "*",
-        )
-    })
+pub fn routes(state: Arc<WebState>) -> Routes {
+    warp::path!("api" / "status")
+        .and(warp::get())
+        .map(move || {
+            let stream = state.pipeline.status().snapshot();
+            let served = state.store.summaries();
+            let (page, page_revision) = state.settings.page();
+            let status = Status {
+                online: stream.online,
+                viewer_count: viewer_count(&state),
+                chat_enabled: state.chat.chat_enabled(),
+                chat_max_message_chars: state.chat.config().max_message_chars,
+                last_connect_time: stream.last_connect_time.map(rfc3339),
+                last_disconnect_time: stream.last_disconnect_time.map(rfc3339),
+                stream_title: page.stream_title.clone(),
+                page_revision,
+                version: env!("CARGO_PKG_VERSION"),
+                hls_url: state
+                    .sink
+                    .as_ref()
+                    .and_then(|sink| sink.viewer_url())
+                    .unwrap_or_else(|| LOCAL_MASTER_URL.to_owned()),
+                dropped_packets: stream.dropped_packets,
+                input: input(&stream),
+                variants: state
+                    .pipeline
+                    .variants()
+                    .iter()
+                    .map(|v| variant_status(v, &served))
+                    .collect(),
+                storage: state.sink.as_ref().map(|sink| sink.status()),
+            };
+            warp::reply::with_header(
+                warp::reply::json(&status),
+                "access-control-allow-origin",
+                "*",
+            )
+            .into_response()
+        })
+        .boxed()
 }
 
 /// Open pages plus HLS-only clients ([`super::viewers`]).

@@ -18,6 +18,7 @@ use super::sign_in::{self, SignInError};
 use super::{action, ok};
 use crate::chat::events::rfc3339;
 use crate::web::chat::{error, ip};
+use crate::web::Routes;
 use crate::web::{client_addr, WebState};
 
 #[derive(Deserialize)]
@@ -34,9 +35,7 @@ struct PasswordChange {
 }
 
 /// `POST /api/admin/session`: the password in, a session cookie out.
-pub fn sign_in(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+pub fn sign_in(state: Arc<WebState>) -> Routes {
     warp::path!("session")
         .and(warp::header::optional::<String>("origin"))
         .and(client_addr())
@@ -71,13 +70,12 @@ pub fn sign_in(
                 )
             },
         )
+        .boxed()
 }
 
 /// `GET /api/admin/session`, `POST /api/admin/session/end`, `POST /api/admin/password`: for
 /// a caller already admitted.
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let with_state = warp::any().map(move || Arc::clone(&state));
     let token = warp::header::headers_cloned()
         .map(|headers: HeaderMap| session::token_of(&headers).map(str::to_owned));
@@ -123,7 +121,11 @@ pub fn routes(
                 change_password(&state, token.as_deref(), ip(addr), &change)
             },
         );
-    info.or(sign_out).unify().or(change_password).unify()
+    info.or(sign_out)
+        .unify()
+        .or(change_password)
+        .unify()
+        .boxed()
 }
 
 fn change_password(

@@ -15,6 +15,7 @@ use crate::chat::history::Kept;
 use crate::chat::moderation::Actor;
 use crate::web::chat::error;
 use crate::web::chat_moderation::{self, Timeout};
+use crate::web::Routes;
 use crate::web::WebState;
 
 #[derive(Deserialize)]
@@ -24,9 +25,7 @@ struct SetModerator {
     is_moderator: bool,
 }
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let with_state = warp::any().map(move || Arc::clone(&state));
     let set_moderator = warp::path!("chat" / "users" / "setmoderator")
         .and(with_state.clone())
@@ -71,6 +70,7 @@ pub fn routes(
         .unify()
         .or(messages)
         .unify()
+        .boxed()
 }
 
 /// The message's `CHAT` event with `visible`, and when hidden, `hiddenAt` and `hiddenBy`.

@@ -17,6 +17,7 @@ use crate::settings::chat::ChatValues;
 use crate::settings::page::PageValues;
 use crate::settings::{ChangeError, View};
 use crate::web::chat::error;
+use crate::web::Routes;
 use crate::web::WebState;
 
 /// A page change carries the custom CSS (up to 64 KiB, escaped in JSON).
@@ -29,9 +30,7 @@ struct SettingsJson<'a> {
     problems: &'a [String],
 }
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let with_state = warp::any().map(move || Arc::clone(&state));
     let all = warp::path!("settings")
         .and(warp::get())
@@ -57,7 +56,7 @@ pub fn routes(
             Ok(patch) => change_chat(&state, patch),
             Err(response) => response,
         });
-    all.or(page).unify().or(chat).unify()
+    all.or(page).unify().or(chat).unify().boxed()
 }
 
 /// Changes the chat's settings and hands the new values to the chat (for the console's form
@@ -74,7 +73,10 @@ pub fn change_chat(state: &WebState, patch: Map<String, Value>) -> warp::reply::
 }
 
 /// `{"success": true, "<section>": {values, sources}}`, or the field at fault.
-fn answer<T: Serialize>(section: &str, changed: Result<View<T>, ChangeError>) -> warp::reply::Response {
+fn answer<T: Serialize>(
+    section: &str,
+    changed: Result<View<T>, ChangeError>,
+) -> warp::reply::Response {
     match changed {
         Ok(view) => ok(serde_json::json!({ "success": true, section: view })),
         Err(ChangeError::Invalid(e)) => field_error(&e.field, &e.message),

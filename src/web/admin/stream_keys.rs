@@ -15,6 +15,7 @@ use super::{action, ok};
 use crate::chat::events::rfc3339;
 use crate::stream_keys::{masked, KeyError, StreamKey, CONFIG_KEY_ID};
 use crate::web::chat::error;
+use crate::web::Routes;
 use crate::web::WebState;
 
 #[derive(Deserialize)]
@@ -53,9 +54,7 @@ struct PublisherJson {
     since: String,
 }
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+pub fn routes(state: Arc<WebState>) -> Routes {
     let with_state = warp::any().map(move || Arc::clone(&state));
     let list = warp::path!("streamkeys")
         .and(warp::get())
@@ -169,6 +168,7 @@ pub fn routes(
         .unify()
         .or(disconnect)
         .unify()
+        .boxed()
 }
 
 /// A key just made, shown once in full.
