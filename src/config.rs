@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::settings::page::{PageValues, SocialLink};
 use crate::settings;
+use crate::settings::page::{PageValues, SocialLink};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -523,7 +523,7 @@ impl Config {
         self.validate_http(&invalid)?;
         self.validate_chat(&invalid)?;
         self.validate_storage(&invalid)?;
-        self.validate_page(&invalid)?;
+        self.validate_settings(&invalid)?;
         if !(2..=4096).contains(&self.rtmp.max_connections) {
             return Err(invalid(
                 "rtmp.max_connections",
@@ -555,20 +555,23 @@ impl Config {
 }
 
 impl Config {
-    fn validate_page(
+    /// `[page]` and `[chat]`'s live settings, held to the same limits as the console's values.
+    fn validate_settings(
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
-        crate::settings::page::check(&self.page_values()).map_err(|e| {
-            let key = match e.field.as_str() {
-                "streamTitle" => "server.title".to_owned(),
-                "offlineMessage" => "page.offline_message".to_owned(),
-                "socialLinks" => "page.social_links".to_owned(),
-                "customCss" => "page.custom_css".to_owned(),
-                field => format!("page.{field}"),
+        use crate::settings::section::Section;
+        let as_config_error = |section: &str, error: settings::section::FieldError| {
+            let key = match (section, error.field.as_str()) {
+                ("page", "streamTitle") => "server.title".to_owned(),
+                (_, field) => format!("{section}.{}", snake_case(field)),
             };
-            invalid(&key, e.message)
-        })
+            invalid(&key, error.message)
+        };
+        settings::page::check(&self.page_values()).map_err(|e| as_config_error("page", e))?;
+        settings::chat::ChatValues::of_config(&self.chat)
+            .check()
+            .map_err(|e| as_config_error("chat", e))
     }
 
     fn validate_http(
@@ -735,36 +738,19 @@ impl Config {
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
-        // `streamer_name` follows the chat's rules for names: the chat checks it when it starts.
+        // The console's chat settings (name, message length, slow mode, connections) are
+        // checked with the page's, in validate_settings.
         let chat = &self.chat;
         let admin = &self.admin;
-        let ranges: [(&str, f64, f64, f64); 11] = [
+        let ranges: [(&str, f64, f64, f64); 8] = [
             (
                 "chat.history_messages",
                 chat.history_messages as f64,
                 0.0,
                 1000.0,
             ),
-            (
-                "chat.max_message_chars",
-                chat.max_message_chars as f64,
-                1.0,
-                settings::chat::MAX_MESSAGE_CHARS as f64,
-            ),
-            (
-                "chat.slow_mode_seconds",
-                f64::from(chat.slow_mode_seconds),
-                0.0,
-                f64::from(settings::chat::MAX_SLOW_MODE_SECONDS),
-            ),
             ("chat.rate_burst", f64::from(chat.rate_burst), 1.0, 1000.0),
             ("chat.rate_per_second", chat.rate_per_second, 0.01, 1000.0),
-            (
-                "chat.max_connections",
-                chat.max_connections as f64,
-                1.0,
-                settings::chat::MAX_CONNECTIONS as f64,
-            ),
             (
                 "chat.max_connections_per_ip",
                 chat.max_connections_per_ip as f64,
@@ -924,6 +910,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `maxMessageChars` as `config.toml` spells it: `max_message_chars`.
+fn snake_case(camel: &str) -> String {
+    let mut snake = String::with_capacity(camel.len() + 4);
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            snake.push('_');
+        }
+        snake.push(c.to_ascii_lowercase());
+    }
+    snake
 }
 
 /// 1-based line number of a byte offset.
@@ -1117,6 +1115,42 @@ mod tests {
             err.contains("rtmp.max_connections_per_address: 9 is out of range"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn chat_and_page_settings_are_held_to_the_consoles_limits() {
+        for (text, key, message) in [
+            (
+                "[chat]\nmax_message_chars = 0",
+                "chat.max_message_chars",
+                "from 1 to",
+            ),
+            (
+                "[chat]\nslow_mode_seconds = 3601",
+                "chat.slow_mode_seconds",
+                "from 0 to 3600",
+            ),
+            (
+                "[chat]\nmax_connections = 0",
+                "chat.max_connections",
+                "from 1 to",
+            ),
+            ("[chat]\nstreamer_name = \"\"", "chat.streamer_name", ""),
+            (
+                "[page]\noffline_message = \"a\\u0007b\"",
+                "page.offline_message",
+                "no control characters",
+            ),
+            (
+                "[server]\ntitle = \" \"",
+                "server.title",
+                "give the stream a title",
+            ),
+        ] {
+            let err = parse(&format!("{text}\n")).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("config.toml:2: {key}: ")), "{err}");
+            assert!(err.contains(message), "{err}");
+        }
     }
 
     #[test]

@@ -48,8 +48,10 @@ fn cpu_time(stat: &str, ticks_per_second: u64) -> Option<Duration> {
         return None;
     }
     let ticks = user + system;
-    Some(Duration::from_secs(ticks / ticks_per_second)
-        + Duration::from_nanos((ticks % ticks_per_second) * 1_000_000_000 / ticks_per_second))
+    Some(
+        Duration::from_secs(ticks / ticks_per_second)
+            + Duration::from_nanos((ticks % ticks_per_second) * 1_000_000_000 / ticks_per_second),
+    )
 }
 
 /// `VmRSS:` of `/proc/self/status` (in kB there).

@@ -199,11 +199,18 @@ fn the_console_signs_in_with_a_cookie_and_every_change_needs_its_csrf_token() {
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
     let after = signed.get(&server, "/api/admin/session");
     assert_eq!(after.status, 401, "{after:?}");
-    assert_eq!(after.header("www-authenticate"), None, "the console's cookie: no dialog");
+    assert_eq!(
+        after.header("www-authenticate"),
+        None,
+        "the console's cookie: no dialog"
+    );
     // The console's probe never asks for Basic auth; any other path without a session cookie
     // does (a browser with cached Basic credentials then sends them).
     let probe = send(&server, HERE, "GET", "/api/admin/session", &[], "");
-    assert_eq!((probe.status, probe.header("www-authenticate")), (401, None));
+    assert_eq!(
+        (probe.status, probe.header("www-authenticate")),
+        (401, None)
+    );
     let navigated = send(&server, HERE, "GET", "/api/admin/chat/clients", &[], "");
     assert_eq!(navigated.status, 401);
     assert!(

@@ -33,7 +33,10 @@ fn chat_settings_apply_to_the_open_chat_and_outlive_a_restart() {
         "/settings/chat",
         json!({"slowModeSeconds": 600, "maxMessageChars": 20, "streamerName": " Host Name "}),
     );
-    assert_eq!(changed["chat"]["values"]["streamerName"], "Host Name", "{changed}");
+    assert_eq!(
+        changed["chat"]["values"]["streamerName"], "Host Name",
+        "{changed}"
+    );
     assert_eq!(changed["chat"]["sources"]["slowModeSeconds"], "console");
     assert_eq!(changed["chat"]["sources"]["maxConnections"], "default");
 
@@ -53,7 +56,12 @@ fn chat_settings_apply_to_the_open_chat_and_outlive_a_restart() {
     let own = c.expect_chat("hello");
     assert_eq!(own["user"]["displayName"], "Host Name", "{own}");
     let taken = register_raw(&server, &json!({"displayName": "Host Name"}).to_string());
-    assert_eq!(taken.status, 400, "the new streamer name is reserved: {}", taken.text());
+    assert_eq!(
+        taken.status,
+        400,
+        "the new streamer name is reserved: {}",
+        taken.text()
+    );
 
     // Bad values: the field at fault, nothing saved.
     for (body, field) in [
@@ -86,7 +94,10 @@ fn chat_settings_apply_to_the_open_chat_and_outlive_a_restart() {
     assert_eq!(status(&server)["chatEnabled"], false);
     assert_eq!(status(&server)["chatMaxMessageChars"], 20);
     let again = admin_get(&server, "/settings");
-    assert_eq!(again["chat"]["values"]["streamerName"], "Host Name", "{again}");
+    assert_eq!(
+        again["chat"]["values"]["streamerName"], "Host Name",
+        "{again}"
+    );
     assert!(again["problems"].as_array().unwrap().is_empty(), "{again}");
     // Back to config.toml's value with null.
     let reset = admin_ok(&server, "/settings/chat", json!({"maxMessageChars": null}));

@@ -15,7 +15,12 @@ fn a_live_stream_has_a_preview_image_that_outlives_it() {
     let server = Server::start(ServerOptions::default());
     let url = server.url("/thumbnail.jpg");
     let none = http_get(&url).unwrap();
-    assert_eq!(none.status, 404, "a preview before any stream: {}", none.text());
+    assert_eq!(
+        none.status,
+        404,
+        "a preview before any stream: {}",
+        none.text()
+    );
 
     let mut publisher = Publisher::start("ffmpeg", &fx.path, &server.publish_url(), &["-t", "6"]);
     let image = poll_until(Duration::from_secs(30), Duration::from_millis(200), || {
@@ -31,11 +36,17 @@ fn a_live_stream_has_a_preview_image_that_outlives_it() {
     let stream = &probed["streams"][0];
     assert_eq!(stream["codec_name"], "mjpeg", "{probed}");
     // The 1280x720 source, at most 640 wide.
-    assert_eq!((stream["width"].as_u64(), stream["height"].as_u64()), (Some(640), Some(360)));
+    assert_eq!(
+        (stream["width"].as_u64(), stream["height"].as_u64()),
+        (Some(640), Some(360))
+    );
 
     publisher.expect_success(Duration::from_secs(30), "ffmpeg publishing for 6 s");
     server.wait_online(false, Duration::from_secs(20));
     let after = http_get(&url).unwrap();
-    assert_eq!(after.status, 200, "the preview is kept for the offline page");
+    assert_eq!(
+        after.status, 200,
+        "the preview is kept for the offline page"
+    );
     assert_eq!(after.header("content-type"), Some("image/jpeg"));
 }

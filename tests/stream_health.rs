@@ -39,13 +39,24 @@ fn health_reports_the_process_and_the_viewers_over_the_broadcast() {
         Some(health(&server)).filter(|h| h["memoryBytes"].is_u64())
     })
     .expect("a memory reading within a sample");
-    assert!(before["memoryBytes"].as_u64().unwrap() > 4 << 20, "{before}");
+    assert!(
+        before["memoryBytes"].as_u64().unwrap() > 4 << 20,
+        "{before}"
+    );
     assert!(before["cores"].as_u64().unwrap() >= 1, "{before}");
-    assert_eq!(before["viewers"]["samples"], Value::Array(vec![]), "{before}");
+    assert_eq!(
+        before["viewers"]["samples"],
+        Value::Array(vec![]),
+        "{before}"
+    );
     assert_eq!(before["viewers"]["broadcastStart"], Value::Null, "{before}");
 
-    let mut publisher =
-        Publisher::start("ffmpeg", &fixture().path, &server.publish_url(), &["-t", "12"]);
+    let mut publisher = Publisher::start(
+        "ffmpeg",
+        &fixture().path,
+        &server.publish_url(),
+        &["-t", "12"],
+    );
     server.wait_online(true, Duration::from_secs(30));
     let media_playlist = server.url("/hls/0/stream.m3u8");
     // Watch (reload the media playlist) until a sample has counted this viewer and the CPU

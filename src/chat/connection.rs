@@ -69,7 +69,7 @@ pub async fn run(hub: Arc<Hub>, socket: WebSocket, token: Option<String>, ip: Ip
         }
         joined.events
     };
-    let config = hub.config().clone();
+    let config = hub.config();
     let mut limits =
         ConnectionLimits::new(config.rate_burst, config.rate_per_second, Instant::now());
     let mut ping = tokio::time::interval(PING_EVERY);

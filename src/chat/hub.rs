@@ -25,8 +25,8 @@ use super::names::{check_name, random_name, NameError, Skeletons};
 use super::presence::Presence;
 use super::users::{User, UserStore};
 use crate::config::ChatConfig;
-use crate::settings::chat::ChatValues;
 use crate::secrets::{random_token, SecretError};
+use crate::settings::chat::ChatValues;
 
 const TOKEN_LENGTH: usize = 32;
 /// Random names drawn before one that looks like a name in use is kept anyway.
@@ -959,7 +959,8 @@ mod tests {
         assert_eq!(slowed.kind, ErrorKind::RateLimited);
         assert!(slowed.message.contains("slow mode"), "{}", slowed.message);
         for body in ["m1", "m2", "m3"] {
-            hub.chat(mo.connection, body).expect("moderators do not wait");
+            hub.chat(mo.connection, body)
+                .expect("moderators do not wait");
         }
         // The new streamer name is reserved; the old one is free.
         assert_eq!(

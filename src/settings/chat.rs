@@ -70,7 +70,12 @@ impl Section for ChatValues {
         check_name(&self.streamer_name)
             .map_err(|reason| field_error("streamerName", reason.to_string()))?;
         let ranges = [
-            ("maxMessageChars", self.max_message_chars, 1, MAX_MESSAGE_CHARS),
+            (
+                "maxMessageChars",
+                self.max_message_chars,
+                1,
+                MAX_MESSAGE_CHARS,
+            ),
             (
                 "slowModeSeconds",
                 self.slow_mode_seconds as usize,
@@ -99,7 +104,9 @@ mod tests {
     fn patched(json: &str) -> Result<ChatValues, FieldError> {
         let config = ChatValues::default();
         let patch = serde_json::from_str(json).unwrap();
-        Overrides::default().patched(&config, patch).map(|(_, values)| values)
+        Overrides::default()
+            .patched(&config, patch)
+            .map(|(_, values)| values)
     }
 
     #[test]
@@ -123,7 +130,14 @@ mod tests {
         let values = patched(r#"{"streamerName": " Host ", "slowModeSeconds": 10}"#).unwrap();
         assert_eq!(values.streamer_name, "Host");
         let config = values.applied_to(&ChatConfig::default());
-        assert_eq!((config.slow_mode_seconds, config.streamer_name.as_str()), (10, "Host"));
-        assert_eq!(config.rate_burst, ChatConfig::default().rate_burst, "others kept");
+        assert_eq!(
+            (config.slow_mode_seconds, config.streamer_name.as_str()),
+            (10, "Host")
+        );
+        assert_eq!(
+            config.rate_burst,
+            ChatConfig::default().rate_burst,
+            "others kept"
+        );
     }
 }

@@ -199,7 +199,11 @@ impl LiveSettings {
         next.revision += 1;
         *T::saved_mut(&mut next) = overrides;
         self.file.save(&next)?;
-        info!(revision = next.revision, "settings: {} settings changed", T::NAME);
+        info!(
+            revision = next.revision,
+            "settings: {} settings changed",
+            T::NAME
+        );
         let sources = T::saved(&next).sources(config);
         state.saved = next;
         *T::current_mut(&mut state) = Arc::new(values.clone());
@@ -288,7 +292,11 @@ mod tests {
         let settings = load(dir.path());
         assert_eq!(settings.page().0.stream_title, "Config title");
         assert_eq!(settings.problems().len(), 1, "{:?}", settings.problems());
-        assert_eq!(settings.chat().slow_mode_seconds, 5, "the other section is kept");
+        assert_eq!(
+            settings.chat().slow_mode_seconds,
+            5,
+            "the other section is kept"
+        );
     }
 
     #[test]
@@ -303,7 +311,10 @@ mod tests {
         assert_eq!(again.chat().slow_mode_seconds, 30);
         assert_eq!(again.page().0.summary, "Hi");
         assert_eq!(again.page().1, 2);
-        assert_eq!(again.chat_view().sources["slowModeSeconds"], Source::Console);
+        assert_eq!(
+            again.chat_view().sources["slowModeSeconds"],
+            Source::Console
+        );
         assert_eq!(again.chat_view().sources["maxConnections"], Source::Default);
     }
 }

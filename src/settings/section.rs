@@ -180,20 +180,41 @@ mod tests {
             limit: 10,
         };
         let (overrides, values) = Overrides::default()
-            .patched(&config, patch(serde_json::json!({"name": "  mine ", "limit": 20})))
+            .patched(
+                &config,
+                patch(serde_json::json!({"name": "  mine ", "limit": 20})),
+            )
             .unwrap();
-        assert_eq!(values, Example { name: "mine".into(), limit: 20 });
+        assert_eq!(
+            values,
+            Example {
+                name: "mine".into(),
+                limit: 20
+            }
+        );
         assert_eq!(overrides.0["name"], "mine", "saved cleaned");
         let sources = overrides.sources(&config);
-        assert_eq!((sources["name"], sources["limit"]), (Source::Console, Source::Console));
+        assert_eq!(
+            (sources["name"], sources["limit"]),
+            (Source::Console, Source::Console)
+        );
 
         let (overrides, values) = overrides
             .patched(&config, patch(serde_json::json!({"name": null})))
             .unwrap();
-        assert_eq!(values, Example { name: "from config".into(), limit: 20 });
+        assert_eq!(
+            values,
+            Example {
+                name: "from config".into(),
+                limit: 20
+            }
+        );
         let sources = overrides.sources(&config);
         assert_eq!(sources["name"], Source::Config);
-        assert_eq!(Overrides::default().sources(&config)["limit"], Source::Default);
+        assert_eq!(
+            Overrides::default().sources(&config)["limit"],
+            Source::Default
+        );
     }
 
     #[test]
@@ -216,6 +237,9 @@ mod tests {
     #[test]
     fn a_hand_edited_value_of_the_wrong_type_is_an_error_on_apply() {
         let overrides: Overrides = serde_json::from_str(r#"{"limit": "x"}"#).unwrap();
-        assert_eq!(overrides.apply_to(&Example::default()).unwrap_err().field, "limit");
+        assert_eq!(
+            overrides.apply_to(&Example::default()).unwrap_err().field,
+            "limit"
+        );
     }
 }

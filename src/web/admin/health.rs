@@ -13,19 +13,30 @@ use serde::Serialize;
 use warp::Filter;
 
 use super::ok;
-use crate::web::status::viewer_count;
-use crate::web::WebState;
 use crate::chat::events::rfc3339;
 use crate::process_usage::{self, Usage};
+use crate::web::status::viewer_count;
+use crate::web::Routes;
+use crate::web::WebState;
 
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// An hour at [`SAMPLE_EVERY`] before the history thins out.
 const MAX_SAMPLES: usize = 720;
 
 /// The latest readings, shared by the sampler and the endpoint.
-#[derive(Default)]
 pub struct Health {
+    /// The cores the CPU share is of (read once: the machine does not change under us).
+    cores: usize,
     inner: Mutex<Readings>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            inner: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -73,14 +84,13 @@ impl Health {
     /// viewers now (a new broadcast starts a new history).
     fn sample(&self, now: (Instant, SystemTime), live_since: Option<SystemTime>, viewers: usize) {
         let usage = process_usage::read();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut readings = self.lock();
         if let (Some((then, before)), Some(after)) = (readings.usage, usage) {
             readings.cpu_percent = Some(process_usage::cpu_percent(
                 before,
                 after,
                 now.0.duration_since(then),
-                cores,
+                self.cores,
             ));
         }
         readings.usage = usage.map(|usage| (now.0, usage));
@@ -143,33 +153,34 @@ struct SampleJson {
     viewers: usize,
 }
 
-pub fn routes(
-    state: Arc<WebState>,
-) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
-    warp::path!("health").and(warp::get()).map(move || {
-        let now = viewer_count(&state);
-        let readings = state.health.lock();
-        let history = &readings.viewers;
-        ok(HealthJson {
-            cpu_percent: readings.cpu_percent,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            memory_bytes: readings.usage.map(|(_, usage)| usage.memory_bytes),
-            viewers: ViewersJson {
-                now,
-                peak: history.peak,
-                broadcast_start: readings.broadcast.map(rfc3339),
-                sample_seconds: SAMPLE_EVERY.as_secs() * history.stride.max(1) as u64,
-                samples: history
-                    .samples
-                    .iter()
-                    .map(|&(time, viewers)| SampleJson {
-                        time: rfc3339(time),
-                        viewers,
-                    })
-                    .collect(),
-            },
+pub fn routes(state: Arc<WebState>) -> Routes {
+    warp::path!("health")
+        .and(warp::get())
+        .map(move || {
+            let now = viewer_count(&state);
+            let readings = state.health.lock();
+            let history = &readings.viewers;
+            ok(HealthJson {
+                cpu_percent: readings.cpu_percent,
+                cores: state.health.cores,
+                memory_bytes: readings.usage.map(|(_, usage)| usage.memory_bytes),
+                viewers: ViewersJson {
+                    now,
+                    peak: history.peak,
+                    broadcast_start: readings.broadcast.map(rfc3339),
+                    sample_seconds: SAMPLE_EVERY.as_secs() * history.stride.max(1) as u64,
+                    samples: history
+                        .samples
+                        .iter()
+                        .map(|&(time, viewers)| SampleJson {
+                            time: rfc3339(time),
+                            viewers,
+                        })
+                        .collect(),
+                },
+            })
         })
-    })
+        .boxed()
 }
 
 #[cfg(test)]
@@ -183,7 +194,11 @@ mod tests {
         for i in 0..(MAX_SAMPLES * 4) {
             history.record(start + Duration::from_secs(i as u64 * 5), i % 7);
         }
-        assert!(history.samples.len() <= MAX_SAMPLES, "{}", history.samples.len());
+        assert!(
+            history.samples.len() <= MAX_SAMPLES,
+            "{}",
+            history.samples.len()
+        );
         assert!(history.samples.len() >= MAX_SAMPLES / 2);
         assert_eq!(history.peak, 6);
         assert_eq!(history.samples[0].0, start, "the start is kept");
@@ -205,7 +220,10 @@ mod tests {
         health.sample(at(60), Some(second), 1);
         let readings = health.lock();
         assert_eq!(readings.broadcast, Some(second));
-        assert_eq!(readings.viewers.samples, [(first + Duration::from_secs(60), 1)]);
+        assert_eq!(
+            readings.viewers.samples,
+            [(first + Duration::from_secs(60), 1)]
+        );
         assert_eq!(readings.viewers.peak, 1);
     }
 }
