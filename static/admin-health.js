@@ -11,6 +11,10 @@
  * event; this section announces each status as a 'selfcast:status' event (the Chat section
  * reads chatEnabled from it). The preview image, /thumbnail.jpg, is loaded when the console
  * opens and every 5 s while live.
+ *
+ * The Server box reads GET /api/admin/health every 5 s (the server samples that often): the
+ * server's CPU (a share of all its cores) and memory, and the viewers over the live broadcast,
+ * else the last one, drawn as a line (an SVG polyline built as DOM nodes, no markup strings).
  */
 (function () {
   'use strict';
@@ -20,6 +24,11 @@
   var PREVIEW_URL = '/thumbnail.jpg';
   var POLL_MS = 2000;
   var PREVIEW_MS = 5000;
+  var HEALTH_URL = '/api/admin/health';
+  var HEALTH_MS = 5000;
+  var SVG = 'http://www.w3.org/2000/svg';
+  var CHART_W = 600;
+  var CHART_H = 120;
 
   var $ = C.byId;
   var els = {
@@ -36,19 +45,29 @@
     dropped: $('health-dropped'),
     viewers: $('health-viewers'),
     rows: $('health-variant-rows'),
+    serverError: $('health-server-error'),
+    cpu: $('health-cpu'),
+    memory: $('health-memory'),
+    peak: $('health-peak'),
+    chart: $('health-chart'),
+    chartNote: $('health-chart-note'),
   };
 
   var online = false;
   var previewAt = 0;      // when the preview was last asked for (ms)
   var poll = C.poller(POLL_MS, load);
+  var pollServer = C.poller(HEALTH_MS, loadServer);
 
   C.addSection({
     start: function () {
       previewAt = 0;
       poll.start();
+      pollServer.start();
     },
     stop: function () {
       poll.stop();
+      pollServer.stop();
+      els.chart.textContent = '';
       els.rows.textContent = '';
       els.preview.hidden = true;
     },
@@ -132,6 +151,51 @@
   // "skipped: <why>" (the server's reason may say "skipped" already).
   function skippedText(why) {
     return /^skipped\b/i.test(why) ? why : 'skipped: ' + why;
+  }
+
+  // ---- The server: CPU, memory, viewers over the broadcast ------------------------------------
+
+  function loadServer() {
+    return C.request('GET', HEALTH_URL).then(function (answer) {
+      if (answer.status !== 200) {
+        C.showText(els.serverError, C.errorText(answer, 'Reading the server\'s health failed'));
+        return;
+      }
+      C.hide(els.serverError);
+      showServer(answer.data);
+    });
+  }
+
+  function showServer(health) {
+    els.cpu.textContent = typeof health.cpuPercent === 'number'
+      ? health.cpuPercent.toFixed(1) + ' % of ' + health.cores + (health.cores === 1 ? ' core' : ' cores')
+      : 'measuring…';
+    els.memory.textContent = typeof health.memoryBytes === 'number'
+      ? (health.memoryBytes / 1048576).toFixed(1) + ' MiB' : 'not known here';
+    var viewers = health.viewers || {};
+    var samples = Array.isArray(viewers.samples) ? viewers.samples : [];
+    els.peak.textContent = viewers.broadcastStart ? count(viewers.peak) : '—';
+    drawChart(samples, typeof viewers.peak === 'number' ? viewers.peak : 0);
+    els.chartNote.textContent = !viewers.broadcastStart ? 'No broadcast yet.'
+      : 'Viewers since ' + C.clock(viewers.broadcastStart) + (online ? '' : ' (the last broadcast)')
+        + ', one point every ' + viewers.sampleSeconds + ' s.';
+  }
+
+  // One polyline over the samples, the highest point at the top (at least 1 viewer high).
+  function drawChart(samples, peak) {
+    els.chart.textContent = '';
+    if (samples.length === 0) return;
+    var top = Math.max(peak, 1);
+    var step = samples.length > 1 ? CHART_W / (samples.length - 1) : 0;
+    var points = samples.map(function (sample, i) {
+      var y = CHART_H - 4 - (CHART_H - 8) * (Number(sample.viewers) || 0) / top;
+      return (i * step).toFixed(1) + ',' + y.toFixed(1);
+    });
+    if (samples.length === 1) points.push(CHART_W + ',' + points[0].split(',')[1]);
+    var line = document.createElementNS(SVG, 'polyline');
+    line.setAttribute('points', points.join(' '));
+    line.setAttribute('class', 'health-chart-line');
+    els.chart.appendChild(line);
   }
 
   // ---- The preview image ----------------------------------------------------------------------

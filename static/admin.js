@@ -9,9 +9,10 @@
  *      cookie and answers a CSRF token, which every later change sends back as X-CSRF-Token with
  *      a JSON body. A wrong password, or too many of them (429: wait N seconds, or locked out),
  *      is said under the password field.
- *   3. The Page section: GET /api/admin/settings fills the fields and says beside each where its
+ *   3. The Page and Chat settings sections (one settingsForm each): GET /api/admin/settings
+ *      fills the fields and says beside each where its
  *      value comes from ("from config.toml", "set here", "default"). "Save" sends the fields that
- *      changed to POST /api/admin/settings/page; "Reset" sends null for one field, which puts it
+ *      changed to POST /api/admin/settings/page (or /chat); "Reset" sends null for one field, which puts it
  *      back to config.toml's value or the default. A refusal (400 with `field`) is shown at that
  *      field; the server then saved nothing. Problems the server found with the stored settings
  *      (`problems`) are shown in a banner.
@@ -39,11 +40,15 @@
   var SIGN_OUT_URL = '/api/admin/session/end';
   var SETTINGS_URL = '/api/admin/settings';
   var PAGE_SETTINGS_URL = '/api/admin/settings/page';
+  var CHAT_SETTINGS_URL = '/api/admin/settings/chat';
   var PASSWORD_URL = '/api/admin/password';
   var REQUEST_TIMEOUT_MS = 15000;
 
   // The Page section's fields, as the API names them (the form's ids are "page-" + key).
   var PAGE_KEYS = ['streamTitle', 'summary', 'tags', 'offlineMessage', 'socialLinks', 'customCss'];
+  // The Chat settings section's fields (the form's ids are "chatset-" + key); chat on/off is
+  // the Chat section's switch (admin-chat.js).
+  var CHAT_KEYS = ['streamerName', 'maxMessageChars', 'slowModeSeconds', 'maxConnections'];
   var SOURCE_WORDS = { config: 'from config.toml', console: 'set here', default: 'default' };
 
   // ---- Page elements and state ---------------------------------------------------------------
@@ -64,9 +69,6 @@
     console: $('console'),
     problems: $('problems'),
     problemsList: $('problems-list'),
-    pageForm: $('page-form'),
-    pageSave: $('page-save'),
-    pageStatus: $('page-status'),
     socialRows: $('social-rows'),
     socialAdd: $('social-add'),
     socialTemplate: $('social-row-template'),
@@ -86,6 +88,7 @@
   window.selfcastAdmin = admin;
 
   var sections = [];         // { start, stop } of the other sections' scripts
+  var forms = [];            // the settings forms (settingsForm), filled by loadSettings
   var csrfToken = null;      // from the session; sent with every change
   var retryTimer = null;     // re-enables "Sign in" after a 429
   var socialRowCount = 0;    // for unique ids of the social link rows
@@ -205,12 +208,8 @@
   function showSignIn(notice) {
     sections.forEach(function (section) { section.stop(); });
     csrfToken = null;
-    admin.page = null;
-    els.pageForm.reset();
-    els.socialRows.textContent = '';
+    forms.forEach(function (form) { form.reset(); });
     els.passwordForm.reset();
-    clearPageErrors();
-    els.pageStatus.textContent = '';
     els.passwordStatus.textContent = '';
     if (notice) {
       showText(els.signInNotice, notice);
@@ -289,24 +288,27 @@
   }
 
   function loadSettings() {
-    els.pageSave.disabled = true;
+    forms.forEach(function (form) { form.save.disabled = true; });
     return request('GET', SETTINGS_URL).then(function (answer) {
       if (answer.status === 401) {
         sessionEnded();
         return;
       }
-      if (answer.status !== 200 || !isPage(answer.data.page)) {
-        els.pageStatus.textContent = errorText(answer, 'Loading the settings failed');
-        return;
-      }
-      showProblems(answer.data.problems);
-      showPage(answer.data.page, PAGE_KEYS);
-      els.pageSave.disabled = false;
+      showProblems(answer.data && answer.data.problems);
+      forms.forEach(function (form) {
+        var view = answer.status === 200 ? answer.data[form.section] : null;
+        if (!isView(view)) {
+          form.status.textContent = errorText(answer, 'Loading the settings failed');
+          return;
+        }
+        form.show(view, form.keys);
+        form.save.disabled = false;
+      });
     }, function () { /* the banner says why */ });
   }
 
-  function isPage(page) {
-    return page !== null && typeof page === 'object' && page.values && page.sources;
+  function isView(view) {
+    return view !== null && typeof view === 'object' && view.values && view.sources;
   }
 
   function showProblems(problems) {
@@ -322,179 +324,235 @@
     els.problems.hidden = list.length === 0;
   }
 
-  // ---- The Page section ----------------------------------------------------------------------
+  // ---- A settings form (Page, Chat settings) -------------------------------------------------
+  //
+  // spec: section (the API's name: "page", "chat"), prefix (of the form's ids: prefix + "-form",
+  // "-save", "-status", and per key prefix-key, -key-source, -key-error, -key-label), url (POST),
+  // keys, and per key how the form reads and writes it (read/write, default: the control's
+  // value as text; normalised: the server's value as read would give it back). `onShow(view)`
+  // is told whenever the server's settings are shown.
+  function settingsForm(spec) {
+    var form = {
+      section: spec.section,
+      keys: spec.keys,
+      view: null,
+      element: $(spec.prefix + '-form'),
+      save: $(spec.prefix + '-save'),
+      status: $(spec.prefix + '-status'),
+    };
+    var read = spec.read || function (key) { return control(key).value; };
+    var write = spec.write || function (key, value) {
+      control(key).value = value === undefined || value === null ? '' : String(value);
+    };
+    var normalised = spec.normalised || function (key, value) {
+      return value === undefined || value === null ? '' : String(value);
+    };
 
-  function control(key) {
-    return $('page-' + key);
-  }
-
-  // What the form holds for `key`, in the API's shape.
-  function readField(key) {
-    switch (key) {
-      case 'tags':
-        return control(key).value.split(',').map(function (tag) { return tag.trim(); })
-          .filter(function (tag) { return tag !== ''; });
-      case 'socialLinks':
-        return Array.prototype.map.call(els.socialRows.children, function (row) {
-          return {
-            platform: row.querySelector('.social-platform').value.trim(),
-            url: row.querySelector('.social-url').value.trim(),
-          };
-        }).filter(function (link) { return link.platform !== '' || link.url !== ''; });
-      default:
-        return control(key).value;
+    function control(key) {
+      return $(spec.prefix + '-' + key);
     }
-  }
 
-  function writeField(key, value) {
-    switch (key) {
-      case 'tags':
-        control(key).value = Array.isArray(value) ? value.join(', ') : '';
-        break;
-      case 'socialLinks':
-        els.socialRows.textContent = '';
-        (Array.isArray(value) ? value : []).forEach(addSocialRow);
-        break;
-      default:
-        control(key).value = typeof value === 'string' ? value : '';
+    function fieldError(key) {
+      return $(spec.prefix + '-' + key + '-error');
     }
-  }
 
-  // Whether the form's value of `key` differs from the server's.
-  function changed(key) {
-    return JSON.stringify(readField(key)) !== JSON.stringify(normalised(key, admin.page.values[key]));
-  }
-
-  // The server's value as readField would give it back (tags and links without empty ones).
-  function normalised(key, value) {
-    if (key === 'tags') {
-      return Array.isArray(value) ? value : [];
+    function fieldName(key) {
+      var label = document.querySelector('label[for="' + spec.prefix + '-' + key + '"]')
+        || $(spec.prefix + '-' + key + '-label');
+      return label ? label.textContent : key;
     }
-    if (key === 'socialLinks') {
-      return (Array.isArray(value) ? value : []).map(function (link) {
-        return { platform: String(link.platform || ''), url: String(link.url || '') };
+
+    // Whether the form's value of `key` differs from the server's.
+    function changed(key) {
+      return JSON.stringify(read(key)) !== JSON.stringify(normalised(key, form.view.values[key]));
+    }
+
+    // Show the server's settings: the values of `keys` (the others keep what is being edited),
+    // every field's source and Reset button.
+    form.show = function (view, keys) {
+      form.view = view;
+      if (spec.section === 'page') admin.page = view;
+      keys.forEach(function (key) { write(key, view.values[key]); });
+      spec.keys.forEach(function (key) {
+        var source = view.sources[key];
+        $(spec.prefix + '-' + key + '-source').textContent = SOURCE_WORDS[source] || '';
+        form.element.querySelector('[data-reset="' + key + '"]').hidden = source !== 'console';
+      });
+      if (spec.onShow) spec.onShow(view);
+    };
+
+    form.clearErrors = function () {
+      spec.keys.forEach(function (key) {
+        hide(fieldError(key));
+        if (control(key)) control(key).removeAttribute('aria-invalid');
+      });
+    };
+
+    form.reset = function () {
+      form.view = null;
+      form.element.reset();
+      form.clearErrors();
+      form.status.textContent = '';
+      if (spec.onReset) spec.onReset();
+    };
+
+    form.hideError = function (key) {
+      hide(fieldError(key));
+    };
+
+    // A 400's `field` ("streamTitle", or e.g. "socialLinks[2].url") → the field that shows it.
+    function showRefusal(answer) {
+      var match = /^[A-Za-z]+/.exec(typeof answer.data.field === 'string' ? answer.data.field : '');
+      var key = match && spec.keys.indexOf(match[0]) >= 0 ? match[0] : null;
+      var text = errorText(answer, 'The server refused the change');
+      if (key === null) {
+        form.status.textContent = 'Not saved: ' + text;
+        return;
+      }
+      showText(fieldError(key), text);
+      form.status.textContent = 'Not saved: see ' + fieldName(key) + '.';
+      var input = (spec.focusOf && spec.focusOf(key)) || control(key);
+      if (input === control(key)) input.setAttribute('aria-invalid', 'true');
+      input.focus();
+    }
+
+    // Send `changes` (API keys → values, null: back to config.toml / default). On success the
+    // fields in `show` take the server's values and the status says done(the new settings).
+    function send(changes, show, done) {
+      form.save.disabled = true;
+      form.clearErrors();
+      form.status.textContent = 'Saving…';
+      return request('POST', spec.url, changes).then(function (answer) {
+        if (answer.status === 401) {
+          sessionEnded();
+        } else if (answer.status === 200 && isView(answer.data[spec.section])) {
+          form.show(answer.data[spec.section], show);
+          form.status.textContent = done(answer.data[spec.section]);
+        } else if (answer.status === 400) {
+          showRefusal(answer);
+        } else {
+          form.status.textContent = 'Not saved: ' + errorText(answer, 'Saving failed');
+        }
+      }, function () {
+        form.status.textContent = 'Not saved: selfcast cannot be reached.';
+      }).finally(function () {
+        form.save.disabled = form.view === null;
       });
     }
-    return typeof value === 'string' ? value : '';
-  }
 
-  // Show the server's settings: the values of `keys` (the others keep what is being edited),
-  // every field's source and Reset button.
-  function showPage(page, keys) {
-    admin.page = page;
-    keys.forEach(function (key) {
-      writeField(key, page.values[key]);
+    form.element.addEventListener('submit', function (event) {
+      event.preventDefault();
+      if (form.view === null) return;
+      var changes = {};
+      var keys = spec.keys.filter(changed);
+      keys.forEach(function (key) { changes[key] = read(key); });
+      if (keys.length === 0) {
+        form.clearErrors();
+        form.status.textContent = 'Nothing to save: no field was changed.';
+        return;
+      }
+      // Every field shows the server's value afterwards: those not sent were not changed.
+      send(changes, spec.keys, function () { return spec.savedText; });
     });
-    PAGE_KEYS.forEach(function (key) {
-      var source = page.sources[key];
-      $('page-' + key + '-source').textContent = SOURCE_WORDS[source] || '';
-      els.pageForm.querySelector('[data-reset="' + key + '"]').hidden = source !== 'console';
+
+    form.element.addEventListener('click', function (event) {
+      var button = event.target.closest('[data-reset]');
+      if (!button || form.view === null) return;
+      var key = button.getAttribute('data-reset');
+      var changes = {};
+      changes[key] = null;
+      send(changes, [key], function (view) {
+        return fieldName(key) + (view.sources[key] === 'config' ? ' is back to its value in config.toml.'
+          : ' is back to the default.');
+      });
     });
-  }
 
-  function fieldError(key) {
-    return $('page-' + key + '-error');
-  }
-
-  function clearPageErrors() {
-    PAGE_KEYS.forEach(function (key) {
-      hide(fieldError(key));
-      if (control(key)) {
-        control(key).removeAttribute('aria-invalid');
+    // Editing a field clears its error.
+    form.element.addEventListener('input', function (event) {
+      var field = event.target.closest('[data-key]');
+      if (field) {
+        hide(fieldError(field.getAttribute('data-key')));
+        event.target.removeAttribute('aria-invalid');
       }
     });
+
+    forms.push(form);
+    return form;
   }
 
-  // A 400's `field` ("streamTitle", or e.g. "socialLinks[2].url") → the field that shows it.
-  function showRefusal(answer) {
-    var match = /^[A-Za-z]+/.exec(typeof answer.data.field === 'string' ? answer.data.field : '');
-    var key = match && PAGE_KEYS.indexOf(match[0]) >= 0 ? match[0] : null;
-    var text = errorText(answer, 'The server refused the change');
-    if (key === null) {
-      els.pageStatus.textContent = 'Not saved: ' + text;
-      return;
-    }
-    showText(fieldError(key), text);
-    els.pageStatus.textContent = 'Not saved: see ' + fieldName(key) + '.';
-    var input = key === 'socialLinks' ? els.socialRows.querySelector('input') || els.socialAdd
-      : control(key);
-    if (key !== 'socialLinks') {
-      input.setAttribute('aria-invalid', 'true');
-    }
-    input.focus();
-  }
+  // ---- The Page section ----------------------------------------------------------------------
 
-  function fieldName(key) {
-    return $('page-' + key) ? document.querySelector('label[for="page-' + key + '"]').textContent
-      : $('page-' + key + '-label').textContent;
-  }
-
-  // Send `changes` (API keys → values, null: back to config.toml / default). On success the
-  // fields in `show` take the server's values and the status says done(the new settings).
-  function savePage(changes, show, done) {
-    els.pageSave.disabled = true;
-    clearPageErrors();
-    els.pageStatus.textContent = 'Saving…';
-    return request('POST', PAGE_SETTINGS_URL, changes).then(function (answer) {
-      if (answer.status === 401) {
-        sessionEnded();
-      } else if (answer.status === 200 && isPage(answer.data.page)) {
-        showPage(answer.data.page, show);
-        els.pageStatus.textContent = done(answer.data.page);
-      } else if (answer.status === 400) {
-        showRefusal(answer);
-      } else {
-        els.pageStatus.textContent = 'Not saved: ' + errorText(answer, 'Saving failed');
+  var pageForm = settingsForm({
+    section: 'page',
+    prefix: 'page',
+    url: PAGE_SETTINGS_URL,
+    keys: PAGE_KEYS,
+    savedText: 'Saved. Open viewer pages follow within a few seconds.',
+    read: function (key) {
+      switch (key) {
+        case 'tags':
+          return $('page-tags').value.split(',').map(function (tag) { return tag.trim(); })
+            .filter(function (tag) { return tag !== ''; });
+        case 'socialLinks':
+          return Array.prototype.map.call(els.socialRows.children, function (row) {
+            return {
+              platform: row.querySelector('.social-platform').value.trim(),
+              url: row.querySelector('.social-url').value.trim(),
+            };
+          }).filter(function (link) { return link.platform !== '' || link.url !== ''; });
+        default:
+          return $('page-' + key).value;
       }
-    }, function () {
-      els.pageStatus.textContent = 'Not saved: selfcast cannot be reached.';
-    }).finally(function () {
-      els.pageSave.disabled = admin.page === null;
-    });
-  }
-
-  els.pageForm.addEventListener('submit', function (event) {
-    event.preventDefault();
-    if (admin.page === null) {
-      return;
-    }
-    var changes = {};
-    var keys = PAGE_KEYS.filter(changed);
-    keys.forEach(function (key) {
-      changes[key] = readField(key);
-    });
-    if (keys.length === 0) {
-      clearPageErrors();
-      els.pageStatus.textContent = 'Nothing to save: no field was changed.';
-      return;
-    }
-    // Every field shows the server's value afterwards: those not sent were not changed.
-    savePage(changes, PAGE_KEYS, function () {
-      return 'Saved. Open viewer pages follow within a few seconds.';
-    });
+    },
+    write: function (key, value) {
+      switch (key) {
+        case 'tags':
+          $('page-tags').value = Array.isArray(value) ? value.join(', ') : '';
+          break;
+        case 'socialLinks':
+          els.socialRows.textContent = '';
+          (Array.isArray(value) ? value : []).forEach(addSocialRow);
+          break;
+        default:
+          $('page-' + key).value = typeof value === 'string' ? value : '';
+      }
+    },
+    // The server's value as read gives it back (tags and links without empty ones).
+    normalised: function (key, value) {
+      if (key === 'tags') return Array.isArray(value) ? value : [];
+      if (key === 'socialLinks') {
+        return (Array.isArray(value) ? value : []).map(function (link) {
+          return { platform: String(link.platform || ''), url: String(link.url || '') };
+        });
+      }
+      return typeof value === 'string' ? value : '';
+    },
+    focusOf: function (key) {
+      return key === 'socialLinks' ? els.socialRows.querySelector('input') || els.socialAdd : null;
+    },
+    onReset: function () {
+      admin.page = null;
+      els.socialRows.textContent = '';
+    },
   });
 
-  els.pageForm.addEventListener('click', function (event) {
-    var button = event.target.closest('[data-reset]');
-    if (!button || admin.page === null) {
-      return;
-    }
-    var key = button.getAttribute('data-reset');
-    var changes = {};
-    changes[key] = null;
-    savePage(changes, [key], function (page) {
-      return fieldName(key) + (page.sources[key] === 'config' ? ' is back to its value in config.toml.'
-        : ' is back to the default.');
-    });
-  });
+  // ---- The Chat settings section -------------------------------------------------------------
 
-  // Editing a field clears its error.
-  els.pageForm.addEventListener('input', function (event) {
-    var field = event.target.closest('[data-key]');
-    if (field) {
-      hide(fieldError(field.getAttribute('data-key')));
-      event.target.removeAttribute('aria-invalid');
-    }
+  settingsForm({
+    section: 'chat',
+    prefix: 'chatset',
+    url: CHAT_SETTINGS_URL,
+    keys: CHAT_KEYS,
+    savedText: 'Saved. The chat follows at once.',
+    read: function (key) {
+      var input = $('chatset-' + key);
+      if (key === 'streamerName') return input.value;
+      // A number field: what was typed, as a number when it is one (the server says what is wrong).
+      return input.value.trim() !== '' && !isNaN(Number(input.value)) ? Number(input.value) : input.value;
+    },
+    normalised: function (key, value) {
+      return key === 'streamerName' ? String(value) : value;
+    },
   });
 
   // ---- Social links: rows of platform + URL --------------------------------------------------
@@ -514,7 +572,7 @@
     row.querySelector('.social-remove').addEventListener('click', function () {
       row.remove();
       numberSocialRows();
-      hide(fieldError('socialLinks'));
+      pageForm.hideError('socialLinks');
       els.socialAdd.focus();
     });
     els.socialRows.appendChild(row);

@@ -74,6 +74,7 @@ const problems = [];   // script errors and CSP refusals, on any page
 /** The admin API as a script uses it (HTTP Basic, the current password). */
 const admin = (method, p, body) => adminRequest(ctx.base, ctx.password, method, p, body);
 const storedPage = async () => (await admin('GET', '/api/admin/settings')).page;
+const storedChat = async () => (await admin('GET', '/api/admin/settings')).chat;
 
 /** Wait until fn(arg) is truthy in the page; its value. Fails after `ms` (default: the overall
  *  deadline) with `what` and what the page shows then. */
@@ -116,12 +117,13 @@ async function signIn(page, password) {
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
-/** The page status line after a Save or Reset: wait until it is not "Saving…". */
-function waitSaved(page, what) {
-  return waitFor(page, () => {
-    const text = document.getElementById('page-status').textContent;
-    return text !== '' && text !== 'Saving…' && !document.getElementById('page-save').disabled && text;
-  }, null, what);
+/** A settings form's status line (form ids "page-...", "chatset-...") after a Save or Reset:
+ *  wait until it is not "Saving…". */
+function waitSaved(page, what, prefix = 'page') {
+  return waitFor(page, (p) => {
+    const text = document.getElementById(`${p}-status`).textContent;
+    return text !== '' && text !== 'Saving…' && !document.getElementById(`${p}-save`).disabled && text;
+  }, prefix, what);
 }
 
 async function fillPage(page, values) {
@@ -138,7 +140,7 @@ async function fillPage(page, values) {
   }
 }
 
-const save = (page) => page.getByRole('button', { name: 'Save', exact: true }).click();
+const save = (page, form = '#page-form') => page.locator(form).getByRole('button', { name: 'Save', exact: true }).click();
 
 /** What the viewer page shows of the page settings. */
 function viewerShows(page) {
@@ -341,6 +343,9 @@ async function main() {
     'waiting for the viewer page to drop the custom CSS after Reset', LIVE_MS);
   ok('Reset on the custom CSS: the console says "default", the viewer page no longer applies it');
 
+  // -- 5b. Chat settings: saved, refused at the field, reset --
+  await chatSettings(owner);
+
   // -- 6. Another origin, in the owner's browser --
   await crossOrigin(owner);
 
@@ -395,6 +400,10 @@ async function main() {
   await waitView(owner, 'signed-in', 'waiting for the console after signing in with the new password (after the restart)');
   const summaryShown = await owner.inputValue('#page-summary');
   if (summaryShown !== SET.summary) fail(`after the restart the console shows the summary ${JSON.stringify(summaryShown)}`);
+  const chat = await storedChat();
+  if (chat.values.slowModeSeconds !== 30 || await owner.inputValue('#chatset-slowModeSeconds') !== '30') {
+    fail(`after the restart slow mode is ${chat.values.slowModeSeconds} (form: ${await owner.inputValue('#chatset-slowModeSeconds')}), expected 30`);
+  }
   checkNoProblems('after the restart');
   ok('after a restart on the same data: the settings (API, /api/config, a reloaded viewer page) and the new password are still there');
 
@@ -422,6 +431,34 @@ async function main() {
 }
 
 /** Step 6: forged requests from a page on another origin, in the owner's browser context. */
+/** The Chat settings form: slow mode saved (the API says "console"), a longest message of 0
+ *  refused at its field with nothing saved, the streamer name set and reset. */
+async function chatSettings(owner) {
+  await owner.locator('#chatset-slowModeSeconds').fill('30');
+  await owner.locator('#chatset-streamerName').fill('Console Host');
+  await save(owner, '#chatset-form');
+  const said = await waitSaved(owner, 'waiting for the chat settings to save', 'chatset');
+  let chat = await storedChat();
+  if (chat.values.slowModeSeconds !== 30 || chat.sources.slowModeSeconds !== 'console' || chat.values.streamerName !== 'Console Host') {
+    fail(`after Save the chat settings are ${JSON.stringify(chat)} ("${said}")`);
+  }
+  await waitFor(owner, () => document.getElementById('chatset-slowModeSeconds-source').textContent === 'set here', null,
+    'waiting for the form to say slow mode is set here');
+  await owner.locator('#chatset-maxMessageChars').fill('0');
+  await save(owner, '#chatset-form');
+  await waitSaved(owner, 'waiting for Save (a longest message of 0) to finish', 'chatset');
+  const error = await owner.textContent('#chatset-maxMessageChars-error');
+  if (!(await visible(owner, '#chatset-maxMessageChars-error')) || !error) fail(`a longest message of 0: no error at its field (status "${await owner.textContent('#chatset-status')}")`);
+  chat = await storedChat();
+  if (chat.values.maxMessageChars !== 500) fail(`a refused longest message was stored: ${chat.values.maxMessageChars}`);
+  await owner.locator('#chatset-maxMessageChars').fill('500');
+  await owner.getByRole('button', { name: 'Reset Streamer name', exact: true }).click();
+  await waitSaved(owner, 'waiting for Reset (streamer name) to finish', 'chatset');
+  chat = await storedChat();
+  if (chat.sources.streamerName === 'console') fail(`after Reset the streamer name is still the console's: ${JSON.stringify(chat)}`);
+  ok(`chat settings: slow mode 30 s and a streamer name saved ("${said}"), a longest message of 0 refused at its field ("${error}") with nothing stored, the name reset to ${JSON.stringify(chat.values.streamerName)}`);
+}
+
 async function crossOrigin(owner) {
   const otherBase = await startOtherOrigin(h);
   const context = owner.context();

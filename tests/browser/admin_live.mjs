@@ -14,7 +14,7 @@
 //    reveals it (the API's key), "Copy" puts it on the clipboard; "Edit comment" saves a new one.
 // 3. ffmpeg publishes with the NEW key: its row says "in use", the publisher's address shows.
 //    Stream health: live, the input's size, a non-zero frames-out for the source, the 1080p row
-//    "skipped: ...", the preview image loaded.
+//    "skipped: ...", the preview image loaded; the Server box's CPU, memory and viewers chart.
 // 4. Moderation: a viewer writes; the console's "Hide" removes it from the viewer's page,
 //    "Show" brings it back (GET /api/chat, a reloaded page). Time out: the viewer's page says
 //    until when. Make moderator / Remove moderator: the viewer's page and the API follow. Ban:
@@ -218,6 +218,19 @@ async function main() {
   const skipped = health.rows.find((r) => r[0] === '1080p');
   if (!skipped || !/^skipped: ./.test(skipped[6])) fail(`the 1080p row says ${JSON.stringify(skipped)}, expected "skipped: <why>"`);
   ok(`published with the new key: "${inUse}"; health: ${health.state} ${health.size} from ${health.publisher}, source frames out ${health.rows.find((r) => r[0] === 'source')[2]}, 1080p "${skipped[6]}", preview ${health.preview} px wide`);
+  // The Server box: CPU and memory measured, and the viewers chart of this broadcast (the
+  // server samples every 5 s: a point, then a line).
+  const server = await waitFor(owner, () => {
+    const facts = {
+      cpu: document.getElementById('health-cpu').textContent,
+      memory: document.getElementById('health-memory').textContent,
+      note: document.getElementById('health-chart-note').textContent,
+      line: document.querySelector('#health-chart polyline')?.getAttribute('points') || '',
+    };
+    return /^\d+\.\d % of \d+ cores?$/.test(facts.cpu) && /^\d+\.\d MiB$/.test(facts.memory)
+      && /^Viewers since /.test(facts.note) && facts.line.split(' ').length >= 2 && facts;
+  }, null, 'waiting for the Server box to show CPU, memory and the viewers chart');
+  ok(`server: CPU ${server.cpu}, memory ${server.memory}; "${server.note}" (${server.line.split(' ').length} points)`);
 
   // -- 4. Moderation --
   await moderate(browser);
