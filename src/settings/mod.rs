@@ -8,12 +8,14 @@
 //! |---|---|---|
 //! | `page` ([`page`]) | title, summary, tags, offline message, social links, custom CSS | at once |
 //! | `chat` ([`chat`]) | on/off, message length, slow mode, max connections, streamer name | at once |
+//! | images ([`images`]) | the logo and the offline image, uploaded files in `data_dir/images/` | at once |
 //!
 //! Each section is a struct of values ([`section::Section`]: how they are cleaned and checked);
 //! [`section`] keeps the console's values over `config.toml`'s, for every section alike.
 
 pub mod chat;
 pub mod file;
+pub mod images;
 pub mod page;
 pub mod section;
 
@@ -25,8 +27,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
+use bytes::Bytes;
 use chat::ChatValues;
 use file::{SaveError, SettingsFile};
+use images::{ImageError, PageImage, PageImages, Slot};
 use page::PageValues;
 use section::{FieldError, Overrides, Section, Source};
 
@@ -109,6 +113,7 @@ pub struct LiveSettings {
     config_page: PageValues,
     config_chat: ChatValues,
     file: SettingsFile,
+    images: PageImages,
     /// What was wrong with the file at start-up, for the console.
     problems: Vec<String>,
     state: RwLock<State>,
@@ -132,6 +137,8 @@ impl LiveSettings {
         let mut saved = loaded.contents.unwrap_or_default();
         let page = in_force(&mut saved.page, &config_page, &mut problems, file.path());
         let chat = in_force(&mut saved.chat, &config_chat, &mut problems, file.path());
+        let (images, image_problems) = PageImages::load(data_dir);
+        problems.extend(image_problems);
         for problem in &problems {
             warn!("settings: {problem}");
         }
@@ -139,6 +146,7 @@ impl LiveSettings {
             config_page,
             config_chat,
             file,
+            images,
             problems,
             state: RwLock::new(State {
                 saved,
@@ -177,6 +185,54 @@ impl LiveSettings {
     /// The same for the chat's settings; the caller hands the new values to the chat.
     pub fn change_chat(&self, patch: Map<String, Value>) -> Result<View<ChatValues>, ChangeError> {
         self.change(patch)
+    }
+
+    /// The image in `slot`, if one is set.
+    pub fn image(&self, slot: Slot) -> Option<Arc<PageImage>> {
+        self.images.get(slot)
+    }
+
+    /// Checks and puts in use a new image (blocking: decodes it and writes its file); open
+    /// viewer pages load it with the next revision.
+    pub fn set_image(
+        &self,
+        slot: Slot,
+        bytes: Bytes,
+        declared: images::StillFormat,
+    ) -> Result<Arc<PageImage>, ImageError> {
+        let image = self.images.set(slot, bytes, declared)?;
+        info!(
+            width = image.still.width,
+            height = image.still.height,
+            bytes = image.bytes.len(),
+            "settings: a new {} image",
+            slot.name()
+        );
+        self.bump_revision();
+        Ok(image)
+    }
+
+    /// No image in `slot` any more (blocking: removes its file); whether there was one.
+    pub fn remove_image(&self, slot: Slot) -> bool {
+        let removed = self.images.remove(slot);
+        if removed {
+            info!("settings: the {} image removed", slot.name());
+            self.bump_revision();
+        }
+        removed
+    }
+
+    /// A new revision, so open viewer pages reload what changed outside the sections (the
+    /// images). The image is in use whether or not the revision is saved: a failed save only
+    /// means a page open across a restart may miss it until the next change.
+    fn bump_revision(&self) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = state.saved.clone();
+        next.revision += 1;
+        if let Err(e) = self.file.save(&next) {
+            warn!("settings: the new revision is not saved: {e}");
+        }
+        state.saved = next;
     }
 
     pub fn problems(&self) -> &[String] {

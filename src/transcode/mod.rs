@@ -19,4 +19,5 @@ pub mod encoder;
 pub mod error;
 pub mod jpeg;
 pub mod keyframes;
+pub mod still;
 pub mod threads;

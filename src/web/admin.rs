@@ -17,6 +17,7 @@
 mod account;
 mod cross_site;
 mod health;
+mod images;
 mod moderators;
 mod password;
 mod session;
@@ -257,7 +258,9 @@ pub fn routes(state: Arc<WebState>) -> Routes {
                             .unify()
                             .or(stream_keys::routes(Arc::clone(&state)))
                             .unify()
-                            .or(health::routes(state))
+                            .or(health::routes(Arc::clone(&state)))
+                            .unify()
+                            .or(images::routes(state))
                             .unify(),
                     )),
                 )

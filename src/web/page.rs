@@ -2,7 +2,8 @@
 //! ([`crate::settings`]): `GET /api/config` (Owncast's path) with the title, summary, tags,
 //! offline message and social links, and `GET /customstyles.css`, the owner's CSS added after
 //! the page's own. The page reloads both when `/api/status` reports a new `pageRevision`.
-//! And `GET /thumbnail.jpg`, the stream's preview image ([`crate::pipeline::Preview`]), for
+//! `GET /logo` and `GET /offline-image`, the images the owner uploaded
+//! ([`crate::settings::images`]). And `GET /thumbnail.jpg`, the stream's preview image ([`crate::pipeline::Preview`]), for
 //! the page's offline poster and link previews (`og:image`).
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use super::WebState;
+use crate::settings::images::Slot;
 use crate::settings::page::SocialLink;
 use crate::web::Routes;
 
@@ -27,6 +29,9 @@ struct PageConfig<'a> {
     social_handles: &'a [SocialLink],
     /// The custom CSS, named by revision so a change is fetched anew; `null` when there is none.
     custom_styles_url: Option<String>,
+    /// The owner's logo and offline image, named by version; `null` when there is none.
+    logo_url: Option<String>,
+    offline_image_url: Option<String>,
     page_revision: u64,
 }
 
@@ -43,6 +48,8 @@ pub fn routes(state: Arc<WebState>) -> Routes {
                 social_handles: &page.social_links,
                 custom_styles_url: (!page.custom_css.is_empty())
                     .then(|| format!("/customstyles.css?v={revision}")),
+                logo_url: image_url(&state, Slot::Logo),
+                offline_image_url: image_url(&state, Slot::Offline),
                 page_revision: revision,
             };
             let mut response = warp::reply::json(&body).into_response();
@@ -73,6 +80,8 @@ pub fn routes(state: Arc<WebState>) -> Routes {
             response
         })
     };
+    let logo = image(Arc::clone(&state), Slot::Logo);
+    let offline = image(Arc::clone(&state), Slot::Offline);
     let styles = warp::path!("customstyles.css")
         .and(warp::get())
         .map(move || {
@@ -86,5 +95,46 @@ pub fn routes(state: Arc<WebState>) -> Routes {
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
         });
-    config.or(styles).unify().or(thumbnail).unify().boxed()
+    config
+        .or(styles)
+        .unify()
+        .or(thumbnail)
+        .unify()
+        .or(logo)
+        .unify()
+        .or(offline)
+        .unify()
+        .boxed()
+}
+
+fn image_url(state: &WebState, slot: Slot) -> Option<String> {
+    state.settings.image(slot).map(|image| image.url(slot))
+}
+
+/// `GET /logo` or `/offline-image`: the image as uploaded, with its type; 404 when none is set.
+fn image(state: Arc<WebState>, slot: Slot) -> Routes {
+    let path = slot.path().trim_start_matches('/');
+    warp::path(path)
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(move || {
+            let Some(image) = state.settings.image(slot) else {
+                return warp::reply::with_status("no such image", StatusCode::NOT_FOUND)
+                    .into_response();
+            };
+            let mut response = warp::reply::Response::new(image.bytes.clone().into());
+            let headers = response.headers_mut();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(image.still.format.content_type()),
+            );
+            // The page asks for ?v=<version>, new for every new image.
+            headers.insert(
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            );
+            headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+            response
+        })
+        .boxed()
 }

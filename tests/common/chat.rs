@@ -42,14 +42,35 @@ pub fn admin_auth() -> String {
 
 /// Any method, optional body and Authorization header; any HTTP status comes back as `Resp`.
 pub fn request(method: &str, url: &str, body: Option<&str>, authorization: Option<&str>) -> Resp {
-    let mut req = agent().request(method, url);
-    if let Some(a) = authorization {
-        req = req.set("Authorization", a);
-    }
+    let req = with_authorization(agent().request(method, url), authorization);
     let result = match body {
         Some(b) => req.set("Content-Type", "application/json").send_string(b),
         None => req.call(),
     };
+    into_resp(method, url, result)
+}
+
+/// `body` sent as `content_type` (an upload), any HTTP status back as `Resp`.
+pub fn request_bytes(
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+    authorization: Option<&str>,
+) -> Resp {
+    let req = with_authorization(agent().request(method, url), authorization);
+    let result = req.set("Content-Type", content_type).send_bytes(body);
+    into_resp(method, url, result)
+}
+
+fn with_authorization(req: ureq::Request, authorization: Option<&str>) -> ureq::Request {
+    match authorization {
+        Some(a) => req.set("Authorization", a),
+        None => req,
+    }
+}
+
+fn into_resp(method: &str, url: &str, result: Result<ureq::Response, ureq::Error>) -> Resp {
     let r = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,

@@ -12,6 +12,7 @@ use warp::http::StatusCode;
 use warp::Filter;
 
 use super::account::field_error;
+use super::images::ImagesJson;
 use super::{json_body, ok};
 use crate::settings::chat::ChatValues;
 use crate::settings::page::PageValues;
@@ -27,6 +28,7 @@ const MAX_BODY: u64 = 256 * 1024;
 struct SettingsJson<'a> {
     page: View<PageValues>,
     chat: View<ChatValues>,
+    images: ImagesJson,
     problems: &'a [String],
 }
 
@@ -39,6 +41,7 @@ pub fn routes(state: Arc<WebState>) -> Routes {
             ok(SettingsJson {
                 page: state.settings.page_view(),
                 chat: state.settings.chat_view(),
+                images: ImagesJson::of(&state),
                 problems: state.settings.problems(),
             })
         });
