@@ -1,7 +1,7 @@
 //! The stream's preview image (`/thumbnail.jpg`, issue 14) through the real binary, with the
 //! source passed through (so nothing else decodes video): absent before the first publish, a
 //! JPEG of the source at most 640 wide while live (ffprobe reads it as such), still there after
-//! the publish ends, for the page's offline poster.
+//! the publish ends, for the page's offline poster and its link previews (`og:image`).
 
 mod common;
 
@@ -49,4 +49,18 @@ fn a_live_stream_has_a_preview_image_that_outlives_it() {
         "the preview is kept for the offline page"
     );
     assert_eq!(after.header("content-type"), Some("image/jpeg"));
+
+    // The page's link preview points at it, by the address the page was asked by.
+    let page = http_get(&server.url("/")).unwrap().text();
+    let origin = server.url("");
+    assert!(
+        page.contains(&format!(
+            "<meta property=\"og:image\" content=\"{origin}/thumbnail.jpg\">"
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("<meta name=\"twitter:card\" content=\"summary_large_image\">"),
+        "{page}"
+    );
 }

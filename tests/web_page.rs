@@ -99,3 +99,26 @@ fn raw_get(port: u16, path: &str) -> String {
     let _ = stream.read_to_string(&mut response);
     response
 }
+
+#[test]
+fn the_page_carries_link_preview_tags_with_its_text_escaped() {
+    let server = Server::start(ServerOptions {
+        title: "Synths & \"noise\" <live>".into(),
+        ..ServerOptions::default()
+    });
+    let page = http_get(&server.url("/")).unwrap().text();
+    assert!(
+        page.contains(
+            "<meta property=\"og:title\" content=\"Synths &amp; &quot;noise&quot; &lt;live&gt;\">"
+        ),
+        "{page}"
+    );
+    assert!(page.contains(&format!(
+        "<meta property=\"og:url\" content=\"{}/\">",
+        server.url("")
+    )));
+    // No stream and no logo yet: no image to show.
+    assert!(!page.contains("property=\"og:image\""), "{page}");
+    assert!(page.contains("<meta name=\"twitter:card\" content=\"summary\">"));
+    assert!(!page.contains("selfcast:link-preview"));
+}

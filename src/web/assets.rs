@@ -19,7 +19,7 @@ use warp::http::{header, Response, StatusCode};
 use warp::path::Tail;
 use warp::Filter;
 
-use super::WebState;
+use super::{link_preview, WebState};
 use crate::log_limit::{LogLimiter, LOG_EVERY};
 use crate::web::Routes;
 use warp::Reply;
@@ -42,17 +42,30 @@ pub fn routes(state: Arc<WebState>) -> Routes {
                 Vendor::get(tail.as_str()).map(|f| Bytes::from(f.data.into_owned())),
             )
         });
-    let page = warp::path::tail().and(warp::get()).map(move |tail: Tail| {
-        let dir = state.static_dir.as_deref();
-        let names = candidates(tail.as_str());
-        names
-            .iter()
-            .find_map(|name| Some((name, page_file(dir, name)?)))
-            .map_or_else(
-                || respond(tail.as_str(), None),
-                |(name, body)| respond(name, Some(body)),
-            )
-    });
+    let page = warp::path::tail()
+        .and(warp::get())
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("x-forwarded-proto"))
+        .map(
+            move |tail: Tail, host: Option<String>, proto: Option<String>| {
+                let dir = state.static_dir.as_deref();
+                let names = candidates(tail.as_str());
+                let Some((name, body)) = names
+                    .iter()
+                    .find_map(|name| Some((name, page_file(dir, name)?)))
+                else {
+                    return respond(tail.as_str(), None);
+                };
+                if name != "index.html" {
+                    return respond(name, Some(body));
+                }
+                let origin = link_preview::origin(host.as_deref(), proto.as_deref());
+                respond(
+                    name,
+                    Some(link_preview::insert(body, &state, origin.as_deref())),
+                )
+            },
+        );
     vendor.or(page).unify().map(Reply::into_response).boxed()
 }
 

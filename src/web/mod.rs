@@ -25,6 +25,7 @@ mod chat;
 mod chat_moderation;
 mod headers;
 mod hls;
+mod link_preview;
 mod listener;
 mod page;
 mod per_address;
