@@ -99,7 +99,7 @@
     var variants = Array.isArray(status.variants) ? status.variants : [];
     els.video.textContent = online && input.videoCodec ? String(input.videoCodec) : '—';
     els.size.textContent = online && input.width > 0 ? input.width + '×' + input.height : '—';
-    els.fps.textContent = online ? sourceFrameRate(variants) : '—';
+    els.fps.textContent = online ? frameRate(input.frameRate) : '—';
     els.bitrate.textContent = online ? kbps(input.bitrateKbps) : '—';
     els.audio.textContent = online && input.audioCodec ? String(input.audioCodec) : '—';
     els.dropped.textContent = count(status.droppedPackets);
@@ -110,9 +110,8 @@
     }
   }
 
-  function sourceFrameRate(variants) {
-    var source = variants.filter(function (v) { return v.passthrough && typeof v.frameRate === 'number'; })[0];
-    return source ? source.frameRate.toFixed(2).replace(/\.?0+$/, '') + ' fps' : 'not known yet';
+  function frameRate(fps) {
+    return typeof fps === 'number' ? fps.toFixed(2).replace(/\.?0+$/, '') + ' fps' : 'not known yet';
   }
 
   function kbps(value) {

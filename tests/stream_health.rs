@@ -75,6 +75,16 @@ fn health_reports_the_process_and_the_viewers_over_the_broadcast() {
     assert!(live["cpuPercent"].as_f64().unwrap() <= 100.0, "{live}");
     assert!(live["viewers"]["broadcastStart"].is_string(), "{live}");
     assert_eq!(live["viewers"]["sampleSeconds"], 5);
+    // The input's frame rate, by the source's timestamps (ffmpeg -re sends it as it plays).
+    let input = &server.status()["input"];
+    let fps = input["frameRate"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{input}"));
+    assert!(
+        (fps - f64::from(fixture().fps)).abs() < 0.5,
+        "input frame rate {fps}, the fixture's {}",
+        fixture().fps
+    );
 
     publisher.expect_success(Duration::from_secs(60), "ffmpeg publishing for 12 s");
     server.wait_online(false, Duration::from_secs(30));

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use tracing::info;
 
-use crate::media::IngestEvent;
+use crate::media::{IngestEvent, TrackKind};
 
 #[derive(Debug, Clone, Default)]
 pub struct StatusSnapshot {
@@ -28,6 +28,9 @@ pub struct InputSummary {
     pub height: u32,
     pub audio_codec: Option<String>,
     pub media_bytes: u64,
+    /// Video frames received, and the decode times of the first and the latest (ms).
+    pub video_frames: u64,
+    pub video_span_ms: Option<(i64, i64)>,
     pub since: Option<Instant>,
     /// When the publisher left (the bitrate is then that of the whole publish).
     pub until: Option<Instant>,
@@ -44,6 +47,23 @@ impl InputSummary {
             return 0;
         }
         (self.media_bytes as f64 * 8.0 / seconds / 1000.0) as u64
+    }
+
+    /// Average video frame rate since the publish began, by the frames' own timestamps;
+    /// `None` before two frames a millisecond or more apart.
+    pub fn frame_rate(&self) -> Option<f64> {
+        let (first, latest) = self.video_span_ms?;
+        let span_ms = latest.checked_sub(first).filter(|&span| span > 0)?;
+        let rate = (self.video_frames - 1) as f64 * 1000.0 / span_ms as f64;
+        Some((rate * 100.0).round() / 100.0)
+    }
+
+    fn saw_video_frame(&mut self, dts_ms: i64) {
+        self.video_frames += 1;
+        self.video_span_ms = Some(match self.video_span_ms {
+            Some((first, _)) => (first, dts_ms),
+            None => (dts_ms, dts_ms),
+        });
     }
 }
 
@@ -89,7 +109,12 @@ impl StreamStatus {
             }
             IngestEvent::AudioConfig(config) => input.audio_codec = Some(config.codecs_string()),
             IngestEvent::OtherAudioConfig(source) => input.audio_codec = Some(source.describe()),
-            IngestEvent::Packet(packet) => input.media_bytes += packet.data.len() as u64,
+            IngestEvent::Packet(packet) => {
+                input.media_bytes += packet.data.len() as u64;
+                if packet.kind == TrackKind::Video {
+                    input.saw_video_frame(packet.dts_ms);
+                }
+            }
         }
     }
 
@@ -121,5 +146,27 @@ impl StreamStatus {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_frame_rate_is_counted_from_the_frames_timestamps() {
+        let mut input = InputSummary::default();
+        assert_eq!(input.frame_rate(), None);
+        input.saw_video_frame(1000);
+        assert_eq!(input.frame_rate(), None, "one frame is no rate");
+        // 30 fps in whole milliseconds: 33, 33, 34, ... 90 more frames over 3 s.
+        for frame in 1..=90 {
+            input.saw_video_frame(1000 + frame * 1000 / 30);
+        }
+        assert_eq!(input.frame_rate(), Some(30.0));
+        let mut stuck = InputSummary::default();
+        stuck.saw_video_frame(5);
+        stuck.saw_video_frame(5);
+        assert_eq!(stuck.frame_rate(), None, "no time between them");
     }
 }

@@ -51,6 +51,8 @@ struct Input {
     height: u32,
     audio_codec: Option<String>,
     bitrate_kbps: u64,
+    /// Frames per second over the publish, by the source's timestamps.
+    frame_rate: Option<f64>,
 }
 
 /// One rendition: its configuration, what is being served, and how its encoder keeps up.
@@ -94,6 +96,7 @@ fn input(stream: &StatusSnapshot) -> Input {
         height: stream.input.height,
         audio_codec: stream.input.audio_codec.clone(),
         bitrate_kbps: stream.input.bitrate_kbps(),
+        frame_rate: stream.input.frame_rate(),
     }
 }
 
