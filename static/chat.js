@@ -8,7 +8,8 @@
  *      CONNECTED_USER_INFO ("you are <name>") and then the newest messages.
  *   3. Shows CHAT messages (name in the sender's colour, local time, text), the streamer's with a
  *      badge, SYSTEM notices and name changes; removes messages a moderator hides
- *      (VISIBILITY-UPDATE); shows refusals (ERROR_..., CHAT_DISABLED) next to the input box.
+ *      (VISIBILITY-UPDATE), and puts back, in their place, those the owner shows again (read
+ *      from GET /api/chat, which has every visible message); shows refusals (ERROR_..., CHAT_DISABLED) next to the input box.
  *   4. Sends what you type: Enter sends, Shift+Enter starts a new line. Click your name to change
  *      it.
  *   5. For a moderator (user.scopes has MODERATOR: the owner promoted them), each message gets
@@ -37,6 +38,7 @@
 
   var TOKEN_KEY = 'selfcast.chat.accessToken';  // where the access token is kept (localStorage)
   var REGISTER_URL = '/api/chat/register';
+  var HISTORY_URL = '/api/chat';
   var SOCKET_PATH = '/ws';
   var RECONNECT_MIN_MS = 1000;       // first reconnection delay...
   var RECONNECT_MAX_MS = 30000;      // ...doubling up to this
@@ -333,10 +335,13 @@
         onNameChange(event);
         break;
       case 'VISIBILITY-UPDATE':
-        if (event.visible === false && Array.isArray(event.ids)) {
-          event.ids.forEach(removeLine);
+        if (Array.isArray(event.ids)) {
+          if (event.visible === false) {
+            event.ids.forEach(removeLine);
+          } else {
+            restoreMessages(event.ids);
+          }
         }
-        // visible:true: the messages are gone from this page; they come back on the next visit.
         break;
       default:
         // USER_JOINED, USER_PARTED (not shown: they would flood a busy chat), and anything new.
@@ -540,6 +545,39 @@
     } else {
       els.jump.hidden = false;
     }
+  }
+
+  // Messages shown again (the owner's "Show"): this page no longer has them, the history
+  // (GET /api/chat) does; each goes back in its place by time.
+  function restoreMessages(ids) {
+    var wanted = ids.filter(function (id) { return typeof id === 'string' && !lines[id]; });
+    if (wanted.length === 0) return;
+    fetch(HISTORY_URL, { cache: 'no-store' }).then(function (response) {
+      return response.ok ? response.json() : [];
+    }).then(function (history) {
+      if (!Array.isArray(history)) return;
+      history.forEach(function (event) {
+        if (event && event.type === 'CHAT' && wanted.indexOf(event.id) >= 0 && !lines[event.id]) {
+          addMessage(event);
+          placeByTime(lines[event.id]);
+        }
+      });
+    }).catch(function () {
+      // Offline for a moment: the message comes back with the next visit.
+    });
+  }
+
+  // Moves a line (just appended) before the first line that is later than it.
+  function placeByTime(line) {
+    if (!line) return;
+    var at = line.querySelector('time');
+    var when = at ? Date.parse(at.dateTime) : NaN;
+    if (isNaN(when)) return;
+    var next = Array.prototype.find.call(els.list.children, function (other) {
+      var time = other !== line && other.querySelector('time');
+      return time && Date.parse(time.dateTime) > when;
+    });
+    if (next) els.list.insertBefore(line, next);
   }
 
   function removeLine(id) {

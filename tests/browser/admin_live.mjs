@@ -16,7 +16,7 @@
 //    Stream health: live, the input's size, a non-zero frames-out for the source, the 1080p row
 //    "skipped: ...", the preview image loaded; the Server box's CPU, memory and viewers chart.
 // 4. Moderation: a viewer writes; the console's "Hide" removes it from the viewer's page,
-//    "Show" brings it back (GET /api/chat, a reloaded page). Time out: the viewer's page says
+//    "Show" brings it back (the open page, GET /api/chat, a reloaded page). Time out: the viewer's page says
 //    until when. Make moderator / Remove moderator: the viewer's page and the API follow. Ban:
 //    the viewer's page is removed and a message with its token is refused; Unban. IP bans: a
 //    bad address is refused at the form; 127.0.0.1 banned through the form removes the viewer,
@@ -208,16 +208,17 @@ async function main() {
     const facts = {
       state: document.getElementById('health-state').textContent,
       size: document.getElementById('health-size').textContent,
+      fps: document.getElementById('health-fps').textContent,
       publisher: document.getElementById('health-publisher').textContent,
       rows,
       preview: !img.hidden && img.naturalWidth,
     };
     return /^Live/.test(facts.state) && facts.size === '1280×720' && facts.publisher === '127.0.0.1'
-      && source && Number(source[2]) > 0 && facts.preview > 0 && facts;
+      && /^\d+(\.\d+)? fps$/.test(facts.fps) && source && Number(source[2]) > 0 && facts.preview > 0 && facts;
   }, null, 'waiting for the health section to show the live input, frames out and the preview');
   const skipped = health.rows.find((r) => r[0] === '1080p');
   if (!skipped || !/^skipped: ./.test(skipped[6])) fail(`the 1080p row says ${JSON.stringify(skipped)}, expected "skipped: <why>"`);
-  ok(`published with the new key: "${inUse}"; health: ${health.state} ${health.size} from ${health.publisher}, source frames out ${health.rows.find((r) => r[0] === 'source')[2]}, 1080p "${skipped[6]}", preview ${health.preview} px wide`);
+  ok(`published with the new key: "${inUse}"; health: ${health.state} ${health.size} at ${health.fps} from ${health.publisher}, source frames out ${health.rows.find((r) => r[0] === 'source')[2]}, 1080p "${skipped[6]}", preview ${health.preview} px wide`);
   // The Server box: CPU and memory measured, and the viewers chart of this broadcast (the
   // server samples every 5 s: a point, then a line).
   const server = await waitFor(owner, () => {
@@ -307,11 +308,13 @@ async function moderate(browser) {
   await until(async () => JSON.parse((await fetchText(`${ctx.base}/api/chat`)).body).some((m) => m.id === message),
     'waiting for GET /api/chat to list the message again');
   await rowButton('chat-message-list', message, 'Hide').waitFor();
+  await waitFor(viewer, (i) => !!document.querySelector(`#chat-messages [data-id="${CSS.escape(i)}"]`), message,
+    'waiting for the open viewer page (not reloaded) to show the message again');
   await h.raceWith(viewer.reload(), 'reloading the viewer page', ctx.exits);
   await viewerConnected();
   await waitFor(viewer, (i) => !!document.querySelector(`#chat-messages [data-id="${CSS.escape(i)}"]`), message,
     'waiting for the reloaded viewer page to show the message again');
-  ok('"Hide" removed the viewer\'s message from the viewer page; "Show" brought it back (/api/chat, a reloaded page)');
+  ok('"Hide" removed the viewer\'s message from the viewer page; "Show" brought it back on the open page and after a reload');
 
   // Time out.
   await owner.getByLabel('Time-out length, minutes', { exact: true }).fill('2');
