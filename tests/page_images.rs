@@ -1,14 +1,18 @@
 //! The page's logo and offline image (issue 14: `POST`/`DELETE /api/admin/images/{logo,offline}`)
 //! through the real binary, with images made by the `ffmpeg` CLI: each format is served back
 //! byte for byte with its type and named in `/api/config`; what is not an image it claims to
-//! be (an SVG with script, a PNG cut short, a small PNG of a 5000x5000 picture, a file too
-//! big, a PNG sent as JPEG) is refused at its field and the image in use stays; another site
-//! cannot upload; the images outlive a restart; removing one is kept too.
+//! be (an SVG with script, a PNG cut short, a small PNG of a 5000x5000 picture, a PNG sent as
+//! JPEG) is refused at its field, a body announced over 4 MiB before it is sent, and the image
+//! in use stays; another site cannot upload; the images outlive a restart; removing one is
+//! kept too.
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use common::chat::{self, admin_auth, request, request_bytes};
 use common::{http_get, Resp, Server, ServerOptions};
@@ -53,6 +57,26 @@ fn uploaded(server: &Server, slot: &str, content_type: &str, body: &[u8]) -> ser
         r.text()
     );
     r.json()[slot].clone()
+}
+
+/// An upload that says it is 4 MiB and a byte: refused from its headers, before any body is
+/// sent (the server then closes the connection, so the body is never written).
+fn announce_too_big(server: &Server) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/admin/images/logo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\
+         Content-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        admin_auth(),
+        4 * 1024 * 1024 + 1
+    )
+    .unwrap();
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line).unwrap();
+    status_line.trim_end().to_owned()
 }
 
 fn page_config(server: &Server) -> serde_json::Value {
@@ -130,8 +154,7 @@ fn images_are_checked_served_with_their_type_and_outlive_a_restart() {
         assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
     }
     assert_eq!(upload(&server, "logo", "image/svg+xml", svg).status, 415);
-    let too_big = vec![0u8; 4 * 1024 * 1024 + 1];
-    assert_eq!(upload(&server, "logo", "image/png", &too_big).status, 413);
+    assert_eq!(announce_too_big(&server), "HTTP/1.1 413 Payload Too Large");
     assert_eq!(upload(&server, "banner", "image/png", &png).status, 404);
     // Not the owner, or another site with the owner's credentials.
     let anonymous = request_bytes(
@@ -155,6 +178,15 @@ fn images_are_checked_served_with_their_type_and_outlive_a_restart() {
     assert_served(&server, "/logo", "image/webp", &webp);
     let settings = chat::admin_get(&server, "/settings");
     assert_eq!(settings["images"]["logo"]["url"], logo["url"], "{settings}");
+    // With no stream yet, the page's link preview shows the logo, by an absolute address.
+    let page = http_get(&server.url("/")).unwrap().text();
+    let og_image = format!(
+        "<meta property=\"og:image\" content=\"{}{}\">",
+        server.url(""),
+        logo["url"].as_str().unwrap()
+    );
+    assert!(page.contains(&og_image), "{page}");
+    assert!(page.contains("<meta name=\"twitter:card\" content=\"summary\">"));
     drop(server);
 
     // Kept across a restart; removing is kept too.

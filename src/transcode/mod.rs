@@ -6,6 +6,7 @@
 //! - [`decoder`]: H.264 decoding of the source packets, pictures shared by reference.
 //! - [`encoder`]: scaling and x264 encoding of one variant.
 //! - [`jpeg`]: one picture as a JPEG (the stream's preview image).
+//! - [`still`]: an uploaded image (the page's logo, the offline image) checked by decoding.
 //! - [`audio`]: any source audio (AAC, MP3, PCM, Opus...) → AAC-LC at a bitrate.
 //! - [`keyframes`]: where keyframes go, so that segment N of every variant starts at the same
 //!   time.
