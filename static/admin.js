@@ -611,7 +611,7 @@
 
     // Why an upload was refused, at the field: the server's words when it has some to say.
     function refusal(answer) {
-      if (answer.status === 413) return 'The image is larger than 4 MiB.';
+      if (answer.status === 413) return 'The file is larger than 4 MiB.';
       if (answer.status === 415) return 'Choose a PNG, JPEG or WebP image.';
       return errorText(answer, 'The server refused the image');
     }
@@ -619,7 +619,7 @@
     function upload(slot, file) {
       clearError(slot);
       if (file.size > MAX_IMAGE_BYTES) {
-        showError(slot, 'The image is ' + (file.size / 1048576).toFixed(1) + ' MiB; at most 4 MiB.');
+        showError(slot, 'The file is larger than 4 MiB.');
         return;
       }
       busy(slot, true);

@@ -25,7 +25,8 @@
 //    page (not reloaded); a 320x180 JPEG as the Offline image shows in the viewer's offline
 //    overlay, under the offline message. Refusals at the field, the images in use unchanged: a
 //    text file named bad.png as the logo (400, the server's reason), a GIF as the offline image
-//    (415, "Choose a PNG, JPEG or WebP image").
+//    (415, "Choose a PNG, JPEG or WebP image"), a file over 4 MiB (said before sending it). The
+//    viewer's header with the logo still fits a phone's width.
 // 6. A page on another origin in the owner's browser (so the owner's cookie goes along) posts to
 //    /api/admin/settings/page (no-cors fetches typed and untyped, a CORS fetch with JSON, a
 //    text/plain form) and tries to read the session's CSRF token: all refused, nothing stored.
@@ -430,7 +431,7 @@ async function main() {
     fail(`after the restart slow mode is ${chat.values.slowModeSeconds} (form: ${await owner.inputValue('#chatset-slowModeSeconds')}), expected 30`);
   }
   checkNoProblems('after the restart');
-  ok('after a restart on the same data: the settings (API, /api/config, a reloaded viewer page) and the new password are still there');
+  ok('after a restart on the same data: the settings (API, /api/config, a reloaded viewer page: the offline image in its overlay, still no logo) and the new password are still there');
 
   // -- 11. Guessing: the form says how long to wait --
   const { page: guesser } = await newPage(browser, browserLog, { viewport: { width: 390, height: 844 } });
@@ -540,7 +541,16 @@ async function pageImages(owner, viewer, images) {
   });
   if (!placed.beside || placed.height > 40.5) fail(`the viewer's logo is not beside the title within the header at most 2.5rem tall: ${JSON.stringify(placed)}`);
   if (!(await viewer.evaluate(() => window.__sameDocument === true))) fail('the viewer page reloaded');
-  ok(`the logo (64x32 PNG, "${info}"): in the console ${consoleLogoMs} ms, beside the title on the viewer page (not reloaded, ${placed.height} px tall) ${viewerLogoMs} ms after choosing the file`);
+  // On a phone the header still fits: logo, title and badge on one line.
+  await viewer.setViewportSize({ width: 390, height: 844 });
+  const phone = await viewer.evaluate(() => {
+    const box = (id) => document.getElementById(id).getBoundingClientRect();
+    return { width: document.documentElement.scrollWidth, logo: box('stream-logo').right, title: box('stream-title').left,
+      badge: box('live-badge').right, header: document.querySelector('.site-header').getBoundingClientRect().height };
+  });
+  await viewer.setViewportSize({ width: 1280, height: 720 });
+  if (phone.width > 390 || phone.badge > 390 || phone.logo > phone.title + 1 || phone.header > 57) fail(`at 390x844 the viewer's header with the logo does not fit: ${JSON.stringify(phone)}`);
+  ok(`the logo (64x32 PNG, "${info}"): in the console ${consoleLogoMs} ms, beside the title on the viewer page (not reloaded, ${placed.height} px tall; at 390 px wide the header still one ${phone.header} px line) ${viewerLogoMs} ms after choosing the file`);
 
   // The offline image.
   const offlineAt = Date.now();
@@ -585,6 +595,12 @@ async function pageImages(owner, viewer, images) {
   await chooseImage(owner, 'offline', 'Offline image', images['anim.gif']);
   const gif = await imageFieldShows(owner, 'offline');
   if (gif.error !== 'Choose a PNG, JPEG or WebP image.' || gif.src !== offline.url) fail(`a GIF as the offline image: the field shows ${JSON.stringify(gif)}`);
+  // Over 4 MiB: the console says so without sending it.
+  await owner.getByLabel('Logo', { exact: true }).setInputFiles({ name: 'big.png', mimeType: 'image/png', buffer: Buffer.alloc(4 * 1024 * 1024 + 1) });
+  const big = await waitFor(owner, () => {
+    const e = document.getElementById('page-logo-error');
+    return !e.hidden && /4 MiB/.test(e.textContent) && e.textContent;
+  }, null, 'waiting for the Logo field to refuse a file over 4 MiB');
   stored = await storedImages();
   if (!same(stored, { logo, offline })) fail(`a refused image changed what is stored: ${JSON.stringify(stored)}`);
   const errors = await owner.evaluate(() => [...document.querySelectorAll('#page-section .field-error')]
@@ -593,7 +609,7 @@ async function pageImages(owner, viewer, images) {
   const still = await viewer.evaluate(() => [document.getElementById('stream-logo').getAttribute('src'), document.getElementById('overlay-image').getAttribute('src')]);
   if (!same(still, [logo.url, offline.url])) fail(`after the refusals the viewer page shows ${JSON.stringify(still)}`);
   checkNoProblems('after the images');
-  ok(`refused at the field, nothing else changed (API, console, viewer page): a text file as bad.png "${shown.error}" (${badMs} ms), a GIF "${gif.error}"`);
+  ok(`refused at the field, nothing else changed (API, console, viewer page): a text file as bad.png "${shown.error}" (${badMs} ms), a GIF "${gif.error}", over 4 MiB "${big}"`);
 }
 
 /** Step 7b: "Remove" on the logo. */
