@@ -16,6 +16,9 @@
  *      back to config.toml's value or the default. A refusal (400 with `field`) is shown at that
  *      field; the server then saved nothing. Problems the server found with the stored settings
  *      (`problems`) are shown in a banner.
+ *      The Page section's images (logo, offline image) are uploaded as soon as a file is chosen:
+ *      POST /api/admin/images/logo (or offline) with the file itself as the body; "Remove" is
+ *      DELETE of the same. A refusal is said at the image's field.
  *   4. The Password section: POST /api/admin/password; disabled, with the reason, when
  *      `[admin] password` in config.toml sets the password.
  *   5. "Sign out": POST /api/admin/session/end.
@@ -29,7 +32,8 @@
  *
  * Everything from the server is put on the page as text (textContent, input values).
  * For tests and debugging, window.selfcastAdmin holds `state` ('loading' | 'signed-out' |
- * 'signed-in') and `page` (the page settings as the server last sent them: values, sources).
+ * 'signed-in'), `page` (the page settings as the server last sent them: values, sources) and
+ * `images` (the logo and offline image shown: { logo, offline }, each the server's info or null).
  */
 (function () {
   'use strict';
@@ -42,6 +46,8 @@
   var PAGE_SETTINGS_URL = '/api/admin/settings/page';
   var CHAT_SETTINGS_URL = '/api/admin/settings/chat';
   var PASSWORD_URL = '/api/admin/password';
+  var IMAGES_URL = '/api/admin/images/';   // + "logo" or "offline"
+  var MAX_IMAGE_BYTES = 4 * 1024 * 1024;   // the server's limit (413 above it)
   var REQUEST_TIMEOUT_MS = 15000;
 
   // The Page section's fields, as the API names them (the form's ids are "page-" + key).
@@ -96,15 +102,21 @@
   // ---- Requests ------------------------------------------------------------------------------
 
   // Resolves with { status, data } (data: the JSON answer, {} if there is none); rejects only
-  // when the server cannot be reached. Changes carry the CSRF token and a JSON body.
+  // when the server cannot be reached. Changes carry the CSRF token and a JSON body, or, when
+  // `body` is a Blob (a chosen File), that file itself with its own Content-Type.
   function request(method, url, body) {
     var init = { method: method, cache: 'no-store', credentials: 'same-origin', headers: {} };
     if (method !== 'GET') {
-      init.headers['Content-Type'] = 'application/json';
       if (csrfToken !== null) {
         init.headers['X-CSRF-Token'] = csrfToken;
       }
-      init.body = JSON.stringify(body || {});
+      if (body instanceof Blob) {
+        init.headers['Content-Type'] = body.type || 'application/octet-stream';
+        init.body = body;
+      } else {
+        init.headers['Content-Type'] = 'application/json';
+        init.body = JSON.stringify(body || {});
+      }
     }
     var controller = new AbortController();
     var timer = setTimeout(function () { controller.abort(); }, REQUEST_TIMEOUT_MS);
@@ -209,6 +221,7 @@
     sections.forEach(function (section) { section.stop(); });
     csrfToken = null;
     forms.forEach(function (form) { form.reset(); });
+    pageImages.reset();
     els.passwordForm.reset();
     els.passwordStatus.textContent = '';
     if (notice) {
@@ -295,6 +308,7 @@
         return;
       }
       showProblems(answer.data && answer.data.problems);
+      pageImages.show(answer.status === 200 ? answer.data.images : null);
       forms.forEach(function (form) {
         var view = answer.status === 200 ? answer.data[form.section] : null;
         if (!isView(view)) {
@@ -535,6 +549,148 @@
       els.socialRows.textContent = '';
     },
   });
+
+  // ---- The Page section's images: the logo and the offline image ----------------------------
+  //
+  // Not part of the Page form's Save: choosing a file uploads it at once (POST
+  // /api/admin/images/<slot>, the file itself as the body), "Remove" deletes it (DELETE). Each
+  // field shows the image in use small, with its size ("64×32, 1.2 KiB"), or "None". A refusal
+  // (400 with `field`, 413, 415) is said at the field, and the image in use stays. The ids are
+  // "page-" + slot, "-preview", "-info", "-remove", "-error", "-status".
+
+  var pageImages = (function () {
+    var SLOTS = ['logo', 'offline'];
+    var shown = { logo: null, offline: null };   // the server's info of each, null: none
+
+    function part(slot, name) {
+      return $('page-' + slot + (name ? '-' + name : ''));
+    }
+
+    function isInfo(info) {
+      return info !== null && typeof info === 'object' && typeof info.url === 'string'
+        && /^\/(?!\/)/.test(info.url);
+    }
+
+    function sizeText(info) {
+      var kib = Number(info.bytes) / 1024;
+      var size = kib < 10 ? kib.toFixed(1) : String(Math.round(kib));
+      return Number(info.width) + '×' + Number(info.height) + ', ' + size + ' KiB';
+    }
+
+    // Show `info` (or none) as the image in use.
+    function showImage(slot, info) {
+      var preview = part(slot, 'preview');
+      shown[slot] = isInfo(info) ? info : null;
+      if (shown[slot]) {
+        if (preview.getAttribute('src') !== info.url) preview.src = info.url;
+        preview.hidden = false;
+        part(slot, 'info').textContent = sizeText(info);
+      } else {
+        preview.hidden = true;
+        preview.removeAttribute('src');
+        part(slot, 'info').textContent = 'None';
+      }
+      part(slot, 'remove').hidden = shown[slot] === null;
+    }
+
+    function clearError(slot) {
+      hide(part(slot, 'error'));
+      part(slot).removeAttribute('aria-invalid');
+    }
+
+    function showError(slot, text) {
+      showText(part(slot, 'error'), text);
+      part(slot).setAttribute('aria-invalid', 'true');
+      part(slot, 'status').textContent = '';
+    }
+
+    function busy(slot, on) {
+      part(slot).disabled = on;
+      part(slot, 'remove').disabled = on;
+    }
+
+    // Why an upload was refused, at the field: the server's words when it has some to say.
+    function refusal(answer) {
+      if (answer.status === 413) return 'The file is larger than 4 MiB.';
+      if (answer.status === 415) return 'Choose a PNG, JPEG or WebP image.';
+      return errorText(answer, 'The server refused the image');
+    }
+
+    function upload(slot, file) {
+      clearError(slot);
+      if (file.size > MAX_IMAGE_BYTES) {
+        showError(slot, 'The file is larger than 4 MiB.');
+        return;
+      }
+      busy(slot, true);
+      part(slot, 'status').textContent = 'Uploading…';
+      request('POST', IMAGES_URL + slot, file).then(function (answer) {
+        if (answer.status === 401) {
+          sessionEnded();
+        } else if (answer.status === 200 && isInfo(answer.data[slot])) {
+          showImage(slot, answer.data[slot]);
+          part(slot, 'status').textContent = 'Uploaded. Open viewer pages follow within a few seconds.';
+        } else if (answer.status === 400 || answer.status === 413 || answer.status === 415) {
+          showError(slot, refusal(answer));
+        } else {
+          part(slot, 'status').textContent = 'Not uploaded: ' + errorText(answer, 'Uploading failed');
+        }
+      }, function () {
+        part(slot, 'status').textContent = 'Not uploaded: selfcast cannot be reached.';
+      }).finally(function () {
+        busy(slot, false);
+        part(slot).value = '';   // choosing the same file again uploads it again
+      });
+    }
+
+    function remove(slot) {
+      clearError(slot);
+      busy(slot, true);
+      part(slot, 'status').textContent = 'Removing…';
+      request('DELETE', IMAGES_URL + slot).then(function (answer) {
+        if (answer.status === 401) {
+          sessionEnded();
+        } else if (answer.status === 200) {
+          showImage(slot, null);
+          part(slot, 'status').textContent = 'Removed. Open viewer pages follow within a few seconds.';
+          part(slot).focus();
+        } else {
+          part(slot, 'status').textContent = 'Not removed: ' + errorText(answer, 'Removing failed');
+        }
+      }, function () {
+        part(slot, 'status').textContent = 'Not removed: selfcast cannot be reached.';
+      }).finally(function () {
+        busy(slot, false);
+      });
+    }
+
+    SLOTS.forEach(function (slot) {
+      part(slot).addEventListener('change', function () {
+        var file = part(slot).files[0];
+        if (file) upload(slot, file);
+      });
+      part(slot, 'remove').addEventListener('click', function () { remove(slot); });
+    });
+
+    return {
+      // `images` from GET /api/admin/settings ({ logo, offline }, each info or null).
+      show: function (images) {
+        SLOTS.forEach(function (slot) {
+          showImage(slot, images && typeof images === 'object' ? images[slot] : null);
+        });
+      },
+      reset: function () {
+        SLOTS.forEach(function (slot) {
+          showImage(slot, null);
+          clearError(slot);
+          part(slot).value = '';
+          part(slot, 'status').textContent = '';
+        });
+      },
+      shown: shown,
+    };
+  })();
+  admin.images = pageImages.shown;
 
   // ---- The Chat settings section -------------------------------------------------------------
 

@@ -13,11 +13,14 @@
  *   3. When the stream goes offline it stops playback and shows "Stream is offline" (or the
  *      owner's offline message).
  *   4. Shows what the owner set in the admin console (/admin): the summary under the player (its
- *      http(s) URLs as links, linkify.js), the tags, the social links, the offline message and the
- *      custom CSS (<link id="custom-styles">). /api/status carries `pageRevision`, a number that
- *      changes with every such change; when it does, the page fetches GET /api/config
+ *      http(s) URLs as links, linkify.js), the tags, the social links, the offline message, the
+ *      custom CSS (<link id="custom-styles">), the logo beside the title (<img id="stream-logo">)
+ *      and the offline image in the overlay while offline (<img id="overlay-image">).
+ *      /api/status carries `pageRevision`, a number that changes with every such change; when it
+ *      does, the page fetches GET /api/config
  *        { "streamTitle", "summary", "tags": [...], "offlineMessage",
- *          "socialHandles": [{ "platform", "url" }], "customStylesUrl" (null: none), "pageRevision" }
+ *          "socialHandles": [{ "platform", "url" }], "customStylesUrl", "logoUrl",
+ *          "offlineImageUrl" (the last three null: none), "pageRevision" }
  *      and updates in place, without a reload. Everything is put on the page as text.
  *
  * Which stream: the <meta name="selfcast-stream"> tag in index.html, unless /api/status gives
@@ -103,6 +106,8 @@
     tags: document.getElementById('stream-tags'),
     socialLinks: document.getElementById('social-links'),
     customStyles: document.getElementById('custom-styles'),
+    logo: document.getElementById('stream-logo'),
+    overlayImage: document.getElementById('overlay-image'),
   };
   var video = els.video;
 
@@ -131,6 +136,7 @@
   var pageRevision = null;     // the pageRevision whose settings are shown (or being fetched)
   var settingsRequests = 0;    // counts /api/config requests: only the newest one's answer counts
   var offlineMessage = '';     // the owner's, shown instead of "Stream is offline"
+  var offlineImageUrl = null;  // the owner's offline image (a path on this server), or null
 
   // ---- Status polling -------------------------------------------------------------------------
 
@@ -328,7 +334,7 @@
     // has no custom CSS: a <link> without href applies nothing.
     var styles = settings.customStylesUrl;
     if (els.customStyles) {
-      if (typeof styles === 'string' && /^\/(?!\/)/.test(styles)) {
+      if (isLocalPath(styles)) {
         if (els.customStyles.getAttribute('href') !== styles) {
           els.customStyles.setAttribute('href', styles);
         }
@@ -336,6 +342,12 @@
         els.customStyles.removeAttribute('href');
       }
     }
+
+    // The logo and the offline image: paths on this server too (each URL names its version, so
+    // a new image is a new URL); null when there is none.
+    showImage(els.logo, isLocalPath(settings.logoUrl) ? settings.logoUrl : null, true);
+    offlineImageUrl = isLocalPath(settings.offlineImageUrl) ? settings.offlineImageUrl : null;
+    showOfflineImage();
 
     var message = typeof settings.offlineMessage === 'string' ? settings.offlineMessage.trim() : '';
     if (message !== offlineMessage) {
@@ -345,6 +357,50 @@
       }
     }
   }
+
+  function isLocalPath(url) {
+    return typeof url === 'string' && /^\/(?!\/)/.test(url);
+  }
+
+  // Point an <img> at `url` and show it (when `show`), or empty and hide it for null. An image
+  // that fails to load hides itself (the listeners below).
+  function showImage(img, url, show) {
+    if (!img) {
+      return;
+    }
+    if (url === null) {
+      img.hidden = true;
+      img.removeAttribute('src');
+      return;
+    }
+    if (img.getAttribute('src') !== url) {
+      img.src = url;
+    }
+    img.hidden = !show || img.dataset.failed === url;
+  }
+
+  // The offline image covers the overlay only while the stream is offline.
+  function showOfflineImage() {
+    showImage(els.overlayImage, offlineImageUrl, selfcast.state === 'offline');
+    if (els.overlay) {
+      els.overlay.classList.toggle('overlay-has-image', !!els.overlayImage && !els.overlayImage.hidden);
+    }
+  }
+
+  [els.logo, els.overlayImage].forEach(function (img) {
+    if (!img) {
+      return;
+    }
+    img.addEventListener('error', function () {
+      if (img.getAttribute('src')) {
+        img.dataset.failed = img.getAttribute('src');
+        img.hidden = true;
+        if (img === els.overlayImage) {
+          showOfflineImage();
+        }
+      }
+    });
+  });
 
   function isText(value) {
     return typeof value === 'string' && value !== '';
@@ -410,6 +466,7 @@
     els.spinner.hidden = !spinner;
     els.playButton.hidden = true;
     els.overlay.hidden = false;
+    showOfflineImage();
     updateUnmuteButton();
   }
 

@@ -20,15 +20,24 @@
 //    with a javascript: URL: each shows an error at its field, and nothing is stored.
 // 5. Reset on the title puts config.toml's title back (form, API, viewer page); Reset on the
 //    custom CSS removes it from the viewer page.
+// 5c. The images: a 64x32 PNG (made with ffmpeg) chosen in the console's Logo file input is
+//    shown in the console ("64×32, N KiB") and, within LIVE_MS, beside the title on the viewer
+//    page (not reloaded); a 320x180 JPEG as the Offline image shows in the viewer's offline
+//    overlay, under the offline message. Refusals at the field, the images in use unchanged: a
+//    text file named bad.png as the logo (400, the server's reason), a GIF as the offline image
+//    (415, "Choose a PNG, JPEG or WebP image"), a file over 4 MiB (said before sending it). The
+//    viewer's header with the logo still fits a phone's width.
 // 6. A page on another origin in the owner's browser (so the owner's cookie goes along) posts to
 //    /api/admin/settings/page (no-cors fetches typed and untyped, a CORS fetch with JSON, a
 //    text/plain form) and tries to read the session's CSRF token: all refused, nothing stored.
-// 7. Screenshots at 1280x800 and 390x844 (nothing wider than the phone's screen).
+// 7. Screenshots at 1280x800 and 390x844 (nothing wider than the phone's screen), and of the
+//    viewer page with the logo and the offline image. Then "Remove" on the logo: the console
+//    says "None", the API has none, /logo answers 404 and the viewer page's logo goes.
 // 8. The password: a wrong current password is refused at its field; then changed; the API
 //    takes the new one and refuses the old.
 // 9. Sign out: the sign-in form comes back, and the old cookie is refused (401) afterwards.
 // 10. The server restarts on the same data: the settings are still there (API, a reloaded
-//    viewer page), and the console signs in with the new password and shows them.
+//    viewer page, the offline image in its overlay and still no logo), and the console signs in with the new password and shows them.
 // 11. Wrong passwords in a row (a third browser context): the form says how long to wait, and
 //    "Sign in" stays disabled meanwhile.
 // Throughout: no script error and no Content-Security-Policy refusal on either page.
@@ -36,16 +45,18 @@
 // Usage:   node tests/browser/admin_console.mjs [path/to/selfcast]
 // Env:     SELFCAST_BIN, CHROMIUM, TEST_TIMEOUT_S (default 150)
 // Output:  tests/browser/artifacts/: admin-desktop.png, admin-phone.png, admin-viewer.png,
-//          admin-slowed.png,
+//          admin-viewer-images.png, admin-slowed.png,
 //          admin-server.log, admin-server-2.log, admin-browser.log (admin-failure-*.png on failure)
 
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 import {
   ARTIFACTS, CHROMIUM, Harness, adminRequest, diagnose as diagnoseAll, fail, fetchText,
-  findBinary, launchBrowser, newPage, openPage, restartServer, startOtherOrigin, startServer,
+  findBinary, launchBrowser, newPage, openPage, requireTool, restartServer, startOtherOrigin, startServer,
 } from './harness.mjs';
 
 const h = new Harness({ tag: 'admin', label: 'admin console browser test', timeoutS: 150 });
@@ -177,7 +188,7 @@ function same(a, b) {
 
 async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  for (const name of ['admin-desktop.png', 'admin-phone.png', 'admin-viewer.png', 'admin-slowed.png', 'admin-server-2.log']) {
+  for (const name of ['admin-desktop.png', 'admin-phone.png', 'admin-viewer.png', 'admin-viewer-images.png', 'admin-slowed.png', 'admin-server-2.log']) {
     fs.rmSync(path.join(ARTIFACTS, name), { force: true });
   }
   const serverLog = path.join(ARTIFACTS, 'admin-server.log');
@@ -186,6 +197,8 @@ async function main() {
   ctx.artifacts = { serverLog, browserLog };
 
   const bin = findBinary();
+  requireTool('ffmpeg');
+  const images = makeImages();
   if (!fs.existsSync(CHROMIUM)) fail(`chromium not found at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
 
   // -- 1. selfcast --
@@ -346,6 +359,9 @@ async function main() {
   // -- 5b. Chat settings: saved, refused at the field, reset --
   await chatSettings(owner);
 
+  // -- 5c. The logo and the offline image --
+  await pageImages(owner, viewer, images);
+
   // -- 6. Another origin, in the owner's browser --
   await crossOrigin(owner);
 
@@ -359,7 +375,11 @@ async function main() {
   if (phone.width > 390 || phone.save > 390) fail(`at 390x844 the console is ${phone.width} px wide (Save ends at ${phone.save} px)`);
   await owner.screenshot({ path: path.join(ARTIFACTS, 'admin-phone.png'), fullPage: true });
   await owner.setViewportSize({ width: 1280, height: 800 });
-  ok('screenshots at 1280x800 and 390x844 (nothing wider than the phone\'s screen)');
+  await viewer.screenshot({ path: path.join(ARTIFACTS, 'admin-viewer-images.png') });
+  ok('screenshots at 1280x800 and 390x844 (nothing wider than the phone\'s screen, the images\' fields included), the viewer page with the logo and offline image');
+
+  // -- 7b. Remove the logo --
+  await removeLogo(owner, viewer);
 
   // -- 8. The password --
   await changePassword(owner, firstPassword);
@@ -396,6 +416,12 @@ async function main() {
   await waitFor(viewer, (s) => document.getElementById('stream-summary').textContent === s.summary
     && document.getElementById('overlay-text').textContent === s.offlineMessage, SET,
   'waiting for the reloaded viewer page to show the summary and offline message after the restart', LIVE_MS);
+  if (config.logoUrl !== null || typeof config.offlineImageUrl !== 'string') fail(`after the restart /api/config has logoUrl ${config.logoUrl}, offlineImageUrl ${config.offlineImageUrl}`);
+  await waitFor(viewer, (url) => {
+    const img = document.getElementById('overlay-image');
+    return !img.hidden && img.complete && img.naturalWidth === 320 && img.getAttribute('src') === url
+      && document.getElementById('stream-logo').hidden;
+  }, config.offlineImageUrl, 'waiting for the reloaded viewer page to show the offline image (and no logo) after the restart', LIVE_MS);
   await signIn(owner, NEW_PASSWORD);
   await waitView(owner, 'signed-in', 'waiting for the console after signing in with the new password (after the restart)');
   const summaryShown = await owner.inputValue('#page-summary');
@@ -405,7 +431,7 @@ async function main() {
     fail(`after the restart slow mode is ${chat.values.slowModeSeconds} (form: ${await owner.inputValue('#chatset-slowModeSeconds')}), expected 30`);
   }
   checkNoProblems('after the restart');
-  ok('after a restart on the same data: the settings (API, /api/config, a reloaded viewer page) and the new password are still there');
+  ok('after a restart on the same data: the settings (API, /api/config, a reloaded viewer page: the offline image in its overlay, still no logo) and the new password are still there');
 
   // -- 11. Guessing: the form says how long to wait --
   const { page: guesser } = await newPage(browser, browserLog, { viewport: { width: 390, height: 844 } });
@@ -428,6 +454,186 @@ async function main() {
   await guesser.screenshot({ path: path.join(ARTIFACTS, 'admin-slowed.png') });
   checkNoProblems('while guessing');
   ok(`guessing: wrong password ${slowed.attempt} was answered "${slowed.said}", "Sign in" disabled meanwhile`);
+}
+
+/** The test images, made with ffmpeg in a temp dir (removed at the end): logo.png 64x32,
+ *  offline.jpg 320x180, bad.png (text), anim.gif (a real GIF: a type the server does not take). */
+function makeImages() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'selfcast-admin-images-'));
+  h.onCleanup(async () => fs.rmSync(dir, { recursive: true, force: true }));
+  const made = {};
+  for (const [name, size] of [['logo.png', '64x32'], ['offline.jpg', '320x180'], ['anim.gif', '32x32']]) {
+    const file = path.join(dir, name);
+    const run = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${size}`, '-frames:v', '1', '-update', '1', file],
+      { encoding: 'utf8', timeout: 20000 });
+    if (run.status !== 0 || !fs.existsSync(file)) fail(`ffmpeg could not make ${name}: ${run.error ? run.error.message : run.stderr}`);
+    made[name] = file;
+  }
+  made['bad.png'] = path.join(dir, 'bad.png');
+  fs.writeFileSync(made['bad.png'], 'this is text, not a PNG\n');
+  return made;
+}
+
+const storedImages = async () => (await admin('GET', '/api/admin/settings')).images;
+
+/** An image field of the console (slot "logo" or "offline"): the preview, its size text, Remove,
+ *  the error and status lines. */
+function imageFieldShows(page, slot) {
+  return page.evaluate((s) => {
+    const part = (name) => document.getElementById(`page-${s}${name ? '-' + name : ''}`);
+    const preview = part('preview');
+    const error = part('error');
+    return {
+      src: preview.hidden ? null : preview.getAttribute('src'),
+      loadedWidth: !preview.hidden && preview.complete ? preview.naturalWidth : 0,
+      info: part('info').textContent,
+      remove: !part('remove').hidden,
+      error: error.hidden ? null : error.textContent,
+      invalid: part().getAttribute('aria-invalid') === 'true',
+      status: part('status').textContent,
+      busy: part().disabled,
+    };
+  }, slot);
+}
+
+/** Choose `file` in the console's file input labelled `label`; wait until the upload is
+ *  answered (the input enabled again, and a status or an error said). */
+async function chooseImage(owner, slot, label, file) {
+  await owner.getByLabel(label, { exact: true }).setInputFiles(file);
+  return waitFor(owner, (s) => {
+    const input = document.getElementById(`page-${s}`);
+    const status = document.getElementById(`page-${s}-status`).textContent;
+    const error = document.getElementById(`page-${s}-error`);
+    return !input.disabled && ((status !== 'Uploading…' && status !== '') || !error.hidden);
+  }, slot, `waiting for the ${label} upload to be answered`);
+}
+
+/** Step 5c: the logo and the offline image, uploaded from the console, on the viewer page. */
+async function pageImages(owner, viewer, images) {
+  // The logo.
+  let shown = await imageFieldShows(owner, 'logo');
+  if (shown.src !== null || shown.info !== 'None' || shown.remove) fail(`before any upload the Logo field shows ${JSON.stringify(shown)}`);
+  const logoAt = Date.now();
+  await chooseImage(owner, 'logo', 'Logo', images['logo.png']);
+  let stored = await storedImages();
+  const logo = stored.logo;
+  if (!logo || logo.width !== 64 || logo.height !== 32 || logo.contentType !== 'image/png'
+    || logo.bytes !== fs.statSync(images['logo.png']).size || !/^\/logo\?v=/.test(logo.url)) {
+    fail(`after choosing logo.png the API has the logo ${JSON.stringify(logo)} (the field: ${JSON.stringify(await imageFieldShows(owner, 'logo'))})`);
+  }
+  const info = await waitFor(owner, (url) => {
+    const img = document.getElementById('page-logo-preview');
+    return !img.hidden && img.getAttribute('src') === url && img.complete && img.naturalWidth === 64
+      && !document.getElementById('page-logo-remove').hidden && document.getElementById('page-logo-info').textContent;
+  }, logo.url, 'waiting for the console to show the uploaded logo', LIVE_MS);
+  if (!/^64×32, \d+(\.\d)? KiB$/.test(info)) fail(`the Logo field says "${info}", expected "64×32, N KiB"`);
+  const consoleLogoMs = Date.now() - logoAt;
+  await waitFor(viewer, (url) => {
+    const img = document.getElementById('stream-logo');
+    return !img.hidden && img.getAttribute('src') === url && img.complete && img.naturalWidth === 64;
+  }, logo.url, 'waiting for the viewer page to show the logo in its header', LIVE_MS);
+  const viewerLogoMs = Date.now() - logoAt;
+  const placed = await viewer.evaluate(() => {
+    const img = document.getElementById('stream-logo').getBoundingClientRect();
+    const title = document.getElementById('stream-title').getBoundingClientRect();
+    const header = document.querySelector('.site-header').getBoundingClientRect();
+    return { beside: img.right <= title.left + 1 && img.top >= header.top && img.bottom <= header.bottom, height: img.height };
+  });
+  if (!placed.beside || placed.height > 40.5) fail(`the viewer's logo is not beside the title within the header at most 2.5rem tall: ${JSON.stringify(placed)}`);
+  if (!(await viewer.evaluate(() => window.__sameDocument === true))) fail('the viewer page reloaded');
+  // On a phone the header still fits: logo, title and badge on one line.
+  await viewer.setViewportSize({ width: 390, height: 844 });
+  const phone = await viewer.evaluate(() => {
+    const box = (id) => document.getElementById(id).getBoundingClientRect();
+    return { width: document.documentElement.scrollWidth, logo: box('stream-logo').right, title: box('stream-title').left,
+      badge: box('live-badge').right, header: document.querySelector('.site-header').getBoundingClientRect().height };
+  });
+  await viewer.setViewportSize({ width: 1280, height: 720 });
+  if (phone.width > 390 || phone.badge > 390 || phone.logo > phone.title + 1 || phone.header > 57) fail(`at 390x844 the viewer's header with the logo does not fit: ${JSON.stringify(phone)}`);
+  ok(`the logo (64x32 PNG, "${info}"): in the console ${consoleLogoMs} ms, beside the title on the viewer page (not reloaded, ${placed.height} px tall; at 390 px wide the header still one ${phone.header} px line) ${viewerLogoMs} ms after choosing the file`);
+
+  // The offline image.
+  const offlineAt = Date.now();
+  await chooseImage(owner, 'offline', 'Offline image', images['offline.jpg']);
+  stored = await storedImages();
+  const offline = stored.offline;
+  if (!offline || offline.width !== 320 || offline.height !== 180 || offline.contentType !== 'image/jpeg') {
+    fail(`after choosing offline.jpg the API has ${JSON.stringify(offline)} (the field: ${JSON.stringify(await imageFieldShows(owner, 'offline'))})`);
+  }
+  const offlineInfo = await waitFor(owner, (url) => {
+    const img = document.getElementById('page-offline-preview');
+    return !img.hidden && img.getAttribute('src') === url && img.complete && img.naturalWidth === 320
+      && document.getElementById('page-offline-info').textContent;
+  }, offline.url, 'waiting for the console to show the uploaded offline image', LIVE_MS);
+  await waitFor(viewer, (url) => {
+    const img = document.getElementById('overlay-image');
+    return !document.getElementById('overlay').hidden && !img.hidden && img.getAttribute('src') === url
+      && img.complete && img.naturalWidth === 320;
+  }, offline.url, 'waiting for the viewer page to show the offline image in its overlay', LIVE_MS);
+  const viewerOfflineMs = Date.now() - offlineAt;
+  // The offline message is still there, drawn over the image, which fills the player.
+  const layered = await viewer.evaluate(() => {
+    const text = document.getElementById('overlay-text');
+    const r = text.getBoundingClientRect();
+    const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+    const image = document.getElementById('overlay-image').getBoundingClientRect();
+    const player = document.getElementById('player').getBoundingClientRect();
+    return { text: text.textContent, onTop: !!top && text.contains(top), covers: image.width === player.width && image.height === player.height };
+  });
+  if (layered.text !== SET.offlineMessage || !layered.onTop || !layered.covers) {
+    fail(`the viewer's overlay with the offline image: ${JSON.stringify(layered)} (the message must be on top, the image fill the player)`);
+  }
+  ok(`the offline image (320x180 JPEG, "${offlineInfo}"): in the viewer's offline overlay, under the offline message, ${viewerOfflineMs} ms after choosing the file`);
+
+  // Refusals: at the field; nothing else changes.
+  const badAt = Date.now();
+  await chooseImage(owner, 'logo', 'Logo', images['bad.png']);
+  shown = await imageFieldShows(owner, 'logo');
+  const badMs = Date.now() - badAt;
+  if (!shown.error || !shown.invalid || !(await visible(owner, '#page-logo-error'))) fail(`a text file as bad.png: no error at the Logo field: ${JSON.stringify(shown)}`);
+  if (shown.src !== logo.url || shown.info !== info || !shown.remove || shown.loadedWidth !== 64) fail(`after the refusal the Logo field changed: ${JSON.stringify(shown)}`);
+  await chooseImage(owner, 'offline', 'Offline image', images['anim.gif']);
+  const gif = await imageFieldShows(owner, 'offline');
+  if (gif.error !== 'Choose a PNG, JPEG or WebP image.' || gif.src !== offline.url) fail(`a GIF as the offline image: the field shows ${JSON.stringify(gif)}`);
+  // Over 4 MiB: the console says so without sending it.
+  await owner.getByLabel('Logo', { exact: true }).setInputFiles({ name: 'big.png', mimeType: 'image/png', buffer: Buffer.alloc(4 * 1024 * 1024 + 1) });
+  const big = await waitFor(owner, () => {
+    const e = document.getElementById('page-logo-error');
+    return !e.hidden && /4 MiB/.test(e.textContent) && e.textContent;
+  }, null, 'waiting for the Logo field to refuse a file over 4 MiB');
+  stored = await storedImages();
+  if (!same(stored, { logo, offline })) fail(`a refused image changed what is stored: ${JSON.stringify(stored)}`);
+  const errors = await owner.evaluate(() => [...document.querySelectorAll('#page-section .field-error')]
+    .filter((e) => !e.hidden).map((e) => e.id));
+  if (!same(errors, ['page-logo-error', 'page-offline-error'])) fail(`errors shown in the Page section: ${errors.join(', ')}`);
+  const still = await viewer.evaluate(() => [document.getElementById('stream-logo').getAttribute('src'), document.getElementById('overlay-image').getAttribute('src')]);
+  if (!same(still, [logo.url, offline.url])) fail(`after the refusals the viewer page shows ${JSON.stringify(still)}`);
+  checkNoProblems('after the images');
+  ok(`refused at the field, nothing else changed (API, console, viewer page): a text file as bad.png "${shown.error}" (${badMs} ms), a GIF "${gif.error}", over 4 MiB "${big}"`);
+}
+
+/** Step 7b: "Remove" on the logo. */
+async function removeLogo(owner, viewer) {
+  const removeAt = Date.now();
+  await owner.getByRole('button', { name: 'Remove logo', exact: true }).click();
+  const said = await waitFor(owner, () => document.getElementById('page-logo-info').textContent === 'None'
+    && document.getElementById('page-logo-preview').hidden && document.getElementById('page-logo-remove').hidden
+    && document.getElementById('page-logo-error').hidden && document.getElementById('page-logo-status').textContent,
+  null, 'waiting for the console to show no logo after Remove', LIVE_MS);
+  const stored = await storedImages();
+  if (stored.logo !== null || stored.offline === null) fail(`after Remove the API has ${JSON.stringify(stored)}`);
+  const { status } = await fetchText(`${ctx.base}/logo`);
+  if (status !== 404) fail(`after Remove GET /logo answered ${status}, expected 404`);
+  await waitFor(viewer, () => {
+    const img = document.getElementById('stream-logo');
+    return img.hidden && !img.getAttribute('src') && img.getClientRects().length === 0;
+  }, null, 'waiting for the viewer page\'s logo to go after Remove', LIVE_MS);
+  const goneMs = Date.now() - removeAt;
+  if (!(await viewer.evaluate(() => window.__sameDocument === true))) fail('the viewer page reloaded');
+  const overlay = await viewer.evaluate(() => !document.getElementById('overlay-image').hidden);
+  if (!overlay) fail('removing the logo also took the offline image off the viewer page');
+  checkNoProblems('after removing the logo');
+  ok(`Remove on the logo ("${said}"): the console says "None", the API none, /logo 404, the viewer page's logo gone ${goneMs} ms after the click; the offline image stays`);
 }
 
 /** Step 6: forged requests from a page on another origin, in the owner's browser context. */
@@ -596,7 +802,7 @@ async function diagnose() {
 function pass() {
   console.log('admin console browser test checked:');
   for (const line of results) console.log(`  - ${line}`);
-  console.log(`  screenshots: ${['admin-desktop.png', 'admin-phone.png', 'admin-viewer.png', 'admin-slowed.png']
+  console.log(`  screenshots: ${['admin-desktop.png', 'admin-phone.png', 'admin-viewer.png', 'admin-viewer-images.png', 'admin-slowed.png']
     .map((f) => path.relative(process.cwd(), path.join(ARTIFACTS, f))).join(', ')}`);
 }
 
