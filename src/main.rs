@@ -19,8 +19,7 @@ use selfcast::ingest::{self, ConnectionLimits, IngestSettings};
 use selfcast::open_files;
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::secrets::{self, Secret};
-use selfcast::settings::chat::ChatValues;
-use selfcast::settings::LiveSettings;
+use selfcast::settings::{FromConfig, LiveSettings};
 use selfcast::sink::{self, SinkStatus};
 use selfcast::store::HlsStore;
 use selfcast::stream_keys::{FirstKey, StreamKeys};
@@ -207,8 +206,7 @@ async fn serve(config: Config, keys: Keys, file_limit: Option<u64>) -> anyhow::R
         .context("cannot set up the chat's history")?;
     let settings = Arc::new(LiveSettings::load(
         &config.server.data_dir,
-        config.page_values(),
-        ChatValues::of_config(&config.chat),
+        FromConfig::of(&config),
     ));
     let chat_config = settings.chat().applied_to(&config.chat);
     let chat = Arc::new(Hub::new(chat_config, chat_users, chat_history)?);
