@@ -160,7 +160,7 @@ impl Default for VideoConfig {
 }
 
 /// One rendition (`[[video.variants]]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantConfig {
     pub name: String,

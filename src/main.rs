@@ -213,7 +213,10 @@ async fn serve(config: Config, keys: Keys, file_limit: Option<u64>) -> anyhow::R
     let fanout_hub = Arc::clone(&chat);
     tokio::spawn(async move { fanout_hub.run_fanout().await });
     let sink = sink::start(&config.storage).await;
-    let mut store = HlsStore::new(config.hls.playlist_segments, config.hls.segment_seconds);
+    // The console's video settings over config.toml's: the ladder applies at each publish, the
+    // segment length and window from this start.
+    let video = settings.video();
+    let mut store = HlsStore::new(video.playlist_segments, video.segment_seconds);
     if let Some(sink) = &sink {
         store = store.with_events(sink.store_events.clone());
     }
@@ -222,8 +225,8 @@ async fn serve(config: Config, keys: Keys, file_limit: Option<u64>) -> anyhow::R
     let pipeline = Arc::new(Pipeline::new(
         Arc::clone(&store),
         Arc::clone(&status),
-        config.hls.segment_seconds,
-        &config.video.variants,
+        video.segment_seconds,
+        &video.ladder(),
     ));
 
     let rtmp_listener = tokio::net::TcpListener::bind(config.rtmp.listen)
