@@ -160,7 +160,7 @@ impl Default for VideoConfig {
 }
 
 /// One rendition (`[[video.variants]]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VariantConfig {
     pub name: String,
@@ -487,24 +487,6 @@ impl Config {
             key: key.to_owned(),
             message,
         };
-        if !(1..=30).contains(&self.hls.segment_seconds) {
-            return Err(invalid(
-                "hls.segment_seconds",
-                format!(
-                    "{} is out of range: use 1 to 30 (2 is usual)",
-                    self.hls.segment_seconds
-                ),
-            ));
-        }
-        if !(3..=100).contains(&self.hls.playlist_segments) {
-            return Err(invalid(
-                "hls.playlist_segments",
-                format!(
-                    "{} is out of range: use 3 to 100 (RFC 8216 asks for at least 3 segments)",
-                    self.hls.playlist_segments
-                ),
-            ));
-        }
         if let Some(key) = &self.rtmp.stream_key {
             if key.len() < 8
                 || !key
@@ -519,7 +501,6 @@ impl Config {
                 ));
             }
         }
-        self.validate_variants(&invalid)?;
         self.validate_http(&invalid)?;
         self.validate_chat(&invalid)?;
         self.validate_storage(&invalid)?;
@@ -555,7 +536,8 @@ impl Config {
 }
 
 impl Config {
-    /// `[page]` and `[chat]`'s live settings, held to the same limits as the console's values.
+    /// `[hls]`, `[[video.variants]]`, `[page]` and `[chat]`: the console's live settings, held
+    /// to the same limits as the console's values.
     fn validate_settings(
         &self,
         invalid: &dyn Fn(&str, String) -> ConfigError,
@@ -564,10 +546,15 @@ impl Config {
         let as_config_error = |section: &str, error: settings::section::FieldError| {
             let key = match (section, error.field.as_str()) {
                 ("page", "streamTitle") => "server.title".to_owned(),
+                ("video", "segmentSeconds") => "hls.segment_seconds".to_owned(),
+                ("video", "playlistSegments") => "hls.playlist_segments".to_owned(),
                 (_, field) => format!("{section}.{}", snake_case(field)),
             };
             invalid(&key, error.message)
         };
+        settings::video::VideoValues::of_config(self)
+            .check()
+            .map_err(|e| as_config_error("video", e))?;
         settings::page::check(&self.page_values()).map_err(|e| as_config_error("page", e))?;
         settings::chat::ChatValues::of_config(&self.chat)
             .check()
@@ -799,114 +786,6 @@ impl Config {
                 "admin.password",
                 format!("{problem}; remove it to have a strong one generated"),
             ));
-        }
-        Ok(())
-    }
-
-    fn validate_variants(
-        &self,
-        invalid: &dyn Fn(&str, String) -> ConfigError,
-    ) -> Result<(), ConfigError> {
-        let variants = &self.video.variants;
-        if variants.is_empty() {
-            return Err(invalid(
-                "video.variants",
-                "list at least one [[video.variants]]".into(),
-            ));
-        }
-        if variants.iter().filter(|v| v.passthrough).count() > 1 {
-            return Err(invalid(
-                "video.variants",
-                "at most one variant can be passthrough".into(),
-            ));
-        }
-        for (index, variant) in variants.iter().enumerate() {
-            let key = |field: &str| format!("video.variants[{index}].{field}");
-            if variant.name.trim().is_empty() {
-                return Err(invalid(
-                    &key("name"),
-                    "give every variant a name, like \"480p\"".into(),
-                ));
-            }
-            if variants[..index]
-                .iter()
-                .any(|other| other.name == variant.name)
-            {
-                return Err(invalid(
-                    &key("name"),
-                    format!("\"{}\" is used twice", variant.name),
-                ));
-            }
-            if variant.cpu_usage_level > 4 {
-                return Err(invalid(
-                    &key("cpu_usage_level"),
-                    format!(
-                        "{} is out of range: 0 (ultrafast) to 4 (fast)",
-                        variant.cpu_usage_level
-                    ),
-                ));
-            }
-            if let Some(kbps) = variant.audio_bitrate_kbps {
-                if !(32..=512).contains(&kbps) {
-                    return Err(invalid(
-                        &key("audio_bitrate_kbps"),
-                        format!("{kbps} is out of range: 32 to 512 (AAC-LC)"),
-                    ));
-                }
-            }
-            if variant.passthrough {
-                for (field, set) in [
-                    ("height", variant.height.is_some()),
-                    ("video_bitrate_kbps", variant.video_bitrate_kbps.is_some()),
-                    ("framerate", variant.framerate.is_some()),
-                ] {
-                    if set {
-                        return Err(invalid(
-                            &key(field),
-                            "a passthrough variant copies the source: remove this key or passthrough".into(),
-                        ));
-                    }
-                }
-                continue;
-            }
-            match variant.height {
-                Some(height) if (64..=4320).contains(&height) => {}
-                Some(height) => {
-                    return Err(invalid(
-                        &key("height"),
-                        format!("{height} is out of range: 64 to 4320"),
-                    ))
-                }
-                None => {
-                    return Err(invalid(
-                        &key("height"),
-                        "missing: set the output height, like 480".into(),
-                    ))
-                }
-            }
-            match variant.video_bitrate_kbps {
-                Some(kbps) if (100..=100_000).contains(&kbps) => {}
-                Some(kbps) => {
-                    return Err(invalid(
-                        &key("video_bitrate_kbps"),
-                        format!("{kbps} is out of range: 100 to 100000"),
-                    ))
-                }
-                None => {
-                    return Err(invalid(
-                        &key("video_bitrate_kbps"),
-                        "missing: set the video bitrate, like 1200".into(),
-                    ))
-                }
-            }
-            if let Some(rate) = variant.framerate {
-                if !(1.0..=120.0).contains(&rate) {
-                    return Err(invalid(
-                        &key("framerate"),
-                        format!("{rate} is out of range: 1 to 120"),
-                    ));
-                }
-            }
         }
         Ok(())
     }
@@ -1264,7 +1143,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("config.toml:4: video.variants[0].height: a passthrough variant"),
+            err.starts_with("config.toml:4: video.variants[0].height: a passthrough rendition"),
             "{err}"
         );
         let err = parse("[[video.variants]]\nname = \"a\"\nheigth = 720\n")

@@ -19,8 +19,7 @@ use selfcast::ingest::{self, ConnectionLimits, IngestSettings};
 use selfcast::open_files;
 use selfcast::pipeline::{Pipeline, StreamStatus};
 use selfcast::secrets::{self, Secret};
-use selfcast::settings::chat::ChatValues;
-use selfcast::settings::LiveSettings;
+use selfcast::settings::{FromConfig, LiveSettings};
 use selfcast::sink::{self, SinkStatus};
 use selfcast::store::HlsStore;
 use selfcast::stream_keys::{FirstKey, StreamKeys};
@@ -207,15 +206,17 @@ async fn serve(config: Config, keys: Keys, file_limit: Option<u64>) -> anyhow::R
         .context("cannot set up the chat's history")?;
     let settings = Arc::new(LiveSettings::load(
         &config.server.data_dir,
-        config.page_values(),
-        ChatValues::of_config(&config.chat),
+        FromConfig::of(&config),
     ));
     let chat_config = settings.chat().applied_to(&config.chat);
     let chat = Arc::new(Hub::new(chat_config, chat_users, chat_history)?);
     let fanout_hub = Arc::clone(&chat);
     tokio::spawn(async move { fanout_hub.run_fanout().await });
     let sink = sink::start(&config.storage).await;
-    let mut store = HlsStore::new(config.hls.playlist_segments, config.hls.segment_seconds);
+    // The console's video settings over config.toml's: the ladder applies at each publish, the
+    // segment length and window from this start.
+    let video = settings.video();
+    let mut store = HlsStore::new(video.playlist_segments, video.segment_seconds);
     if let Some(sink) = &sink {
         store = store.with_events(sink.store_events.clone());
     }
@@ -224,8 +225,8 @@ async fn serve(config: Config, keys: Keys, file_limit: Option<u64>) -> anyhow::R
     let pipeline = Arc::new(Pipeline::new(
         Arc::clone(&store),
         Arc::clone(&status),
-        config.hls.segment_seconds,
-        &config.video.variants,
+        video.segment_seconds,
+        &video.ladder(),
     ));
 
     let rtmp_listener = tokio::net::TcpListener::bind(config.rtmp.listen)

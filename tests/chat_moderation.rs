@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use common::chat::*;
+use common::raw_http::announce_body;
 use common::ws::WsClient;
 use common::{Resp, Server, ServerOptions};
 
@@ -616,14 +617,9 @@ fn garbage_to_the_moderator_endpoints_harms_nothing() {
         );
     }
     // Over 16 KiB: refused before it is read.
-    let huge = json!({ "idArray": [a1], "visible": false, "pad": "x".repeat(17 * 1024) });
-    let r = moderate(
-        &server,
-        "/messagevisibility",
-        Some(&mo.token),
-        &huge.to_string(),
-    );
-    assert_eq!(r.status, 413, "{}", r.text());
+    let path = format!("/api/chat/messagevisibility?accessToken={}", mo.token);
+    let json_type = [("Content-Type", "application/json")];
+    assert_eq!(announce_body(&server, &path, &json_type, 17 * 1024), 413);
     // The admin's own endpoint is bounded the same way.
     let r = admin_post(
         &server,

@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use common::chat::{self, admin_auth, request, request_bytes};
+use common::raw_http::announce_body;
 use common::{http_get, Resp, Server, ServerOptions};
 
 fn start(data_dir: &Path) -> Server {
@@ -57,26 +55,6 @@ fn uploaded(server: &Server, slot: &str, content_type: &str, body: &[u8]) -> ser
         r.text()
     );
     r.json()[slot].clone()
-}
-
-/// An upload that says it is 4 MiB and a byte: refused from its headers, before any body is
-/// sent (the server then closes the connection, so the body is never written).
-fn announce_too_big(server: &Server) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", server.http_port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST /api/admin/images/logo HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {}\r\n\
-         Content-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        admin_auth(),
-        4 * 1024 * 1024 + 1
-    )
-    .unwrap();
-    let mut status_line = String::new();
-    BufReader::new(stream).read_line(&mut status_line).unwrap();
-    status_line.trim_end().to_owned()
 }
 
 fn page_config(server: &Server) -> serde_json::Value {
@@ -154,7 +132,21 @@ fn images_are_checked_served_with_their_type_and_outlive_a_restart() {
         assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
     }
     assert_eq!(upload(&server, "logo", "image/svg+xml", svg).status, 415);
-    assert_eq!(announce_too_big(&server), "HTTP/1.1 413 Payload Too Large");
+    // Refused from its headers (413), before any body is sent.
+    let auth = admin_auth();
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "image/png"),
+    ];
+    assert_eq!(
+        announce_body(
+            &server,
+            "/api/admin/images/logo",
+            &headers,
+            4 * 1024 * 1024 + 1
+        ),
+        413
+    );
     assert_eq!(upload(&server, "banner", "image/png", &png).status, 404);
     // Not the owner, or another site with the owner's credentials.
     let anonymous = request_bytes(

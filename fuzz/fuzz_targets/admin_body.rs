@@ -15,9 +15,7 @@ use selfcast::brute_force::{BruteForceGuard, Policy};
 use selfcast::chat::hub::Hub;
 use selfcast::config::ChatConfig;
 use selfcast::pipeline::{Pipeline, StreamStatus};
-use selfcast::settings::chat::ChatValues;
-use selfcast::settings::page::PageValues;
-use selfcast::settings::LiveSettings;
+use selfcast::settings::{FromConfig, LiveSettings};
 use selfcast::stream_keys::StreamKeys;
 use selfcast::store::HlsStore;
 use selfcast::web::admin::{self, AdminPassword, Sessions};
@@ -78,11 +76,7 @@ fn server() -> &'static Server {
                     .expect("stream keys")
                     .0,
             ),
-            settings: Arc::new(LiveSettings::load(
-                &settings_dir(),
-                PageValues::default(),
-                ChatValues::default(),
-            )),
+            settings: Arc::new(LiveSettings::load(&settings_dir(), FromConfig::default())),
             health: Default::default(),
             static_dir: None::<PathBuf>,
         });

@@ -294,7 +294,7 @@ mod tests {
                     video_bitrate_kbps: Some(1000),
                     ..Default::default()
                 },
-                Segmenter::new(2),
+                std::sync::Arc::new(std::sync::Mutex::new(Segmenter::new(2))),
             )
         };
         let settings = encoder_settings(&variant(480), 1280, 720, 30.0, PLAN);

@@ -22,6 +22,8 @@
 //! - [`ladder`]: the decoder thread; [`encoder_thread`]: a transcoded variant's thread.
 //! - [`variant`]: a [`Variant`] (its [`Segmenter`] outlives the sessions, so a reconnecting
 //!   publisher continues the same playlist, behind a discontinuity) and the session's hold on it.
+//!   The ladder is swapped between sessions ([`Pipeline::set_ladder`]): each session runs the
+//!   renditions in use when it began; rendition N keeps its segmenter across ladders.
 //! - [`status`]: online/offline and what the publisher sends, for `/api/status`.
 //! - [`preview`]: the preview image (`/thumbnail.jpg`), from a keyframe every few seconds.
 //!
@@ -49,7 +51,7 @@ pub use preview::{Preview, PreviewImage};
 pub use status::{StatusSnapshot, StreamStatus};
 pub use variant::{Variant, VariantStats};
 
-use variant::SessionOutput;
+use variant::{SessionOutput, SharedSegmenter};
 
 use crate::config::VariantConfig;
 use crate::hls::Segmenter;
@@ -129,11 +131,64 @@ pub struct Pipeline {
 struct PipelineState {
     store: Arc<HlsStore>,
     status: Arc<StreamStatus>,
-    /// The ladder, in config order; a variant's index is its URL path (`/hls/<index>/`).
-    variants: Vec<Arc<Variant>>,
+    ladder: Mutex<LadderState>,
     segment_seconds: u32,
     slot: Mutex<Slot>,
     preview: Arc<Preview>,
+}
+
+/// The renditions sessions run, in the ladder's order; a variant's index is its URL path
+/// (`/hls/<index>/`).
+struct LadderState {
+    /// The live session's renditions, or, while offline, the next session's.
+    in_use: Arc<[Arc<Variant>]>,
+    /// A ladder set while a session runs another: the next session takes it.
+    next: Option<Vec<VariantConfig>>,
+    /// One segmenter per rendition index ever used ([`variant::SharedSegmenter`]).
+    segmenters: Vec<SharedSegmenter>,
+}
+
+impl LadderState {
+    /// The variants of `ladder`: a rendition that did not change keeps its variant (and its
+    /// counters), every index keeps its segmenter.
+    fn build(&mut self, ladder: &[VariantConfig], segment_seconds: u32) -> Arc<[Arc<Variant>]> {
+        let mut variants = Vec::with_capacity(ladder.len());
+        for (index, config) in ladder.iter().enumerate() {
+            if let Some(same) = self.in_use.get(index).filter(|v| v.config == *config) {
+                variants.push(Arc::clone(same));
+                continue;
+            }
+            if index == self.segmenters.len() {
+                self.segmenters
+                    .push(Arc::new(Mutex::new(Segmenter::new(segment_seconds))));
+            }
+            variants.push(Arc::new(Variant::new(
+                index.to_string(),
+                config.clone(),
+                Arc::clone(&self.segmenters[index]),
+            )));
+        }
+        variants.into()
+    }
+
+    /// Puts `ladder` in use; the renditions it no longer has leave the master playlist.
+    fn install(&mut self, ladder: &[VariantConfig], segment_seconds: u32, store: &HlsStore) {
+        let variants = self.build(ladder, segment_seconds);
+        for gone in self.in_use.iter().skip(variants.len()) {
+            store.withdraw(&gone.id);
+        }
+        self.in_use = variants;
+        self.next = None;
+    }
+}
+
+/// When a new ladder applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LadderChange {
+    /// Offline: in use at once (the next publish runs it).
+    Applied,
+    /// A publish is live with the old one: the next publish runs it.
+    AtNextPublish,
 }
 
 #[derive(Default)]
@@ -178,21 +233,17 @@ impl Pipeline {
             stopped: Some(stopped),
             ..Slot::default()
         };
+        let mut renditions = LadderState {
+            in_use: Arc::new([]),
+            next: None,
+            segmenters: Vec::new(),
+        };
+        renditions.in_use = renditions.build(ladder, segment_seconds);
         Self {
             state: Arc::new(PipelineState {
                 store,
                 status,
-                variants: ladder
-                    .iter()
-                    .enumerate()
-                    .map(|(index, config)| {
-                        Arc::new(Variant::new(
-                            index.to_string(),
-                            config.clone(),
-                            Segmenter::new(segment_seconds),
-                        ))
-                    })
-                    .collect(),
+                ladder: Mutex::new(renditions),
                 segment_seconds,
                 slot: Mutex::new(slot),
                 preview: Arc::default(),
@@ -216,6 +267,14 @@ impl Pipeline {
         }
         let session = slot.next_session;
         slot.next_session += 1;
+        let variants = {
+            let mut ladder = self.state.lock_ladder();
+            if let Some(next) = ladder.next.take() {
+                ladder.install(&next, self.state.segment_seconds, &self.state.store);
+                info!(renditions = next.len(), "this publish runs the new ladder");
+            }
+            Arc::clone(&ladder.in_use)
+        };
         let (events, incoming) = crossbeam_channel::bounded(QUEUE_CAPACITY);
         let stopped = slot.stopped.clone().ok_or(PublishRefused::ShuttingDown)?;
         let predecessor = slot.last_thread.take();
@@ -232,7 +291,7 @@ impl Pipeline {
                     session,
                 );
                 session::run(
-                    &state.variants,
+                    &variants,
                     state.segment_seconds,
                     output,
                     Arc::clone(&state.preview),
@@ -297,9 +356,36 @@ impl Pipeline {
         &self.state.preview
     }
 
-    /// The ladder, in config order.
-    pub fn variants(&self) -> &[Arc<Variant>] {
-        &self.state.variants
+    /// The renditions in use: the live publish's, or, offline, the next one's.
+    pub fn variants(&self) -> Arc<[Arc<Variant>]> {
+        Arc::clone(&self.state.lock_ladder().in_use)
+    }
+
+    /// Whether the live publish runs another ladder than the one set for the next.
+    pub fn ladder_pending(&self) -> bool {
+        self.state.lock_ladder().next.is_some()
+    }
+
+    /// The console's new ladder: in use at once while offline, else from the next publish.
+    pub fn set_ladder(&self, ladder: &[VariantConfig]) -> LadderChange {
+        let slot = self.state.lock_slot();
+        let mut renditions = self.state.lock_ladder();
+        if slot.live.is_some() {
+            let same = renditions.in_use.len() == ladder.len()
+                && renditions
+                    .in_use
+                    .iter()
+                    .zip(ladder)
+                    .all(|(v, c)| v.config == *c);
+            renditions.next = (!same).then(|| ladder.to_vec());
+            return if same {
+                LadderChange::Applied
+            } else {
+                LadderChange::AtNextPublish
+            };
+        }
+        renditions.install(ladder, self.state.segment_seconds, &self.state.store);
+        LadderChange::Applied
     }
 
     /// Stop accepting publishers, finish the live session's last segment and end every
@@ -323,6 +409,13 @@ impl Pipeline {
 }
 
 impl PipelineState {
+    /// Taken after the slot's lock when both are needed.
+    fn lock_ladder(&self) -> MutexGuard<'_, LadderState> {
+        self.ladder
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock_slot(&self) -> MutexGuard<'_, Slot> {
         self.slot
             .lock()

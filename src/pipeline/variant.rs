@@ -1,6 +1,6 @@
 //! One rendition of the ladder as the pipeline runs it. A [`Variant`] (its config, its muxer and
-//! its counters) lives as long as the server: its segmenter carries the variant's playlist
-//! timeline from one publish session to the next. For a session, the thread that runs the
+//! its counters) lives as long as the ladder it is in; its segmenter as long as the server: it
+//! carries the variant's playlist timeline from one publish session to the next. For a session, the thread that runs the
 //! variant holds its [`VariantMuxer`]: the session thread for the passthrough (the source's
 //! packets as they are), the variant's encoder thread otherwise ([`super::encoder_thread`]).
 //! Whatever the muxer makes goes to the store through the session's [`SessionOutput`].
@@ -15,11 +15,15 @@ use crate::store::HlsStore;
 
 use super::status::StreamStatus;
 
+/// A rendition's segmenter, shared by the variants that rendition index has had: its playlist
+/// (`/hls/<index>/`) continues across ladder changes, and its segment numbers never repeat.
+pub type SharedSegmenter = Arc<Mutex<Segmenter>>;
+
 pub struct Variant {
-    /// URL path segment and store key: the variant's index in the config.
+    /// URL path segment and store key: the variant's index in the ladder.
     pub id: String,
     pub config: VariantConfig,
-    segmenter: Mutex<Segmenter>,
+    segmenter: SharedSegmenter,
     pub stats: VariantStats,
     /// Why this session does not encode it (the source is no bigger), if it does not.
     skipped: Mutex<Option<String>>,
@@ -37,11 +41,11 @@ pub struct VariantStats {
 }
 
 impl Variant {
-    pub fn new(id: String, config: VariantConfig, segmenter: Segmenter) -> Self {
+    pub fn new(id: String, config: VariantConfig, segmenter: SharedSegmenter) -> Self {
         Self {
             id,
             config,
-            segmenter: Mutex::new(segmenter),
+            segmenter,
             stats: VariantStats::default(),
             skipped: Mutex::new(None),
         }

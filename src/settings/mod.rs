@@ -9,6 +9,7 @@
 //! | `page` ([`page`]) | title, summary, tags, offline message, social links, custom CSS | at once |
 //! | `chat` ([`chat`]) | on/off, message length, slow mode, max connections, streamer name | at once |
 //! | images ([`images`]) | the logo and the offline image, uploaded files in `data_dir/images/` | at once |
+//! | `video` ([`video`]) | the ladder, segment length, playlist window | at the next publish, or "apply now" |
 //!
 //! Each section is a struct of values ([`section::Section`]: how they are cleaned and checked);
 //! [`section`] keeps the console's values over `config.toml`'s, for every section alike.
@@ -18,6 +19,7 @@ pub mod file;
 pub mod images;
 pub mod page;
 pub mod section;
+pub mod video;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,11 +30,14 @@ use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use bytes::Bytes;
+
+use crate::config::Config;
 use chat::ChatValues;
 use file::{SaveError, SettingsFile};
 use images::{ImageError, PageImage, PageImages, Slot};
 use page::PageValues;
 use section::{FieldError, Overrides, Section, Source};
+use video::VideoValues;
 
 /// What `settings.json` holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -43,6 +48,7 @@ struct Saved {
     revision: u64,
     page: Overrides,
     chat: Overrides,
+    video: Overrides,
 }
 
 /// A section's settings as the console shows them: the values and where each comes from.
@@ -71,47 +77,54 @@ trait Kind: Section {
     fn current_mut(state: &mut State) -> &mut Arc<Self>;
 }
 
-impl Kind for PageValues {
-    const NAME: &'static str = "page";
-    fn config(settings: &LiveSettings) -> &Self {
-        &settings.config_page
-    }
-    fn saved(saved: &Saved) -> &Overrides {
-        &saved.page
-    }
-    fn saved_mut(saved: &mut Saved) -> &mut Overrides {
-        &mut saved.page
-    }
-    fn current(state: &State) -> &Arc<Self> {
-        &state.page
-    }
-    fn current_mut(state: &mut State) -> &mut Arc<Self> {
-        &mut state.page
-    }
+/// A section's [`Kind`]: its name is its field in [`FromConfig`], [`Saved`] and [`State`].
+macro_rules! kind {
+    ($values:ty, $name:ident) => {
+        impl Kind for $values {
+            const NAME: &'static str = stringify!($name);
+            fn config(settings: &LiveSettings) -> &Self {
+                &settings.config.$name
+            }
+            fn saved(saved: &Saved) -> &Overrides {
+                &saved.$name
+            }
+            fn saved_mut(saved: &mut Saved) -> &mut Overrides {
+                &mut saved.$name
+            }
+            fn current(state: &State) -> &Arc<Self> {
+                &state.$name
+            }
+            fn current_mut(state: &mut State) -> &mut Arc<Self> {
+                &mut state.$name
+            }
+        }
+    };
 }
 
-impl Kind for ChatValues {
-    const NAME: &'static str = "chat";
-    fn config(settings: &LiveSettings) -> &Self {
-        &settings.config_chat
-    }
-    fn saved(saved: &Saved) -> &Overrides {
-        &saved.chat
-    }
-    fn saved_mut(saved: &mut Saved) -> &mut Overrides {
-        &mut saved.chat
-    }
-    fn current(state: &State) -> &Arc<Self> {
-        &state.chat
-    }
-    fn current_mut(state: &mut State) -> &mut Arc<Self> {
-        &mut state.chat
+kind!(PageValues, page);
+kind!(ChatValues, chat);
+kind!(VideoValues, video);
+
+/// `config.toml`'s values of every section: the first values, under the console's.
+#[derive(Debug, Clone, Default)]
+pub struct FromConfig {
+    pub page: PageValues,
+    pub chat: ChatValues,
+    pub video: VideoValues,
+}
+
+impl FromConfig {
+    pub fn of(config: &Config) -> Self {
+        FromConfig {
+            page: config.page_values(),
+            chat: ChatValues::of_config(&config.chat),
+            video: VideoValues::of_config(config),
+        }
     }
 }
 
 pub struct LiveSettings {
-    config_page: PageValues,
-    config_chat: ChatValues,
+    config: FromConfig,
     file: SettingsFile,
     images: PageImages,
     /// What was wrong with the file at start-up, for the console.
@@ -124,27 +137,28 @@ struct State {
     /// Each section's overrides applied to its `config_*` values.
     page: Arc<PageValues>,
     chat: Arc<ChatValues>,
+    video: Arc<VideoValues>,
 }
 
 impl LiveSettings {
     /// The settings in `data_dir` over `config.toml`'s; problems with the file are logged (and
     /// kept for the console), never fatal: a section whose saved values do not fit is left
     /// at `config.toml`'s until it is saved again.
-    pub fn load(data_dir: &Path, config_page: PageValues, config_chat: ChatValues) -> Self {
+    pub fn load(data_dir: &Path, config: FromConfig) -> Self {
         let file = SettingsFile::in_dir(data_dir);
         let loaded = file.load::<Saved>();
         let mut problems = loaded.problems;
         let mut saved = loaded.contents.unwrap_or_default();
-        let page = in_force(&mut saved.page, &config_page, &mut problems, file.path());
-        let chat = in_force(&mut saved.chat, &config_chat, &mut problems, file.path());
+        let page = in_force(&mut saved.page, &config.page, &mut problems, file.path());
+        let chat = in_force(&mut saved.chat, &config.chat, &mut problems, file.path());
+        let video = in_force(&mut saved.video, &config.video, &mut problems, file.path());
         let (images, image_problems) = PageImages::load(data_dir);
         problems.extend(image_problems);
         for problem in &problems {
             warn!("settings: {problem}");
         }
         Self {
-            config_page,
-            config_chat,
+            config,
             file,
             images,
             problems,
@@ -152,6 +166,7 @@ impl LiveSettings {
                 saved,
                 page: Arc::new(page),
                 chat: Arc::new(chat),
+                video: Arc::new(video),
             }),
         }
     }
@@ -176,6 +191,16 @@ impl LiveSettings {
         self.view()
     }
 
+    /// The video values now (what the next publish uses).
+    pub fn video(&self) -> Arc<VideoValues> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&state.video)
+    }
+
+    pub fn video_view(&self) -> View<VideoValues> {
+        self.view()
+    }
+
     /// Applies `patch` to the page and saves it: all of it, or (on a bad value or a failed
     /// save) none.
     pub fn change_page(&self, patch: Map<String, Value>) -> Result<View<PageValues>, ChangeError> {
@@ -184,6 +209,14 @@ impl LiveSettings {
 
     /// The same for the chat's settings; the caller hands the new values to the chat.
     pub fn change_chat(&self, patch: Map<String, Value>) -> Result<View<ChatValues>, ChangeError> {
+        self.change(patch)
+    }
+
+    /// The same for the video settings; the caller hands them to the pipeline.
+    pub fn change_video(
+        &self,
+        patch: Map<String, Value>,
+    ) -> Result<View<VideoValues>, ChangeError> {
         self.change(patch)
     }
 
@@ -301,7 +334,13 @@ mod tests {
             stream_title: "Config title".into(),
             ..PageValues::default()
         };
-        LiveSettings::load(dir, page, ChatValues::default())
+        LiveSettings::load(
+            dir,
+            FromConfig {
+                page,
+                ..FromConfig::default()
+            },
+        )
     }
 
     fn patch(json: &str) -> Map<String, Value> {

@@ -159,7 +159,11 @@ mod tests {
 
     #[test]
     fn a_served_variant_has_one_id() {
-        let variant = Variant::new("1".into(), VariantConfig::default(), Segmenter::new(2));
+        let variant = Variant::new(
+            "1".into(),
+            VariantConfig::default(),
+            std::sync::Arc::new(std::sync::Mutex::new(Segmenter::new(2))),
+        );
         let served = VariantSummary {
             id: "1".into(),
             width: 854,

@@ -1,8 +1,9 @@
 //! A raw HTTP/1.1 client for the tests that need what ureq does not give: a request from a
 //! chosen loopback address (127.0.0.1, 127.0.0.2...: two "addresses" side by side), and exactly
-//! the headers a browser would send (`Origin`, `Sec-Fetch-Site`, `Cookie`), nothing more.
+//! the headers a browser would send (`Origin`, `Sec-Fetch-Site`, `Cookie`), nothing more; and a
+//! body announced but never sent ([`announce_body`]).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -64,6 +65,38 @@ pub fn connect_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
     stream
+}
+
+/// A `POST` that says (`Content-Length`) it carries `length` bytes and sends none: the status of
+/// the answer, for a body the server must refuse from its headers (413). Sending such a body
+/// instead races the server, which answers and closes while it is still written (a broken
+/// pipe, now and then).
+pub fn announce_body(server: &Server, path: &str, headers: &[(&str, &str)], length: usize) -> u16 {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, server.http_port))
+        .unwrap_or_else(|e| panic!("connect for POST {path}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {length}\r\n",
+        server.http_port
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .unwrap_or_else(|e| panic!("POST {path}: sending: {e}"));
+    let mut status_line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut status_line)
+        .unwrap_or_else(|e| panic!("POST {path}: reading the answer: {e}"));
+    status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("POST {path}: no status line in {status_line:?}"))
 }
 
 /// One request (`Connection: close`) from `from`, the answer read to its end.

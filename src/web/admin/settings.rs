@@ -14,8 +14,10 @@ use warp::Filter;
 use super::account::field_error;
 use super::images::ImagesJson;
 use super::{json_body, ok};
+use crate::pipeline::LadderChange;
 use crate::settings::chat::ChatValues;
 use crate::settings::page::PageValues;
+use crate::settings::video::VideoValues;
 use crate::settings::{ChangeError, View};
 use crate::web::chat::error;
 use crate::web::Routes;
@@ -25,9 +27,13 @@ use crate::web::WebState;
 const MAX_BODY: u64 = 256 * 1024;
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct SettingsJson<'a> {
     page: View<PageValues>,
     chat: View<ChatValues>,
+    video: View<VideoValues>,
+    /// The live publish runs another ladder than `video`'s: the next publish runs that one.
+    video_pending: bool,
     images: ImagesJson,
     problems: &'a [String],
 }
@@ -41,6 +47,8 @@ pub fn routes(state: Arc<WebState>) -> Routes {
             ok(SettingsJson {
                 page: state.settings.page_view(),
                 chat: state.settings.chat_view(),
+                video: state.settings.video_view(),
+                video_pending: state.pipeline.ladder_pending(),
                 images: ImagesJson::of(&state),
                 problems: state.settings.problems(),
             })
@@ -53,13 +61,26 @@ pub fn routes(state: Arc<WebState>) -> Routes {
             Err(response) => response,
         });
     let chat = warp::path!("settings" / "chat")
-        .and(with_state)
+        .and(with_state.clone())
         .and(json_body(MAX_BODY))
         .map(|state: Arc<WebState>, body: Bytes| match object(&body) {
             Ok(patch) => change_chat(&state, patch),
             Err(response) => response,
         });
-    all.or(page).unify().or(chat).unify().boxed()
+    let video = warp::path!("settings" / "video")
+        .and(with_state)
+        .and(json_body(MAX_BODY))
+        .map(|state: Arc<WebState>, body: Bytes| match object(&body) {
+            Ok(patch) => change_video(&state, patch),
+            Err(response) => response,
+        });
+    all.or(page)
+        .unify()
+        .or(chat)
+        .unify()
+        .or(video)
+        .unify()
+        .boxed()
 }
 
 /// Changes the chat's settings and hands the new values to the chat (for the console's form
@@ -73,6 +94,22 @@ pub fn change_chat(state: &WebState, patch: Map<String, Value>) -> warp::reply::
         }
     }
     answer("chat", changed)
+}
+
+/// Changes the video settings and hands the ladder to the pipeline: in use at once while
+/// offline, else from the next publish (`"pending": true`).
+fn change_video(state: &WebState, patch: Map<String, Value>) -> warp::reply::Response {
+    match state.settings.change_video(patch) {
+        Ok(view) => {
+            let change = state.pipeline.set_ladder(&view.values.ladder());
+            ok(serde_json::json!({
+                "success": true,
+                "video": view,
+                "pending": change == LadderChange::AtNextPublish,
+            }))
+        }
+        Err(e) => answer::<VideoValues>("video", Err(e)),
+    }
 }
 
 /// `{"success": true, "<section>": {values, sources}}`, or the field at fault.
