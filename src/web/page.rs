@@ -71,13 +71,8 @@ pub fn routes(state: Arc<WebState>) -> Routes {
                     .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 return response;
             };
-            let mut response = warp::reply::Response::new(image.jpeg.into());
-            let headers = response.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
             // A new one comes every few seconds while live.
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=5"));
-            headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-            response
+            image_response(image.jpeg, "image/jpeg", "public, max-age=5")
         })
     };
     let logo = image(Arc::clone(&state), Slot::Logo);
@@ -122,19 +117,26 @@ fn image(state: Arc<WebState>, slot: Slot) -> Routes {
                 return warp::reply::with_status("no such image", StatusCode::NOT_FOUND)
                     .into_response();
             };
-            let mut response = warp::reply::Response::new(image.bytes.clone().into());
-            let headers = response.headers_mut();
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(image.still.format.content_type()),
-            );
             // The page asks for ?v=<version>, new for every new image.
-            headers.insert(
-                CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            );
-            headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-            response
+            image_response(
+                image.bytes.clone(),
+                image.still.format.content_type(),
+                "public, max-age=300",
+            )
         })
         .boxed()
+}
+
+/// An image any site may load (link previews, embeds), with its type and how long to keep it.
+fn image_response(
+    bytes: bytes::Bytes,
+    content_type: &'static str,
+    cache_control: &'static str,
+) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(bytes.into());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    response
 }
