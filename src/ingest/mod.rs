@@ -3,6 +3,7 @@
 //! ```text
 //! serve (this file)        accept loop (Listener): slots, one task per connection, shutdown
 //!  ├─ slots.rs             who holds the connection slots, who is closed to make room
+//!  ├─ first_bytes.rs       TCP_DEFER_ACCEPT; has an accepted socket sent RTMP's version byte
 //!  └─ connection.rs        one socket: handshake, reads/writes, deadlines, closing
 //!      └─ session.rs       rml_rtmp ServerSession: app and stream key checks, play refused,
 //!          │               owns the pipeline Publisher while publishing
@@ -40,6 +41,7 @@
 mod auth;
 mod clock;
 mod connection;
+mod first_bytes;
 mod publish;
 mod session;
 mod slots;
@@ -64,7 +66,7 @@ use crate::panics;
 use crate::pipeline::Pipeline;
 use crate::stream_keys::StreamKeys;
 pub use slots::ConnectionLimits;
-use slots::{AllPublishing, ConnectionTable, ProgressCell};
+use slots::{AllPublishing, ConnectionTable, Progress, ProgressCell};
 
 /// On shutdown, how long connections get to wind down before they are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -158,6 +160,9 @@ pub async fn serve(
             "RTMP ingest listening"
         );
     }
+    if let Err(e) = first_bytes::defer_accept(&listener, connection::HANDSHAKE_TIMEOUT) {
+        warn!("RTMP sockets reach the server before they speak (TCP_DEFER_ACCEPT: {e})");
+    }
     let (stop, _) = watch::channel(false);
     let listener = Listener {
         listener,
@@ -245,7 +250,11 @@ impl Listener {
         }
         // Small control messages (connect/publish answers) should not wait for Nagle.
         let _ = socket.set_nodelay(true);
-        let progress = ProgressCell::default();
+        let progress = ProgressCell::new(if first_bytes::has_spoken(&socket) {
+            Progress::Spoke
+        } else {
+            Progress::Connected
+        });
         let task = handle_connection(
             socket,
             peer,

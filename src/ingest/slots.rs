@@ -13,12 +13,15 @@
 //! - In all there are at most [`ConnectionLimits::max_connections`]: over that, the weakest
 //!   stranger of the address holding the most strangers goes.
 //! - "Weakest" is the one that got least far ([`Progress`]: a socket that has sent nothing
-//!   before one that sent the handshake's first packet, before one that completed the
-//!   handshake), then the oldest.
+//!   before one whose first byte (RTMP's version) was waiting when it was accepted, before one
+//!   whose first handshake packet was answered, before one that completed the handshake), then
+//!   the oldest.
 //!
 //! So idle sockets, from one address or many, only ever push each other out: an encoder sends
-//! its first handshake packet as soon as it connects, and from then on silent sockets, however
-//! fast they are reopened, close each other and not it, even from the attacker's own address.
+//! its first handshake packet as soon as it connects (and on Linux the kernel hands over a
+//! connection only once it has: `first_bytes.rs`), so it is ranked above silent sockets from the
+//! moment it is accepted, before its task has even run; silent sockets, however fast they are
+//! reopened, close each other and not it, even from the attacker's own address.
 //! To close it before it publishes, an attacker must open, faster than the encoder's few round
 //! trips, more handshaken connections than `max_connections` from as many addresses (or
 //! `max_per_address` from the encoder's own address). The deadlines in `connection.rs` end
@@ -46,11 +49,13 @@ pub struct ConnectionLimits {
 #[repr(u8)]
 pub(super) enum Progress {
     Connected = 0,
-    /// Sent a well-formed first handshake packet (C0 and C1).
-    Greeted = 1,
-    Handshaken = 2,
+    /// Its first byte, RTMP's version, was waiting when it was accepted (set by the accept loop).
+    Spoke = 1,
+    /// Sent a well-formed first handshake packet (C0 and C1), answered.
+    Greeted = 2,
+    Handshaken = 3,
     /// Publishing with the right stream key: never closed to make room.
-    Publishing = 3,
+    Publishing = 4,
 }
 
 /// A connection's [`Progress`], set by its task and read by the accept loop.
@@ -58,6 +63,10 @@ pub(super) enum Progress {
 pub(super) struct ProgressCell(Arc<AtomicU8>);
 
 impl ProgressCell {
+    pub(super) fn new(progress: Progress) -> Self {
+        ProgressCell(Arc::new(AtomicU8::new(progress as u8)))
+    }
+
     pub(super) fn set(&self, progress: Progress) {
         self.0.store(progress as u8, Ordering::Relaxed);
     }
@@ -65,8 +74,9 @@ impl ProgressCell {
     fn get(&self) -> Progress {
         match self.0.load(Ordering::Relaxed) {
             0 => Progress::Connected,
-            1 => Progress::Greeted,
-            2 => Progress::Handshaken,
+            1 => Progress::Spoke,
+            2 => Progress::Greeted,
+            3 => Progress::Handshaken,
             _ => Progress::Publishing,
         }
     }
@@ -228,6 +238,13 @@ mod tests {
             (id, evicted.into_iter().map(|e| e.handle).collect())
         }
 
+        /// Lets in a connection whose first byte was waiting at accept (see `first_bytes.rs`).
+        fn connect_spoken(&mut self, peer: &str) -> (u32, Vec<u32>) {
+            let (id, closed) = self.connect(peer);
+            self.set(id, Progress::Spoke);
+            (id, closed)
+        }
+
         fn set(&self, id: u32, progress: Progress) {
             self.progress[&id].set(progress);
         }
@@ -318,6 +335,27 @@ mod tests {
             silent.push(new);
         }
         // Among greeted ones, the oldest goes first, as among silent ones.
+        for &id in &silent {
+            h.set(id, Progress::Greeted);
+        }
+        let (_, closed) = h.connect("127.0.0.1");
+        assert_eq!(closed, [streamer]);
+    }
+
+    /// The race CI lost: the encoder's task has not run yet (nothing answered), and silent
+    /// sockets from its own address are accepted in a burst behind it. Its version byte was
+    /// waiting at accept, so they close each other, however many come.
+    #[test]
+    fn a_socket_that_spoke_before_its_task_ran_outlives_a_burst_of_silent_ones() {
+        let mut h = Harness::new(32, 4);
+        let mut silent: Vec<u32> = (0..3).map(|_| h.connect("127.0.0.1").0).collect();
+        let (streamer, _) = h.connect_spoken("127.0.0.1");
+        for _ in 0..200 {
+            let (new, closed) = h.connect("127.0.0.1");
+            assert_eq!(closed, [silent.remove(0)]);
+            silent.push(new);
+        }
+        // Ranked below a greeting: once the others are answered, it goes first of them.
         for &id in &silent {
             h.set(id, Progress::Greeted);
         }
