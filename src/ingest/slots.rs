@@ -238,13 +238,6 @@ mod tests {
             (id, evicted.into_iter().map(|e| e.handle).collect())
         }
 
-        /// Lets in a connection whose first byte was waiting at accept (see `first_bytes.rs`).
-        fn connect_spoken(&mut self, peer: &str) -> (u32, Vec<u32>) {
-            let (id, closed) = self.connect(peer);
-            self.set(id, Progress::Spoke);
-            (id, closed)
-        }
-
         fn set(&self, id: u32, progress: Progress) {
             self.progress[&id].set(progress);
         }
@@ -321,20 +314,19 @@ mod tests {
         }
     }
 
-    /// The encoder's own address, its cap reached again and again by silent sockets reopened
-    /// faster than its handshake completes: once it has sent C0 and C1, they close each other.
-    #[test]
-    fn a_greeting_outranks_silent_sockets_from_the_same_address() {
+    /// The encoder's own address at its cap (4): three silent sockets and the encoder, which
+    /// got as far as `encoder`; `reconnects` silent newcomers close each other, never it. Once
+    /// the others are greeted, it (the oldest) is the first of them to go.
+    fn encoder_outlives_silent_reconnects(encoder: Progress, reconnects: usize) {
         let mut h = Harness::new(32, 4);
         let mut silent: Vec<u32> = (0..3).map(|_| h.connect("127.0.0.1").0).collect();
         let (streamer, _) = h.connect("127.0.0.1");
-        h.set(streamer, Progress::Greeted);
-        for _ in 0..50 {
+        h.set(streamer, encoder);
+        for _ in 0..reconnects {
             let (new, closed) = h.connect("127.0.0.1");
             assert_eq!(closed, [silent.remove(0)]);
             silent.push(new);
         }
-        // Among greeted ones, the oldest goes first, as among silent ones.
         for &id in &silent {
             h.set(id, Progress::Greeted);
         }
@@ -342,25 +334,19 @@ mod tests {
         assert_eq!(closed, [streamer]);
     }
 
+    /// Silent sockets reopened faster than the encoder's handshake completes: once its C0 and
+    /// C1 are answered, they close each other.
+    #[test]
+    fn a_greeting_outranks_silent_sockets_from_the_same_address() {
+        encoder_outlives_silent_reconnects(Progress::Greeted, 50);
+    }
+
     /// The race CI lost: the encoder's task has not run yet (nothing answered), and silent
     /// sockets from its own address are accepted in a burst behind it. Its version byte was
-    /// waiting at accept, so they close each other, however many come.
+    /// waiting at accept (`first_bytes.rs`), so they close each other, however many come.
     #[test]
     fn a_socket_that_spoke_before_its_task_ran_outlives_a_burst_of_silent_ones() {
-        let mut h = Harness::new(32, 4);
-        let mut silent: Vec<u32> = (0..3).map(|_| h.connect("127.0.0.1").0).collect();
-        let (streamer, _) = h.connect_spoken("127.0.0.1");
-        for _ in 0..200 {
-            let (new, closed) = h.connect("127.0.0.1");
-            assert_eq!(closed, [silent.remove(0)]);
-            silent.push(new);
-        }
-        // Ranked below a greeting: once the others are answered, it goes first of them.
-        for &id in &silent {
-            h.set(id, Progress::Greeted);
-        }
-        let (_, closed) = h.connect("127.0.0.1");
-        assert_eq!(closed, [streamer]);
+        encoder_outlives_silent_reconnects(Progress::Spoke, 200);
     }
 
     #[test]
