@@ -126,3 +126,55 @@ fn a_ladder_applies_offline_at_once_and_live_at_the_next_publish() {
     let server = start(data.path());
     assert_eq!(rendition_names(&server), ["source", "360p", "240p"]);
 }
+
+/// "Apply now": a ladder set while live is put in use by restarting the live publish's
+/// pipeline; the same ffmpeg publish goes on, the stream stays online, the new rendition is
+/// encoded at its size, and the kept renditions' playlists continue behind a discontinuity.
+#[test]
+fn apply_now_restarts_the_live_pipeline_with_the_new_ladder() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = start(data.path());
+    let offline = admin_ok(&server, "/publisher/restart", json!({}));
+    assert_eq!(offline["restarted"], false, "nothing live: {offline}");
+
+    let source = json!({"name": "source", "passthrough": true});
+    let (mut publisher, _) = publish_until_served(&server, "12", &["source"]);
+    let set = admin_ok(
+        &server,
+        "/settings/video",
+        json!({"variants": [source, rung("240p", 240)]}),
+    );
+    assert_eq!(set["pending"], true, "{set}");
+
+    let restart = admin_ok(&server, "/publisher/restart", json!({}));
+    assert_eq!(restart["restarted"], true, "{restart}");
+    assert_eq!(admin_get(&server, "/settings")["videoPending"], false);
+    assert_eq!(rendition_names(&server), ["source", "240p"]);
+    // The same publish: online the whole time, and the new rendition is served.
+    let live = poll_until(Duration::from_secs(40), Duration::from_millis(200), || {
+        let status = server.status();
+        assert_eq!(
+            status["online"], true,
+            "went offline during the restart: {status}"
+        );
+        let served = status["variants"]
+            .as_array()?
+            .iter()
+            .any(|v| v["name"] == "240p" && v["segments"].as_u64().is_some_and(|n| n > 0));
+        served.then_some(status)
+    })
+    .unwrap_or_else(|| panic!("240p not served after the restart: {}", server.status()));
+    assert_eq!(height_of(&live, "240p"), 240);
+    let playlist = common::http_get(&server.url("/hls/0/stream.m3u8")).expect("source playlist");
+    assert!(
+        playlist.text().contains("#EXT-X-DISCONTINUITY"),
+        "the source playlist goes on behind a discontinuity:\n{}",
+        playlist.text()
+    );
+    publisher.expect_success(
+        Duration::from_secs(60),
+        "ffmpeg publishing for 12 s, restarted",
+    );
+    server.wait_online(false, Duration::from_secs(30));
+    server.assert_running();
+}

@@ -28,7 +28,10 @@
 //! - [`preview`]: the preview image (`/thumbnail.jpg`), from a keyframe every few seconds.
 //!
 //! Session threads run one after the other: each joins its predecessor before touching the
-//! segmenters.
+//! segmenters. "Apply now" ([`Pipeline::restart_live`]) starts a new session thread under the
+//! live publish: the publisher follows it at its next event, replaying the codec configs and
+//! resuming video at a keyframe; viewers continue behind a discontinuity, the stream stays
+//! online.
 
 mod audio;
 mod encoder_thread;
@@ -76,6 +79,13 @@ pub enum PublishRefused {
 pub struct Publisher {
     session: u64,
     events: LossySender<IngestEvent>,
+    /// The queue of a session thread started by [`Pipeline::restart_live`], to follow.
+    restarted: Receiver<Sender<IngestEvent>>,
+    /// What a restarted session thread is told first.
+    configs: LastConfigs,
+    /// After a restart, until the next video keyframe: earlier frames refer to ones the new
+    /// session never got.
+    awaiting_keyframe: bool,
     pipeline: Arc<PipelineState>,
     /// Becomes `true` when the owner disconnects this publisher ([`Pipeline::disconnect`]).
     disconnect: watch::Receiver<bool>,
@@ -87,9 +97,29 @@ impl Publisher {
     /// never references a frame it did not receive.
     pub fn send(&mut self, event: IngestEvent) {
         self.pipeline.status.saw_input(&event);
+        while let Ok(events) = self.restarted.try_recv() {
+            self.follow(events);
+        }
+        self.configs.remember(&event);
+        if self.awaiting_keyframe && event.is_video() {
+            if !event.is_keyframe() {
+                return;
+            }
+            self.awaiting_keyframe = false;
+        }
         if self.events.send(event) == Sent::Dropped {
             self.pipeline.status.count_dropped();
         }
+    }
+
+    /// From now on events go to a new session thread (the old one ends its segments when its
+    /// queue is dropped here): it gets the codec configs again, and video from a keyframe.
+    fn follow(&mut self, events: Sender<IngestEvent>) {
+        self.events = LossySender::new(events, "ingest → pipeline");
+        for config in self.configs.to_replay() {
+            self.events.send(config);
+        }
+        self.awaiting_keyframe = true;
     }
 
     /// Resolves when the owner disconnects this publisher; ingest then closes its connection.
@@ -110,6 +140,30 @@ impl Drop for Publisher {
             self.pipeline.status.went_offline();
             info!("stream offline");
         }
+    }
+}
+
+/// The latest video and audio configs a publisher sent: a restarted session thread needs them
+/// before the packets.
+#[derive(Default)]
+struct LastConfigs {
+    video: Option<IngestEvent>,
+    audio: Option<IngestEvent>,
+}
+
+impl LastConfigs {
+    fn remember(&mut self, event: &IngestEvent) {
+        match event {
+            IngestEvent::VideoConfig(_) => self.video = Some(event.clone()),
+            IngestEvent::AudioConfig(_) | IngestEvent::OtherAudioConfig(_) => {
+                self.audio = Some(event.clone());
+            }
+            IngestEvent::Packet(_) => {}
+        }
+    }
+
+    fn to_replay(&self) -> impl Iterator<Item = IngestEvent> + '_ {
+        self.video.iter().chain(&self.audio).cloned()
     }
 }
 
@@ -209,6 +263,8 @@ struct LiveSession {
     key_id: String,
     since: SystemTime,
     disconnect: watch::Sender<bool>,
+    /// Hands the publisher the queue of a restarted session thread.
+    restart: Sender<Sender<IngestEvent>>,
 }
 
 /// Who is publishing now, for the console.
@@ -267,60 +323,54 @@ impl Pipeline {
         }
         let session = slot.next_session;
         slot.next_session += 1;
-        let variants = {
-            let mut ladder = self.state.lock_ladder();
-            if let Some(next) = ladder.next.take() {
-                ladder.install(&next, self.state.segment_seconds, &self.state.store);
-                info!(renditions = next.len(), "this publish runs the new ladder");
-            }
-            Arc::clone(&ladder.in_use)
-        };
-        let (events, incoming) = crossbeam_channel::bounded(QUEUE_CAPACITY);
-        let stopped = slot.stopped.clone().ok_or(PublishRefused::ShuttingDown)?;
-        let predecessor = slot.last_thread.take();
-        let state = Arc::clone(&self.state);
-        let thread = std::thread::Builder::new()
-            .name(format!("session-{session}"))
-            .spawn(move || {
-                if let Some(previous) = predecessor {
-                    let _ = previous.join();
-                }
-                let output = SessionOutput::new(
-                    Arc::clone(&state.store),
-                    Arc::clone(&state.status),
-                    session,
-                );
-                session::run(
-                    &variants,
-                    state.segment_seconds,
-                    output,
-                    Arc::clone(&state.preview),
-                    &incoming,
-                    &stopped,
-                );
-            });
-        match thread {
-            Ok(handle) => slot.last_thread = Some(handle),
-            Err(e) => {
-                error!("cannot start a pipeline thread: {e}");
-                return Err(PublishRefused::ShuttingDown);
-            }
-        }
+        let variants = self.state.renditions_for_a_new_session();
+        let events = self
+            .state
+            .start_session_thread(&mut slot, session, variants)?;
         let (disconnect, disconnect_requested) = watch::channel(false);
+        let (restart, restarted) = crossbeam_channel::unbounded();
         slot.live = Some(LiveSession {
             session,
             peer,
             key_id: key_id.to_owned(),
             since: SystemTime::now(),
             disconnect,
+            restart,
         });
         self.state.status.publisher_connected(session);
         Ok(Publisher {
             session,
             events: LossySender::new(events, "ingest → pipeline"),
+            restarted,
+            configs: LastConfigs::default(),
+            awaiting_keyframe: false,
             pipeline: Arc::clone(&self.state),
             disconnect: disconnect_requested,
         })
+    }
+
+    /// "Apply now": the live publish goes on in a new session thread that runs the renditions
+    /// set for the next publish ([`Self::set_ladder`]); the old one ends its segments, viewers
+    /// continue behind a discontinuity and the stream stays online. Returns whether a publish
+    /// was live.
+    pub fn restart_live(&self) -> bool {
+        let mut slot = self.state.lock_slot();
+        let Some(session) = slot.live.as_ref().map(|live| live.session) else {
+            return false;
+        };
+        let variants = self.state.renditions_for_a_new_session();
+        let Ok(events) = self
+            .state
+            .start_session_thread(&mut slot, session, variants)
+        else {
+            return false;
+        };
+        if let Some(live) = &slot.live {
+            info!(peer = %live.peer, "restarting the live publish's pipeline (asked by the admin)");
+            // The publisher takes it at its next event; if it has just gone, so has the thread.
+            let _ = live.restart.send(events);
+        }
+        true
     }
 
     /// The live publisher, if any.
@@ -409,6 +459,61 @@ impl Pipeline {
 }
 
 impl PipelineState {
+    /// The renditions a session starting now runs: a ladder set for the next publish is put in
+    /// use first.
+    fn renditions_for_a_new_session(&self) -> Arc<[Arc<Variant>]> {
+        let mut ladder = self.lock_ladder();
+        if let Some(next) = ladder.next.take() {
+            ladder.install(&next, self.segment_seconds, &self.store);
+            info!(renditions = next.len(), "this session runs the new ladder");
+        }
+        Arc::clone(&ladder.in_use)
+    }
+
+    /// Starts the thread of one session of `session`'s publish, running `variants`, after the
+    /// threads before it; returns its queue.
+    fn start_session_thread(
+        self: &Arc<Self>,
+        slot: &mut Slot,
+        session: u64,
+        variants: Arc<[Arc<Variant>]>,
+    ) -> Result<Sender<IngestEvent>, PublishRefused> {
+        let (events, incoming) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        let stopped = slot.stopped.clone().ok_or(PublishRefused::ShuttingDown)?;
+        let predecessor = slot.last_thread.take();
+        let state = Arc::clone(self);
+        let thread = std::thread::Builder::new()
+            .name(format!("session-{session}"))
+            .spawn(move || {
+                if let Some(previous) = predecessor {
+                    let _ = previous.join();
+                }
+                let output = SessionOutput::new(
+                    Arc::clone(&state.store),
+                    Arc::clone(&state.status),
+                    session,
+                );
+                session::run(
+                    &variants,
+                    state.segment_seconds,
+                    output,
+                    Arc::clone(&state.preview),
+                    &incoming,
+                    &stopped,
+                );
+            });
+        match thread {
+            Ok(handle) => {
+                slot.last_thread = Some(handle);
+                Ok(events)
+            }
+            Err(e) => {
+                error!("cannot start a pipeline thread: {e}");
+                Err(PublishRefused::ShuttingDown)
+            }
+        }
+    }
+
     /// Taken after the slot's lock when both are needed.
     fn lock_ladder(&self) -> MutexGuard<'_, LadderState> {
         self.ladder

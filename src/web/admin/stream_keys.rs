@@ -1,5 +1,6 @@
 //! Stream keys and the publisher under `/api/admin/` ([`crate::stream_keys`]): list (each key
-//! masked), reveal one, add, comment, regenerate, revoke, and disconnect the live publisher.
+//! masked), reveal one, add, comment, regenerate, revoke; disconnect the live publisher, or restart
+//! its pipeline with the video settings in force (the console's "Apply now").
 //! Revoking or regenerating the key the live publisher uses disconnects it too: a leaked key is
 //! shut out at once, not at its next reconnect.
 
@@ -148,12 +149,22 @@ pub fn routes(state: Arc<WebState>) -> Routes {
             },
         );
     let disconnect = warp::path!("publisher" / "disconnect")
-        .and(with_state)
+        .and(with_state.clone())
         .and(action())
         .map(
             |state: Arc<WebState>, _: serde_json::Map<String, serde_json::Value>| {
                 let disconnected = state.pipeline.disconnect(None);
                 ok(serde_json::json!({ "success": true, "disconnected": disconnected }))
+            },
+        );
+    // "Apply now": the live publish restarts its pipeline with the video settings in force.
+    let restart = warp::path!("publisher" / "restart")
+        .and(with_state)
+        .and(action())
+        .map(
+            |state: Arc<WebState>, _: serde_json::Map<String, serde_json::Value>| {
+                let restarted = state.pipeline.restart_live();
+                ok(serde_json::json!({ "success": true, "restarted": restarted }))
             },
         );
     list.or(reveal)
@@ -167,6 +178,8 @@ pub fn routes(state: Arc<WebState>) -> Routes {
         .or(revoke)
         .unify()
         .or(disconnect)
+        .unify()
+        .or(restart)
         .unify()
         .boxed()
 }
