@@ -355,7 +355,11 @@ impl Pipeline {
     /// was live.
     pub fn restart_live(&self) -> bool {
         let mut slot = self.state.lock_slot();
-        let Some(session) = slot.live.as_ref().map(|live| live.session) else {
+        let Some((session, peer, restart)) = slot
+            .live
+            .as_ref()
+            .map(|live| (live.session, live.peer, live.restart.clone()))
+        else {
             return false;
         };
         let variants = self.state.renditions_for_a_new_session();
@@ -365,11 +369,9 @@ impl Pipeline {
         else {
             return false;
         };
-        if let Some(live) = &slot.live {
-            info!(peer = %live.peer, "restarting the live publish's pipeline (asked by the admin)");
-            // The publisher takes it at its next event; if it has just gone, so has the thread.
-            let _ = live.restart.send(events);
-        }
+        info!(%peer, "restarting the live publish's pipeline (asked by the admin)");
+        // The publisher takes it at its next event; if it has just gone, so has the thread.
+        let _ = restart.send(events);
         true
     }
 
